@@ -1,0 +1,10 @@
+/**
+ * Linear operators: Joseph projector (WGSL), Gaussian resolution model, operator algebra and the
+ * plain-TypeScript reference projector.
+ *
+ * @module
+ */
+export * from "./operator.ts";
+export * from "./joseph.ts";
+export * from "./gaussian.ts";
+export * from "./reference.ts";

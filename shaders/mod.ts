@@ -1,0 +1,21 @@
+/**
+ * The WGSL kernel families, imported as text so that no file-read permission is needed at run
+ * time (recipes run with read access to their inputs only).
+ *
+ * @module
+ */
+import elementwise from "./elementwise.wgsl" with { type: "text" };
+import gaussian from "./gaussian.wgsl" with { type: "text" };
+import joseph from "./joseph.wgsl" with { type: "text" };
+import reduce from "./reduce.wgsl" with { type: "text" };
+
+/** WGSL source of every kernel family, by name. */
+export const SHADERS = {
+  elementwise,
+  gaussian,
+  joseph,
+  reduce,
+} as const;
+
+/** Name of a kernel family in `shaders/`. */
+export type ShaderName = keyof typeof SHADERS;
