@@ -67,3 +67,10 @@ fn exp_scaled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let i = idx(gid, nwg);
   if (i < params.n) { out[i] = exp(params.a * x[i]); }
 }
+
+// out = a * out (in place; a buffer cannot be bound both read-only and writable in one dispatch)
+@compute @workgroup_size(64)
+fn scale_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = idx(gid, nwg);
+  if (i < params.n) { out[i] = params.a * out[i]; }
+}

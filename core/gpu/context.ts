@@ -239,11 +239,24 @@ export class GpuContext {
   #modules = new Map<string, GPUShaderModule>();
   #uniforms = new Map<string, GPUBuffer>();
   #lost: string | null = null;
+  #errors: string[] = [];
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterReport) {
     device.lost.then((info) => {
       this.#lost = `${info.reason}: ${info.message}`;
     });
+    // Validation errors are otherwise silent: keep them and raise at the next read-back.
+    device.addEventListener("uncapturederror", (ev) => {
+      this.#errors.push((ev as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  /** Throws if WebGPU reported a validation or out-of-memory error since the last check. */
+  checkErrors(): void {
+    if (this.#errors.length) {
+      const msgs = this.#errors.splice(0);
+      throw new Error(`WebGPU reported ${msgs.length} error(s): ${msgs.slice(0, 3).join(" | ")}`);
+    }
   }
 
   /** Acquires an adapter and device. Throws {@linkcode GpuUnavailableError} with install advice. */
@@ -396,12 +409,14 @@ export class GpuContext {
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
+    this.checkErrors();
     return out;
   }
 
   /** Waits until all submitted work has finished (for timing). */
   async finish(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();
+    this.checkErrors();
   }
 
   /** Releases the device. */

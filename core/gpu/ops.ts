@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type GpuArray, type GpuContext, type KernelRecorder } from "./context.ts";
+import type { GpuArray, GpuContext, KernelRecorder } from "./context.ts";
 
 /** Packs a uniform block of `{n: u32, a, b, c: f32}` as used by `elementwise.wgsl`. */
 function ewParams(ctx: GpuContext, n: number, a = 0, b = 0, c = 0): GPUBuffer {
@@ -33,10 +33,14 @@ export function fill(rec: KernelRecorder, out: GpuArray, value: number): void {
   rec.dispatch1d("elementwise", "fill", [ewParams(rec.ctx, n, value), out], n);
 }
 
-/** out = a · x */
+/** out = a · x (x may be `out` itself). */
 export function scale(rec: KernelRecorder, out: GpuArray, x: GpuArray, a: number): void {
   const n = sameLength("scale", out, x);
-  rec.dispatch1d("elementwise", "scale", [ewParams(rec.ctx, n, a), out, x], n);
+  if (x === out || x.buffer === out.buffer) {
+    rec.dispatch1d("elementwise", "scale_inplace", [ewParams(rec.ctx, n, a), out], n);
+  } else {
+    rec.dispatch1d("elementwise", "scale", [ewParams(rec.ctx, n, a), out, x], n);
+  }
 }
 
 /** out = a · x + b · y */

@@ -1,0 +1,58 @@
+/** Shared test helpers: small geometries and numeric comparisons. */
+import { ok } from "node:assert/strict";
+import { RingScanner } from "../core/geometry/scanner.ts";
+import { centredGrid, type ImageGrid } from "../core/geometry/grid.ts";
+
+/** Asserts |a − b| ≤ tol · max(1, |b|). */
+export function assertClose(a: number, b: number, tol: number, what = "value"): void {
+  ok(
+    Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)),
+    `${what}: ${a} differs from ${b} by more than ${tol} (relative)`,
+  );
+}
+
+/** Max |a − b| over two arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  ok(a.length === b.length, `length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Max |x|. */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** A small single-ring scanner for fast tests (64 crystals, 33 radial bins, radius 60 mm). */
+export function smallScanner(rings = 1, maxRingDifference = 0): RingScanner {
+  return new RingScanner({
+    name: "test ring",
+    radiusMm: 60,
+    crystalsPerRing: 64,
+    rings,
+    ringSpacingMm: 4,
+    radialBins: 33,
+    maxRingDifference,
+  });
+}
+
+/** A 24×24×nz grid of 3 mm voxels (z voxel = ring spacing), centred. */
+export function smallGrid(nz = 1, voxelZ = 4): ImageGrid {
+  return centredGrid([24, 24, nz], [3, 3, voxelZ]);
+}
+
+/** Deterministic pseudo-random floats in [0, 1). */
+export function randomArray(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  });
+}
