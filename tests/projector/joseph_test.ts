@@ -31,11 +31,14 @@ function randomLors(n: number, seed: number) {
   return lorSet(start, end);
 }
 
-/** Edge cases: axis-parallel along x, y, z; a miss; a zero-length LOR; one ending inside. */
+/**
+ * Edge cases: axis-parallel along x, y, z; a miss; a zero-length LOR; one ending inside; one
+ * parallel to y up to rounding (1e-13 mm drift: huge clipping parameters in the kernel).
+ */
 function edgeLors() {
   return lorSet(
-    [-100, 1.5, 0, 2, -100, 0, 1, 1, -50, 100, 100, 0, 3, 3, 0, 0, 0, 0],
-    [100, 1.5, 0, 2, 100, 0, 1, 1, 50, 120, 100, 0, 3, 3, 0, 100, 7, 1],
+    [-100, 1.5, 0, 2, -100, 0, 1, 1, -50, 100, 100, 0, 3, 3, 0, 0, 0, 0, -6e-14, -330, 0],
+    [100, 1.5, 0, 2, 100, 0, 1, 1, 50, 120, 100, 0, 3, 3, 0, 100, 7, 1, 2e-14, 330, 0],
   );
 }
 
@@ -120,6 +123,9 @@ Deno.test("zero in gives zero out, and LORs that miss or have zero length give 0
   assert(fw[0] > 0 && fw[1] > 0 && fw[2] > 0, "axis-parallel rays must see the image");
   // a LOR that ends inside the image sees only the part up to its end
   assert(fw[5] > 0 && fw[5] < fw[0], `partial LOR ${fw[5]} vs full ${fw[0]}`);
+  // x = 0 lies between voxel centres: half of each neighbouring column, 8 planes of 2 mm, 4 z
+  // slices of 3 mm with the ray at z = 0 between slices 1 and 2
+  assertClose(fw[6], 16, 1e-5, "near-axis-parallel ray");
   P.destroy();
 });
 

@@ -1,0 +1,156 @@
+/**
+ * Joseph projector benchmark: WGSL on the current adapter beside the plain-TypeScript reference.
+ *
+ *   deno task bench                 # table for people
+ *   deno task bench --json          # one JSON object per case
+ *   deno task bench --cases 2d,stack3
+ *
+ * Cases (from issue 2): `2d` one mMR-like slice (28 896 LORs, 128²), `stack3` three direct
+ * slices (128²×3), `3d` 32 rings, max ring difference 7 (12.25 M LORs, 128²×32).
+ * The 3d TypeScript reference is timed on every 64th LOR and scaled up (marked "extrapolated").
+ *
+ * @module
+ */
+
+import { defaultContext, type GpuContext } from "../core/gpu/context.ts";
+import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
+import type { LorSet } from "../core/geometry/lors.ts";
+import { JosephProjector } from "../core/projector/joseph.ts";
+import { josephBackReference, josephForwardReference } from "../core/projector/reference.ts";
+import type { ImageGrid } from "../core/geometry/grid.ts";
+
+/** One benchmark case. */
+interface Case {
+  name: string;
+  scanner: () => RingScanner;
+  repeats: number;
+  referenceStride: number;
+}
+
+const CASES: Case[] = [
+  { name: "2d", scanner: mmrLike2d, repeats: 20, referenceStride: 1 },
+  {
+    name: "stack3",
+    scanner: () => mmrLike3d({ rings: 3, maxRingDifference: 0 }),
+    repeats: 10,
+    referenceStride: 1,
+  },
+  {
+    name: "3d",
+    scanner: () => mmrLike3d({ rings: 32, maxRingDifference: 7 }),
+    repeats: 1,
+    referenceStride: 64,
+  },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeGpu(ctx: GpuContext, fn: () => void, repeats: number): Promise<number> {
+  fn(); // warm-up (pipeline compilation, first-touch)
+  await ctx.finish();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    fn();
+    await ctx.finish();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+function strided(lors: LorSet, stride: number): LorSet {
+  if (stride === 1) return lors;
+  const count = Math.ceil(lors.count / stride);
+  const e = new Float32Array(6 * count);
+  for (let n = 0; n < count; n++) {
+    e.set(lors.endpoints.subarray(6 * n * stride, 6 * n * stride + 6), 6 * n);
+  }
+  return { count, endpoints: e, shape: [count] };
+}
+
+function timeReference(lors: LorSet, grid: ImageGrid, stride: number) {
+  const sub = strided(lors, stride);
+  const x = new Float32Array(grid.shape[0] * grid.shape[1] * grid.shape[2]).fill(1);
+  const y = new Float32Array(sub.count).fill(1);
+  const t0 = performance.now();
+  josephForwardReference(sub, grid, x);
+  const t1 = performance.now();
+  josephBackReference(sub, grid, y);
+  const t2 = performance.now();
+  return { fwd: (t1 - t0) * stride, back: (t2 - t1) * stride };
+}
+
+/** Runs the projector benchmark and prints a table (or JSON lines with `--json`). */
+export async function main(args: string[]): Promise<void> {
+  const json = args.includes("--json");
+  const ci = args.indexOf("--cases");
+  const wanted = ci >= 0 ? args[ci + 1].split(",") : CASES.map((c) => c.name);
+  const unknown = wanted.filter((w) => !CASES.some((c) => c.name === w));
+  if (unknown.length) {
+    throw new Error(
+      `unknown case(s) ${unknown.join(", ")}; choose from ${CASES.map((c) => c.name).join(", ")}`,
+    );
+  }
+  const ctx = await defaultContext();
+  const rows = [];
+  for (const c of CASES.filter((c) => wanted.includes(c.name))) {
+    const scanner = c.scanner();
+    const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+    const lors = scanner.lors();
+    const P = new JosephProjector(ctx, lors, grid);
+    const x = ctx.array(P.inShape, new Float32Array(P.inShape.reduce((a, b) => a * b)).fill(1));
+    const y = ctx.array(P.outShape);
+    const b = ctx.array(P.inShape);
+    const fwd = await timeGpu(ctx, () => ctx.run((rec) => P.apply(rec, x, y)), c.repeats);
+    const back = await timeGpu(ctx, () => ctx.run((rec) => P.adjoint(rec, y, b)), c.repeats);
+    const pair = await timeGpu(ctx, () =>
+      ctx.run((rec) => {
+        P.apply(rec, x, y);
+        P.adjoint(rec, y, b);
+      }), c.repeats);
+    const ref = timeReference(lors, grid, c.referenceStride);
+    const row = {
+      case: c.name,
+      lors: lors.count,
+      voxels: x.length,
+      fwd_ms: +fwd.toFixed(2),
+      back_ms: +back.toFixed(2),
+      pair_ms: +pair.toFixed(2),
+      ts_fwd_ms: +ref.fwd.toFixed(1),
+      ts_back_ms: +ref.back.toFixed(1),
+      ts_extrapolated: c.referenceStride > 1,
+      adapter: ctx.adapter.description,
+    };
+    rows.push(row);
+    if (json) console.log(JSON.stringify(row));
+    P.destroy();
+    x.destroy();
+    y.destroy();
+    b.destroy();
+  }
+  if (!json) {
+    console.log(
+      `Joseph projector on ${ctx.adapter.description}${
+        ctx.adapter.isFallback ? " (fallback adapter)" : ""
+      }`,
+    );
+    console.table(rows.map((r) => ({
+      case: r.case,
+      LORs: r.lors,
+      voxels: r.voxels,
+      "fwd ms": r.fwd_ms,
+      "back ms": r.back_ms,
+      "pair ms": r.pair_ms,
+      "TS fwd ms": r.ts_fwd_ms + (r.ts_extrapolated ? "*" : ""),
+      "TS back ms": r.ts_back_ms + (r.ts_extrapolated ? "*" : ""),
+    })));
+    if (rows.some((r) => r.ts_extrapolated)) {
+      console.log("* TypeScript reference timed on every 64th LOR and scaled");
+    }
+  }
+}
+
+if (import.meta.main) await main(Deno.args);
