@@ -5,6 +5,7 @@
  * @module
  */
 import elementwise from "./elementwise.wgsl" with { type: "text" };
+import em from "./em.wgsl" with { type: "text" };
 import gaussian from "./gaussian.wgsl" with { type: "text" };
 import joseph from "./joseph.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
@@ -12,6 +13,7 @@ import reduce from "./reduce.wgsl" with { type: "text" };
 /** WGSL source of every kernel family, by name. */
 export const SHADERS = {
   elementwise,
+  em,
   gaussian,
   joseph,
   reduce,
