@@ -1,0 +1,201 @@
+/**
+ * Entry point of the sandboxed child process (`deno run … core/runtime/harness.ts`). Reads a
+ * {@linkcode HarnessSpec} from stdin, creates the WebGPU context and reports its adapter,
+ * imports the recipe, validates its parameters, runs it and reports the outcome as protocol
+ * lines on stdout. Not meant to be imported.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defaultContext } from "../gpu/context.ts";
+import { Rng } from "../sim/rng.ts";
+import {
+  encodeMessage,
+  type HarnessErrorKind,
+  type HarnessMessage,
+  type HarnessSpec,
+  permissionInfo,
+  permissionMessage,
+} from "./protocol.ts";
+import {
+  loadedRecipe,
+  parseParams,
+  type RecipeContext,
+  RecipeInputError,
+  RecipeOutputQuotaError,
+  RecipeParamsError,
+} from "./recipe.ts";
+
+const encoder = new TextEncoder();
+const stdout = Deno.stdout;
+const writeSync = stdout.writeSync.bind(stdout);
+
+function send(msg: HarnessMessage): void {
+  let bytes = encoder.encode(encodeMessage(msg) + "\n");
+  while (bytes.length) bytes = bytes.subarray(writeSync(bytes));
+}
+
+function classify(err: unknown): { kind: HarnessErrorKind; message: string; resource?: string } {
+  const perm = permissionInfo(err);
+  if (perm) {
+    return { kind: "permission", message: permissionMessage(perm), resource: perm.resource };
+  }
+  if (err instanceof RecipeParamsError) return { kind: "params", message: err.message };
+  if (err instanceof RecipeOutputQuotaError) return { kind: "output-quota", message: err.message };
+  if (err instanceof RecipeInputError || err instanceof Deno.errors.NotFound) {
+    return { kind: "input", message: (err as Error).message };
+  }
+  if (err instanceof Error) return { kind: "recipe", message: `${err.name}: ${err.message}` };
+  return { kind: "recipe", message: `recipe threw a non-Error value: ${String(err)}` };
+}
+
+let failed = false;
+function fail(err: unknown): never {
+  if (!failed) {
+    failed = true;
+    const c = classify(err);
+    if (err instanceof Error && err.stack && c.kind === "recipe") console.error(err.stack);
+    send({ t: "error", ...c });
+  }
+  Deno.exit(1);
+}
+
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault();
+  fail(e.reason);
+});
+globalThis.addEventListener("error", (e) => {
+  e.preventDefault();
+  fail(e.error);
+});
+
+function isInside(name: string): boolean {
+  return !name.startsWith("/") && !name.split("/").some((s) => s === ".." || s === "") &&
+    !name.includes("\\");
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(p)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function finder(roots: readonly string[], dir: string | undefined, what: string) {
+  return (name: string): string => {
+    if (dir) return `${dir}/${name}`;
+    const hit = roots.find((r) => r.split("/").pop() === name);
+    if (hit) return hit;
+    throw new RecipeInputError(
+      `no ${what} named "${name}"; the run was given: ${roots.join(", ") || "(none)"}`,
+    );
+  };
+}
+
+async function makeContext(
+  spec: HarnessSpec,
+  params: Record<string, unknown>,
+): Promise<RecipeContext> {
+  let inDir: string | undefined;
+  for (const p of spec.inputs) if (!inDir && await isDir(p)) inDir = p;
+  let modelsDir: string | undefined;
+  for (const p of spec.models) if (!modelsDir && await isDir(p)) modelsDir = p;
+  let written = 0;
+  const inputPath = finder(spec.inputs, inDir, "input");
+  const modelPath = finder(spec.models, modelsDir, "model");
+  const ctx: RecipeContext = {
+    params,
+    inputs: spec.inputs,
+    inDir,
+    models: spec.models,
+    modelsDir,
+    outDir: spec.outDir,
+    seed: spec.seed,
+    log: (message) => console.log(message),
+    progress: (done, total) => send({ t: "progress", done, total }),
+    async writeOutput(name, data) {
+      if (!isInside(name)) {
+        throw new RecipeInputError(
+          `writeOutput: "${name}" must be a relative path inside the output folder (no "..")`,
+        );
+      }
+      if (name === "manifest.json") {
+        throw new RecipeInputError(
+          `writeOutput: "manifest.json" is reserved for the provenance manifest`,
+        );
+      }
+      const bytes = typeof data === "string"
+        ? encoder.encode(data)
+        : data instanceof Uint8Array
+        ? data
+        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (written + bytes.length > spec.maxOutputBytes) {
+        throw new RecipeOutputQuotaError(
+          `output quota exceeded: writing ${name} (${bytes.length} bytes) would bring the outputs to ${
+            written + bytes.length
+          } bytes, the limit is ${spec.maxOutputBytes}`,
+        );
+      }
+      const path = `${spec.outDir}/${name}`;
+      const slash = path.lastIndexOf("/");
+      await Deno.mkdir(path.slice(0, slash), { recursive: true });
+      const tmp = `${path}.petrel-tmp-${crypto.randomUUID().slice(0, 8)}`;
+      await Deno.writeFile(tmp, bytes);
+      await Deno.rename(tmp, path);
+      written += bytes.length;
+      return path;
+    },
+    writeJson(name, value) {
+      return this.writeOutput(name, JSON.stringify(value, null, 2) + "\n");
+    },
+    inputPath,
+    readInput: (name) => Deno.readFile(inputPath(name)),
+    modelPath,
+    gpu: () => defaultContext(),
+    rng: (stream = 0) =>
+      new Rng(stream === 0 ? spec.seed : (spec.seed ^ Math.imul(stream, 0x9e3779b9)) | 0),
+  };
+  return ctx;
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(await new Response(Deno.stdin.readable).text()) as HarnessSpec;
+  if (spec.mode === "run") {
+    // Before the recipe is imported, so that the adapter report cannot be forged by it.
+    const t0 = performance.now();
+    try {
+      const ctx = await defaultContext();
+      send({ t: "adapter", adapter: ctx.adapter, ms: performance.now() - t0 });
+    } catch (e) {
+      send({
+        t: "adapter",
+        adapter: null,
+        error: (e as Error).message,
+        ms: performance.now() - t0,
+      });
+    }
+  }
+  const t1 = performance.now();
+  const mod = await import(new URL(`file://${spec.recipe}`).href);
+  const recipe = loadedRecipe(mod, spec.recipe);
+  send({ t: "imported", ms: performance.now() - t1 });
+  if (spec.mode === "describe") {
+    send({
+      t: "describe",
+      description: recipe.description ?? null,
+      schema: z.toJSONSchema(recipe.params, { io: "input", unrepresentable: "any" }),
+    });
+    Deno.exit(0);
+  }
+  const params = parseParams(recipe.params, spec.params);
+  send({ t: "params", params });
+  const ctx = await makeContext(spec, params);
+  const t2 = performance.now();
+  await recipe.run(ctx);
+  send({ t: "done", ms: performance.now() - t2 });
+  Deno.exit(0);
+}
+
+main().catch(fail);

@@ -1,0 +1,152 @@
+/**
+ * Provenance manifests: what ran (recipe + sha256, parameters, seed), on what (sha256 of every
+ * input and model, adapter, versions), what came out (sha256 of every output) and how long it
+ * took. The sandbox runner writes `manifest.json` into the output folder of every run.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import denoJson from "../../deno.json" with { type: "json" };
+import { sha256File, walkFiles } from "./hash.ts";
+
+/** Name of the manifest file in an output folder (reserved: recipes cannot write it). */
+export const MANIFEST_NAME = "manifest.json";
+
+/** Manifest format identifier. */
+export const MANIFEST_FORMAT = "petrel-manifest/1";
+
+/** One hashed file. */
+export const HashedFileSchema = z.object({
+  /** Absolute path for inputs/models; path relative to the output folder for outputs. */
+  path: z.string(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** A hashed file entry of a manifest. */
+export type HashedFile = z.infer<typeof HashedFileSchema>;
+
+const AdapterSchema = z.object({
+  description: z.string(),
+  vendor: z.string(),
+  architecture: z.string(),
+  isFallback: z.boolean(),
+  limits: z.record(z.string(), z.number()),
+});
+
+/** zod schema of `manifest.json`. */
+export const ManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  recipe: z.object({ path: z.string(), sha256: z.string() }),
+  /** Parameters after validation (defaults filled in); raw ones if validation failed. */
+  params: z.record(z.string(), z.unknown()),
+  seed: z.number(),
+  /** The root paths given to the run (files or folders). */
+  inputRoots: z.array(z.string()),
+  modelRoots: z.array(z.string()),
+  inputs: z.array(HashedFileSchema),
+  models: z.array(HashedFileSchema),
+  outputs: z.array(HashedFileSchema),
+  versions: z.object({
+    petrel: z.string(),
+    deno: z.string(),
+    v8: z.string(),
+    typescript: z.string(),
+    /** Version pinned in petrel's deno.json (used by recipes that run ONNX models). */
+    onnxruntimeWeb: z.string().nullable(),
+  }),
+  adapter: AdapterSchema.nullable(),
+  limits: z.object({
+    timeoutMs: z.number(),
+    memoryMb: z.number(),
+    maxOutputBytes: z.number(),
+  }),
+  timings: z.object({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    totalMs: z.number(),
+    gpuInitMs: z.number().nullable(),
+    importMs: z.number().nullable(),
+    runMs: z.number().nullable(),
+  }),
+  result: z.object({
+    ok: z.boolean(),
+    exitCode: z.number().nullable(),
+    reason: z.string().optional(),
+    error: z.string().optional(),
+  }),
+});
+
+/** Contents of `manifest.json`. */
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** Versions recorded in manifests. */
+export function runtimeVersions(): Manifest["versions"] {
+  const ort = (denoJson.imports as Record<string, string>)["onnxruntime-web"];
+  return {
+    petrel: denoJson.version,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    onnxruntimeWeb: ort ? (/@([^/]+)$/.exec(ort)?.[1] ?? ort) : null,
+  };
+}
+
+/** Hashes every file under each root (files or folders), in a stable order. */
+export async function hashTree(roots: readonly string[]): Promise<HashedFile[]> {
+  const out: HashedFile[] = [];
+  for (const root of roots) {
+    for (const f of await walkFiles(root)) {
+      out.push({ path: f.path, bytes: f.bytes, sha256: await sha256File(f.path) });
+    }
+  }
+  return out;
+}
+
+/** Hashes the outputs of a run (paths relative to `outDir`, the manifest itself excluded). */
+export async function hashOutputs(outDir: string): Promise<HashedFile[]> {
+  const out: HashedFile[] = [];
+  for (const f of await walkFiles(outDir)) {
+    if (f.relative === MANIFEST_NAME || f.relative.includes(".petrel-tmp-")) continue;
+    out.push({ path: f.relative, bytes: f.bytes, sha256: await sha256File(f.path) });
+  }
+  return out;
+}
+
+/** Writes `data` to `path` through a temporary file and a rename (never half-written). */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.petrel-tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+    else await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Writes a manifest (validated) as pretty JSON. */
+export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
+  ManifestSchema.parse(manifest);
+  await writeFileAtomic(path, JSON.stringify(manifest, null, 2) + "\n");
+}
+
+/** Reads and validates a manifest; the error names the file and the first problem. */
+export async function readManifest(path: string): Promise<Manifest> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`cannot read manifest ${path}: ${(e as Error).message}`);
+  }
+  const res = ManifestSchema.safeParse(raw);
+  if (!res.success) {
+    const i = res.error.issues[0];
+    throw new Error(
+      `${path} is not a petrel manifest (${MANIFEST_FORMAT}): ${i.path.join(".")}: ${i.message}`,
+    );
+  }
+  return res.data;
+}

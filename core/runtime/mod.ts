@@ -1,0 +1,11 @@
+/**
+ * Recipes, the permission-limited sandbox runner, provenance manifests and `petrel verify`.
+ *
+ * @module
+ */
+export * from "./recipe.ts";
+export * from "./sandbox.ts";
+export * from "./manifest.ts";
+export * from "./hash.ts";
+export * from "./verify.ts";
+export { PROTOCOL_PREFIX } from "./protocol.ts";

@@ -1,0 +1,191 @@
+/**
+ * `petrel verify`: reruns the recipe of a manifest into a fresh folder and compares the outputs
+ * (bit identity via sha256; for numeric files, the largest absolute and relative difference).
+ *
+ * @module
+ */
+
+import { decodeNifti } from "../io/nifti.ts";
+import { decodeNpy } from "../io/npy.ts";
+import { sha256File } from "./hash.ts";
+import { type Manifest, MANIFEST_NAME, readManifest } from "./manifest.ts";
+import { runSandboxed, type SandboxOptions, type SandboxResult } from "./sandbox.ts";
+
+/** Comparison of one output between the recorded run and the rerun. */
+export interface OutputComparison {
+  /** Path relative to the output folder. */
+  path: string;
+  /** identical: same sha256; different: bytes differ; missing: not produced by the rerun; extra: only in the rerun. */
+  status: "identical" | "different" | "missing" | "extra";
+  /** For different numeric outputs (.nii, .nii.gz, .npy, .f32): the largest |a − b|. */
+  maxAbsDiff?: number;
+  /** maxAbsDiff divided by the largest |a| of the recorded output. */
+  maxRelDiff?: number;
+  /** Number of elements that differ (numeric outputs). */
+  differing?: number;
+  /** Why no numeric comparison was made, if so. */
+  note?: string;
+}
+
+/** What {@linkcode verifyManifest} returns. */
+export interface VerifyReport {
+  manifest: Manifest;
+  /** Folder of the rerun's outputs. */
+  rerunDir: string;
+  rerun: SandboxResult;
+  /** True when the rerun ran on an adapter with the same description, vendor and architecture. */
+  sameAdapter: boolean;
+  /** The recipe file changed since the recorded run. */
+  recipeChanged: boolean;
+  /** Inputs or models whose sha256 changed (or that vanished) since the recorded run. */
+  changedInputs: string[];
+  outputs: OutputComparison[];
+  /** Every recorded output was reproduced bit for bit and nothing extra was written. */
+  bitIdentical: boolean;
+}
+
+/** Options of {@linkcode verifyManifest}. */
+export interface VerifyOptions {
+  /** Where the rerun writes (default: a new temporary folder). */
+  outDir?: string;
+  /** Passed to the sandbox. */
+  onLog?: SandboxOptions["onLog"];
+  onProgress?: SandboxOptions["onProgress"];
+  signal?: AbortSignal;
+}
+
+/** Decodes a numeric output to float values, or null when the format is not numeric. */
+export function numericContents(
+  path: string,
+  bytes: Uint8Array,
+): Float64Array | Float32Array | null {
+  if (/\.nii(\.gz)?$/.test(path)) return decodeNifti(bytes, path).data;
+  if (path.endsWith(".npy")) {
+    const a = decodeNpy(bytes, path);
+    return a.raw instanceof Float64Array ? a.raw : a.data;
+  }
+  if (path.endsWith(".f32") && bytes.byteLength % 4 === 0) {
+    return new Float32Array(bytes.slice().buffer);
+  }
+  return null;
+}
+
+/** Largest absolute/relative difference between two numeric arrays of equal length. */
+export function compareArrays(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+): { maxAbsDiff: number; maxRelDiff: number; differing: number } {
+  let maxAbs = 0;
+  let maxRef = 0;
+  let differing = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    const same = a[i] === b[i] || (Number.isNaN(a[i]) && Number.isNaN(b[i]));
+    if (!same) {
+      differing++;
+      maxAbs = Math.max(maxAbs, Number.isNaN(d) ? Infinity : d);
+    }
+    maxRef = Math.max(maxRef, Math.abs(a[i]));
+  }
+  return { maxAbsDiff: maxAbs, maxRelDiff: maxRef > 0 ? maxAbs / maxRef : maxAbs, differing };
+}
+
+async function changedFiles(recorded: Manifest["inputs"]): Promise<string[]> {
+  const changed: string[] = [];
+  for (const f of recorded) {
+    try {
+      if ((await sha256File(f.path)) !== f.sha256) changed.push(f.path);
+    } catch {
+      changed.push(f.path);
+    }
+  }
+  return changed;
+}
+
+/**
+ * Reruns the run recorded in `manifestPath` (same recipe, inputs, models, parameters, seed and
+ * limits) and compares its outputs with the recorded ones. The recorded output folder (the
+ * manifest's folder) is read to compare numeric outputs element by element.
+ */
+export async function verifyManifest(
+  manifestPath: string,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const manifest = await readManifest(manifestPath);
+  const recordedDir = manifestPath.includes("/")
+    ? manifestPath.slice(0, manifestPath.lastIndexOf("/"))
+    : ".";
+  let recipeChanged = true;
+  try {
+    recipeChanged = (await sha256File(manifest.recipe.path)) !== manifest.recipe.sha256;
+  } catch {
+    // recipe gone: the rerun reports it
+  }
+  const changedInputs = [
+    ...await changedFiles(manifest.inputs),
+    ...await changedFiles(manifest.models),
+  ];
+  const rerunDir = options.outDir ?? await Deno.makeTempDir({ prefix: "petrel-verify-" });
+  const rerun = await runSandboxed({
+    recipe: manifest.recipe.path,
+    inputs: manifest.inputRoots,
+    models: manifest.modelRoots,
+    outDir: rerunDir,
+    params: manifest.params,
+    seed: manifest.seed,
+    timeoutMs: manifest.limits.timeoutMs,
+    memoryMb: manifest.limits.memoryMb,
+    maxOutputBytes: manifest.limits.maxOutputBytes,
+    onLog: options.onLog,
+    onProgress: options.onProgress,
+    signal: options.signal,
+  });
+  let rerunManifest: Manifest | null = null;
+  try {
+    rerunManifest = await readManifest(`${rerunDir}/${MANIFEST_NAME}`);
+  } catch {
+    // the rerun failed before writing a manifest
+  }
+  const a = manifest.adapter;
+  const b = rerunManifest?.adapter ?? null;
+  const sameAdapter = a !== null && b !== null && a.description === b.description &&
+    a.vendor === b.vendor && a.architecture === b.architecture;
+  const outputs: OutputComparison[] = [];
+  const newOutputs = new Map((rerunManifest?.outputs ?? []).map((o) => [o.path, o]));
+  for (const o of manifest.outputs) {
+    const n = newOutputs.get(o.path);
+    newOutputs.delete(o.path);
+    if (!n) {
+      outputs.push({ path: o.path, status: "missing" });
+      continue;
+    }
+    if (n.sha256 === o.sha256) {
+      outputs.push({ path: o.path, status: "identical" });
+      continue;
+    }
+    const cmp: OutputComparison = { path: o.path, status: "different" };
+    try {
+      const before = await Deno.readFile(`${recordedDir}/${o.path}`);
+      const after = await Deno.readFile(`${rerunDir}/${o.path}`);
+      const x = numericContents(o.path, before);
+      const y = numericContents(o.path, after);
+      if (!x || !y) cmp.note = "not a numeric format (.nii, .nii.gz, .npy, .f32): bytes differ";
+      else if (x.length !== y.length) cmp.note = `sizes differ: ${x.length} vs ${y.length} values`;
+      else Object.assign(cmp, compareArrays(x, y));
+    } catch (e) {
+      cmp.note = `could not compare values: ${(e as Error).message}`;
+    }
+    outputs.push(cmp);
+  }
+  for (const p of newOutputs.keys()) outputs.push({ path: p, status: "extra" });
+  return {
+    manifest,
+    rerunDir,
+    rerun,
+    sameAdapter,
+    recipeChanged,
+    changedInputs,
+    outputs,
+    bitIdentical: rerun.ok && outputs.every((o) => o.status === "identical"),
+  };
+}
