@@ -1,0 +1,39 @@
+/**
+ * `petrel serve`: a shared, sandboxed reconstruction server (HTTP API, job queue in SQLite,
+ * web page). See `docs/server.md`.
+ *
+ * @module
+ */
+export { createServer, type PetrelServer, type RunningServer, serve } from "./server.ts";
+export type { ServeOptions } from "./server.ts";
+export {
+  type Limits,
+  loadServerConfig,
+  parseServerConfig,
+  type ServerConfig,
+  type ServerConfigInput,
+  serverConfigSchema,
+  type UserConfig,
+  userLimits,
+} from "./config.ts";
+export { Authenticator, generateToken, hashToken, verifyToken } from "./auth.ts";
+export type { TokenHashAlgorithm } from "./auth.ts";
+export {
+  type JobOutcome,
+  type JobReason,
+  type JobRecord,
+  type JobState,
+  type JobStore,
+  type LogLine,
+  type NewJob,
+  SqliteJobStore,
+} from "./store.ts";
+export {
+  JobEvents,
+  jobOutDir,
+  JobRunner,
+  type JobRunnerOptions,
+  type SandboxRunner,
+} from "./queue.ts";
+export { type AppContext, createHandler, jobView, jsonSubmissionSchema } from "./app.ts";
+export { main as serverMain } from "./main.ts";

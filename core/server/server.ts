@@ -1,0 +1,133 @@
+/**
+ * `petrel serve`: wires the configuration, the SQLite job store, the runner and the HTTP handler,
+ * recovers jobs interrupted by a crash, and listens with `Deno.serve`.
+ *
+ * @module
+ */
+import { createHandler } from "./app.ts";
+import { loadServerConfig, parseServerConfig, type ServerConfig } from "./config.ts";
+import { JobEvents, JobRunner, type SandboxRunner } from "./queue.ts";
+import { runSandboxed } from "./sandbox.ts";
+import { type JobStore, SqliteJobStore } from "./store.ts";
+
+/** Options of {@linkcode createServer} and {@linkcode serve}. */
+export interface ServeOptions {
+  /** The configuration, or the path of its JSON file. */
+  config: ServerConfig | string;
+  /** Overrides `config.hostname`. */
+  hostname?: string;
+  /** Overrides `config.port` (0 = any free port). */
+  port?: number;
+  /** Stops the server when aborted. */
+  signal?: AbortSignal;
+  /** Replaces the sandbox (tests). */
+  runSandboxed?: SandboxRunner;
+  /** Replaces the job store (default: SQLite at `<dataDir>/petrel.db`). */
+  store?: JobStore;
+  /** Called once listening (default: prints the address). */
+  onListen?: (addr: { hostname: string; port: number; url: string }) => void;
+  /** Prints recovery and listening lines (default true). */
+  verbose?: boolean;
+}
+
+/** A server's parts without a socket: call `handler` directly, then `close`. */
+export interface PetrelServer {
+  config: ServerConfig;
+  store: JobStore;
+  runner: JobRunner;
+  events: JobEvents;
+  handler: (req: Request) => Promise<Response>;
+  /** Jobs found running at start (left by a crashed server) and what became of them. */
+  recovered: { requeued: string[]; failed: string[] };
+  /** Kills running jobs (they stay `running` and are recovered at the next start), closes the store. */
+  close(): Promise<void>;
+}
+
+/** Builds a server (store, recovery, runner, handler) without listening on a port. */
+export async function createServer(options: ServeOptions): Promise<PetrelServer> {
+  const config = typeof options.config === "string"
+    ? await loadServerConfig(options.config)
+    : parseServerConfig(options.config);
+  await Deno.mkdir(`${config.dataDir}/jobs`, { recursive: true });
+  const store = options.store ?? new SqliteJobStore(`${config.dataDir}/petrel.db`);
+  const workerId = `${crypto.randomUUID()}`;
+  const recovered = await store.recoverInterrupted(workerId, {
+    policy: config.onRestart,
+    maxAttempts: config.maxAttempts,
+  });
+  if (options.verbose !== false && (recovered.requeued.length || recovered.failed.length)) {
+    console.error(
+      `petrel serve: recovered ${recovered.requeued.length} interrupted job(s) into the queue, ` +
+        `failed ${recovered.failed.length}`,
+    );
+  }
+  const events = new JobEvents();
+  const runner = new JobRunner(store, {
+    workerId,
+    gpus: config.gpus,
+    jobsPerGpu: config.jobsPerGpu,
+    models: config.models,
+    maxLogLines: config.maxLogLines,
+    runSandboxed: options.runSandboxed ?? runSandboxed,
+    events,
+  });
+  const handler = createHandler({ config, store, runner, events });
+  let closed = false;
+  runner.kick();
+  return {
+    config,
+    store,
+    runner,
+    events,
+    handler,
+    recovered,
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await runner.stop();
+      store.close();
+    },
+  };
+}
+
+/** A listening server. */
+export interface RunningServer extends PetrelServer {
+  /** Base URL, e.g. `http://127.0.0.1:8787`. */
+  url: string;
+  /** Stops listening, kills running jobs (recovered at next start) and closes the store. */
+  shutdown(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+}
+
+/** Starts `petrel serve`: the HTTP API and web page on `Deno.serve`, and the job queue. */
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const app = await createServer(options);
+  const ac = new AbortController();
+  options.signal?.addEventListener("abort", () => ac.abort());
+  let resolveAddr!: (a: { hostname: string; port: number }) => void;
+  const addr = new Promise<{ hostname: string; port: number }>((r) => resolveAddr = r);
+  const httpServer = Deno.serve({
+    hostname: options.hostname ?? app.config.hostname,
+    port: options.port ?? app.config.port,
+    signal: ac.signal,
+    onListen: (a) => resolveAddr(a as { hostname: string; port: number }),
+  }, app.handler);
+  const { hostname, port } = await addr;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const url = `http://${host}:${port}`;
+  if (options.onListen) options.onListen({ hostname, port, url });
+  else if (options.verbose !== false) console.log(`petrel serve listening on ${url}`);
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      ac.abort();
+      await app.runner.stop();
+      await httpServer.shutdown().catch(() => {});
+      await app.close();
+    })();
+    return stopping;
+  };
+  ac.signal.addEventListener("abort", () => void shutdown());
+  return { ...app, url, shutdown, finished: httpServer.finished.then(() => stopping) };
+}

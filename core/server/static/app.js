@@ -1,0 +1,231 @@
+// petrel serve web page: log in with a token, submit jobs, watch their log and progress, and view
+// results (PNG images inline, other files as downloads). Plain browser JavaScript, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+let token = sessionStorage.getItem("petrel-token") || "";
+let current = null; // id of the job shown
+let watchGen = 0; // bumps to stop an older log watcher
+const blobUrls = [];
+
+async function api(path, init = {}) {
+  const headers = new Headers(init.headers || {});
+  headers.set("authorization", `Bearer ${token}`);
+  const res = await fetch(path, { ...init, headers });
+  if (res.status === 401) {
+    logout("The token was not accepted.");
+    throw new Error("not authenticated");
+  }
+  if (!res.ok) {
+    let msg = `${res.status} ${res.statusText}`;
+    try {
+      msg = (await res.json()).error || msg;
+    } catch { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return res;
+}
+
+function logout(message) {
+  token = "";
+  sessionStorage.removeItem("petrel-token");
+  current = null;
+  watchGen++;
+  $("app-view").hidden = true;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  $("login-view").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+async function login(t) {
+  token = t;
+  try {
+    const me = await (await api("/api/me")).json();
+    sessionStorage.setItem("petrel-token", token);
+    $("who").textContent = `logged in as ${me.user}`;
+    $("login-view").hidden = true;
+    $("app-view").hidden = false;
+    $("logout").hidden = false;
+    $("recipe-file").disabled = !me.allowUploadedRecipes;
+    await loadChoices();
+    await refreshJobs();
+  } catch (e) {
+    if (token) logout(String(e.message || e));
+  }
+}
+
+async function loadChoices() {
+  const { recipes } = await (await api("/api/recipes")).json();
+  const sel = $("recipe");
+  sel.replaceChildren(new Option("(uploaded recipe)", ""));
+  for (const r of recipes) sel.add(new Option(r, r));
+  if (recipes.length) sel.value = recipes[0];
+  const { datasets } = await (await api("/api/datasets")).json();
+  const fs = $("datasets");
+  fs.querySelectorAll("label").forEach((l) => l.remove());
+  for (const d of datasets) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = d;
+    label.append(box, ` ${d}`);
+    fs.append(label);
+  }
+  fs.hidden = datasets.length === 0;
+}
+
+function fmtProgress(p) {
+  return p.total > 0 ? `${Math.round((100 * p.done) / p.total)} %` : "";
+}
+
+async function refreshJobs() {
+  const { jobs } = await (await api("/api/jobs")).json();
+  const body = $("jobs").tBodies[0];
+  body.replaceChildren();
+  for (const j of jobs) {
+    const tr = body.insertRow();
+    tr.dataset.id = j.id;
+    if (j.id === current) tr.classList.add("selected");
+    tr.insertCell().textContent = new Date(j.createdAt).toLocaleString();
+    tr.insertCell().textContent = j.recipe;
+    const st = tr.insertCell();
+    st.textContent = j.state;
+    st.className = `state state-${j.state}`;
+    tr.insertCell().textContent = fmtProgress(j.progress);
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Show";
+    b.className = "show";
+    b.addEventListener("click", () => showJob(j.id));
+    tr.insertCell().append(b);
+  }
+}
+
+function renderJob(j) {
+  $("job-state").textContent = j.state;
+  $("job-state").className = `state state-${j.state}`;
+  $("job-progress").value = j.progress.total > 0 ? j.progress.done / j.progress.total : 0;
+  $("job-error").textContent = j.error ? `${j.reason}: ${j.error}` : "";
+  $("cancel").disabled = TERMINAL.has(j.state);
+}
+
+async function showJob(id) {
+  current = id;
+  const gen = ++watchGen;
+  $("job-view").hidden = false;
+  $("job-id").textContent = id;
+  $("job-log").textContent = "";
+  $("job-files").replaceChildren();
+  $("job-images").replaceChildren();
+  for (const u of blobUrls.splice(0)) URL.revokeObjectURL(u);
+  let after = 0;
+  let refreshed = "";
+  while (gen === watchGen) {
+    let r;
+    try {
+      r = await (await api(`/api/jobs/${id}/log?after=${after}&wait=10000`)).json();
+    } catch (e) {
+      $("job-error").textContent = String(e.message || e);
+      return;
+    }
+    if (gen !== watchGen) return;
+    for (const l of r.lines) $("job-log").textContent += `${l.line}\n`;
+    $("job-log").scrollTop = $("job-log").scrollHeight;
+    after = r.next;
+    renderJob(r.job);
+    if (refreshed !== r.state) {
+      refreshed = r.state;
+      refreshJobs().catch(() => {});
+    }
+    if (TERMINAL.has(r.state) && r.lines.length === 0) break;
+  }
+  if (gen === watchGen) await showResults(id, gen);
+}
+
+async function showResults(id, gen) {
+  const { files } = await (await api(`/api/jobs/${id}/files`)).json();
+  if (gen !== watchGen) return;
+  const list = $("job-files");
+  for (const f of files) {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = "#";
+    a.textContent = `${f.path} (${f.size} bytes)`;
+    a.addEventListener("click", async (ev) => {
+      ev.preventDefault();
+      const blob = await (await api(fileUrl(id, f.path))).blob();
+      const u = URL.createObjectURL(blob);
+      blobUrls.push(u);
+      const dl = document.createElement("a");
+      dl.href = u;
+      dl.download = f.path.split("/").pop();
+      dl.click();
+    });
+    li.append(a);
+    list.append(li);
+  }
+  for (const f of files.filter((f) => /\.png$/i.test(f.path))) {
+    const blob = await (await api(fileUrl(id, f.path))).blob();
+    if (gen !== watchGen) return;
+    const u = URL.createObjectURL(blob);
+    blobUrls.push(u);
+    const fig = document.createElement("figure");
+    const img = document.createElement("img");
+    img.src = u;
+    img.alt = f.path;
+    const cap = document.createElement("figcaption");
+    cap.textContent = f.path;
+    fig.append(img, cap);
+    $("job-images").append(fig);
+  }
+}
+
+function fileUrl(id, path) {
+  return `/api/jobs/${id}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+async function submit(ev) {
+  ev.preventDefault();
+  $("submit-error").textContent = "";
+  const form = new FormData();
+  const file = $("recipe-file").files[0];
+  if (file) form.append("recipeFile", file, file.name);
+  else if ($("recipe").value) form.append("recipe", $("recipe").value);
+  form.append("params", $("params").value || "{}");
+  if ($("seed").value !== "") form.append("seed", $("seed").value);
+  for (const f of $("inputs").files) form.append("inputs", f, f.name);
+  for (const box of $("datasets").querySelectorAll("input:checked")) {
+    form.append("datasets", box.value);
+  }
+  try {
+    const job = await (await api("/api/jobs", { method: "POST", body: form })).json();
+    $("recipe-file").value = "";
+    $("inputs").value = "";
+    await refreshJobs();
+    showJob(job.id);
+  } catch (e) {
+    $("submit-error").textContent = String(e.message || e);
+  }
+}
+
+async function cancel() {
+  if (!current) return;
+  try {
+    renderJob(await (await api(`/api/jobs/${current}/cancel`, { method: "POST" })).json());
+    await refreshJobs();
+  } catch (e) {
+    $("job-error").textContent = String(e.message || e);
+  }
+}
+
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  login($("token").value.trim());
+});
+$("logout").addEventListener("click", () => logout(""));
+$("submit-form").addEventListener("submit", submit);
+$("refresh").addEventListener("click", () => refreshJobs().catch(() => {}));
+$("cancel").addEventListener("click", cancel);
+if (token) login(token);

@@ -1,0 +1,413 @@
+/**
+ * Durable job storage behind a small interface ({@linkcode JobStore}) so the queue can move from
+ * the embedded SQLite database ({@linkcode SqliteJobStore}, through `node:sqlite`) to PostgreSQL
+ * for several machines. See `docs/server.md` for the PostgreSQL mapping
+ * (`SELECT … FOR UPDATE SKIP LOCKED`).
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+
+/** The life of a job: queued → running → succeeded | failed | cancelled. */
+export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** Why a job failed or stopped (the sandbox's reasons plus the server's own). */
+export type JobReason =
+  | "timeout"
+  | "memory"
+  | "permission"
+  | "output-quota"
+  | "error"
+  | "cancelled"
+  | "interrupted";
+
+/** What a submission stores. */
+export interface NewJob {
+  /** Unguessable job id (a UUID). */
+  id: string;
+  /** Owner (user name). */
+  user: string;
+  /** Recipe name from the allow-list, or `upload:<file name>`. */
+  recipe: string;
+  /** Path of the recipe module on the server. */
+  recipePath: string;
+  /** Recipe parameters (validated by the recipe's own schema when it runs). */
+  params: Record<string, unknown>;
+  /** Seed of the run, if given. */
+  seed?: number;
+  /** Paths the job may read: its uploaded inputs and the datasets it referenced. */
+  inputs: string[];
+  /** Names of the datasets it referenced. */
+  datasets: string[];
+  /** The job's folder (`<dataDir>/jobs/<user>/<id>`). */
+  jobDir: string;
+  /** Effective limits of the job. */
+  limits: { timeoutMs: number; memoryMb: number; maxOutputBytes: number };
+}
+
+/** A stored job. */
+export interface JobRecord extends NewJob {
+  state: JobState;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** How many times the job has been started. */
+  attempts: number;
+  exitCode: number | null;
+  reason: JobReason | null;
+  error: string | null;
+  progressDone: number;
+  progressTotal: number;
+  cancelRequested: boolean;
+  /** GPU slot of the current or last run. */
+  gpu: number | null;
+  /** Server instance that claimed the job. */
+  workerId: string | null;
+  /** Manifest written by the run, relative to the output folder. */
+  manifest: string | null;
+  /** Number of stored log lines. */
+  logLines: number;
+}
+
+/** How a run ended. */
+export interface JobOutcome {
+  state: "succeeded" | "failed" | "cancelled";
+  exitCode: number | null;
+  reason?: JobReason;
+  error?: string;
+  manifest?: string;
+}
+
+/** One stored log line. */
+export interface LogLine {
+  seq: number;
+  line: string;
+}
+
+/** The queue and job storage. Every method is async so a networked database can implement it. */
+export interface JobStore {
+  /** Stores a new queued job. */
+  insert(job: NewJob): Promise<JobRecord>;
+  /** One job, or undefined. */
+  get(id: string): Promise<JobRecord | undefined>;
+  /** A user's jobs, newest first. */
+  list(user: string, options?: { limit?: number }): Promise<JobRecord[]>;
+  /** Number of the user's queued or running jobs. */
+  countActive(user: string): Promise<number>;
+  /**
+   * Atomically moves the next queued job to running (owned by `workerId`, on GPU slot `gpu`) and
+   * returns it; users with fewer running jobs go first, then the oldest submission.
+   */
+  claimNext(workerId: string, gpu: number): Promise<JobRecord | undefined>;
+  /** Records progress of a running job. */
+  setProgress(id: string, done: number, total: number): Promise<void>;
+  /** Ends a running job; false if it was not running (e.g. already ended). */
+  finish(id: string, outcome: JobOutcome): Promise<boolean>;
+  /** Cancels a job that is still queued; false if it is not queued any more. */
+  cancelQueued(id: string): Promise<boolean>;
+  /** Marks a running job as to be cancelled (the owner of the run aborts it). */
+  requestCancel(id: string): Promise<void>;
+  /** Appends log lines; lines beyond `maxLines` are dropped (one note says so). */
+  appendLog(id: string, lines: string[], maxLines: number): Promise<void>;
+  /** Log lines with `seq > after`, at most `limit`. */
+  readLog(id: string, after: number, limit: number): Promise<LogLine[]>;
+  /**
+   * After a crash: jobs left running by `workerId`s other than the current one are queued again
+   * (while attempts remain) or failed with reason `interrupted`.
+   */
+  recoverInterrupted(
+    currentWorker: string,
+    options: { policy: "requeue" | "fail"; maxAttempts: number },
+  ): Promise<{ requeued: string[]; failed: string[] }>;
+  /** Closes the database. */
+  close(): void;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  user TEXT NOT NULL,
+  state TEXT NOT NULL,
+  recipe TEXT NOT NULL,
+  recipe_path TEXT NOT NULL,
+  params TEXT NOT NULL,
+  seed INTEGER,
+  inputs TEXT NOT NULL,
+  datasets TEXT NOT NULL,
+  job_dir TEXT NOT NULL,
+  limits TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  exit_code INTEGER,
+  reason TEXT,
+  error TEXT,
+  progress_done REAL NOT NULL DEFAULT 0,
+  progress_total REAL NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  gpu INTEGER,
+  worker_id TEXT,
+  manifest TEXT,
+  log_lines INTEGER NOT NULL DEFAULT 0,
+  seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
+CREATE TABLE IF NOT EXISTS job_logs (
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  line TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)
+);
+`;
+
+type Row = Record<string, unknown>;
+
+function toRecord(r: Row): JobRecord {
+  return {
+    id: r.id as string,
+    user: r.user as string,
+    state: r.state as JobState,
+    recipe: r.recipe as string,
+    recipePath: r.recipe_path as string,
+    params: JSON.parse(r.params as string),
+    seed: r.seed === null ? undefined : Number(r.seed),
+    inputs: JSON.parse(r.inputs as string),
+    datasets: JSON.parse(r.datasets as string),
+    jobDir: r.job_dir as string,
+    limits: JSON.parse(r.limits as string),
+    createdAt: Number(r.created_at),
+    startedAt: r.started_at === null ? null : Number(r.started_at),
+    finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+    attempts: Number(r.attempts),
+    exitCode: r.exit_code === null ? null : Number(r.exit_code),
+    reason: (r.reason as JobReason | null) ?? null,
+    error: (r.error as string | null) ?? null,
+    progressDone: Number(r.progress_done),
+    progressTotal: Number(r.progress_total),
+    cancelRequested: Number(r.cancel_requested) !== 0,
+    gpu: r.gpu === null ? null : Number(r.gpu),
+    workerId: (r.worker_id as string | null) ?? null,
+    manifest: (r.manifest as string | null) ?? null,
+    logLines: Number(r.log_lines),
+  };
+}
+
+/** {@linkcode JobStore} in one SQLite file (WAL journal, synchronous commits). */
+export class SqliteJobStore implements JobStore {
+  #db: DatabaseSync;
+
+  /** Opens (creating if needed) the database at `path`. */
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path);
+    this.#db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+    this.#db.exec(SCHEMA);
+  }
+
+  #tx<T>(f: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const r = f();
+      this.#db.exec("COMMIT");
+      return r;
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  #get(id: string): JobRecord | undefined {
+    const r = this.#db.prepare("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  /** Stores a new queued job. */
+  insert(job: NewJob): Promise<JobRecord> {
+    const now = Date.now();
+    this.#tx(() => {
+      const seq = Number(
+        (this.#db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM jobs").get() as Row).s,
+      );
+      this.#db.prepare(
+        `INSERT INTO jobs (id, user, state, recipe, recipe_path, params, seed, inputs, datasets,
+          job_dir, limits, created_at, seq) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        job.id,
+        job.user,
+        job.recipe,
+        job.recipePath,
+        JSON.stringify(job.params),
+        job.seed ?? null,
+        JSON.stringify(job.inputs),
+        JSON.stringify(job.datasets),
+        job.jobDir,
+        JSON.stringify(job.limits),
+        now,
+        seq,
+      );
+    });
+    return Promise.resolve(this.#get(job.id)!);
+  }
+
+  /** One job, or undefined. */
+  get(id: string): Promise<JobRecord | undefined> {
+    return Promise.resolve(this.#get(id));
+  }
+
+  /** A user's jobs, newest first. */
+  list(user: string, options: { limit?: number } = {}): Promise<JobRecord[]> {
+    const rows = this.#db.prepare(
+      "SELECT * FROM jobs WHERE user = ? ORDER BY seq DESC LIMIT ?",
+    ).all(user, options.limit ?? 200) as Row[];
+    return Promise.resolve(rows.map(toRecord));
+  }
+
+  /** Number of the user's queued or running jobs. */
+  countActive(user: string): Promise<number> {
+    const r = this.#db.prepare(
+      "SELECT COUNT(*) AS n FROM jobs WHERE user = ? AND state IN ('queued', 'running')",
+    ).get(user) as Row;
+    return Promise.resolve(Number(r.n));
+  }
+
+  /** Atomically moves the next queued job to running and returns it. */
+  claimNext(workerId: string, gpu: number): Promise<JobRecord | undefined> {
+    const id = this.#tx(() => {
+      const r = this.#db.prepare(
+        `SELECT j.id FROM jobs j WHERE j.state = 'queued'
+         ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.user = j.user AND r.state = 'running'),
+                  j.seq
+         LIMIT 1`,
+      ).get() as Row | undefined;
+      if (!r) return undefined;
+      this.#db.prepare(
+        `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1,
+          worker_id = ?, gpu = ?, progress_done = 0, progress_total = 0 WHERE id = ?`,
+      ).run(Date.now(), workerId, gpu, r.id as string);
+      return r.id as string;
+    });
+    return Promise.resolve(id === undefined ? undefined : this.#get(id));
+  }
+
+  /** Records progress of a running job. */
+  setProgress(id: string, done: number, total: number): Promise<void> {
+    this.#db.prepare(
+      "UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ? AND state = 'running'",
+    ).run(done, total, id);
+    return Promise.resolve();
+  }
+
+  /** Ends a running job; false if it was not running. */
+  finish(id: string, o: JobOutcome): Promise<boolean> {
+    const r = this.#db.prepare(
+      `UPDATE jobs SET state = ?, finished_at = ?, exit_code = ?, reason = ?, error = ?,
+        manifest = ? WHERE id = ? AND state = 'running'`,
+    ).run(
+      o.state,
+      Date.now(),
+      o.exitCode,
+      o.reason ?? null,
+      o.error ?? null,
+      o.manifest ?? null,
+      id,
+    );
+    return Promise.resolve(Number(r.changes) === 1);
+  }
+
+  /** Cancels a job that is still queued. */
+  cancelQueued(id: string): Promise<boolean> {
+    const r = this.#db.prepare(
+      `UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = 'cancelled',
+        error = 'cancelled by the user before it started', cancel_requested = 1
+        WHERE id = ? AND state = 'queued'`,
+    ).run(Date.now(), id);
+    return Promise.resolve(Number(r.changes) === 1);
+  }
+
+  /** Marks a running job as to be cancelled. */
+  requestCancel(id: string): Promise<void> {
+    this.#db.prepare("UPDATE jobs SET cancel_requested = 1 WHERE id = ?").run(id);
+    return Promise.resolve();
+  }
+
+  /** Appends log lines, keeping at most `maxLines` (plus one note). */
+  appendLog(id: string, lines: string[], maxLines: number): Promise<void> {
+    if (lines.length === 0) return Promise.resolve();
+    this.#tx(() => {
+      const r = this.#db.prepare("SELECT log_lines FROM jobs WHERE id = ?").get(id) as
+        | Row
+        | undefined;
+      if (!r) return;
+      let n = Number(r.log_lines);
+      if (n > maxLines) return;
+      const ins = this.#db.prepare("INSERT INTO job_logs (job_id, seq, line) VALUES (?, ?, ?)");
+      for (const line of lines) {
+        n++;
+        if (n > maxLines) {
+          ins.run(id, n, `[petrel] log truncated after ${maxLines} lines`);
+          break;
+        }
+        ins.run(id, n, line.length > 4000 ? `${line.slice(0, 4000)}…` : line);
+      }
+      this.#db.prepare("UPDATE jobs SET log_lines = ? WHERE id = ?").run(n, id);
+    });
+    return Promise.resolve();
+  }
+
+  /** Log lines with `seq > after`. */
+  readLog(id: string, after: number, limit: number): Promise<LogLine[]> {
+    const rows = this.#db.prepare(
+      "SELECT seq, line FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    ).all(id, after, limit) as Row[];
+    return Promise.resolve(rows.map((r) => ({ seq: Number(r.seq), line: r.line as string })));
+  }
+
+  /** Re-queues or fails jobs left running by a previous server process. */
+  recoverInterrupted(
+    currentWorker: string,
+    options: { policy: "requeue" | "fail"; maxAttempts: number },
+  ): Promise<{ requeued: string[]; failed: string[] }> {
+    const out = { requeued: [] as string[], failed: [] as string[] };
+    this.#tx(() => {
+      const rows = this.#db.prepare(
+        "SELECT id, attempts, cancel_requested FROM jobs WHERE state = 'running' AND (worker_id IS NULL OR worker_id != ?)",
+      ).all(currentWorker) as Row[];
+      for (const r of rows) {
+        const id = r.id as string;
+        const cancelled = Number(r.cancel_requested) !== 0;
+        if (
+          !cancelled && options.policy === "requeue" && Number(r.attempts) < options.maxAttempts
+        ) {
+          this.#db.prepare(
+            "UPDATE jobs SET state = 'queued', worker_id = NULL, started_at = NULL WHERE id = ?",
+          ).run(id);
+          out.requeued.push(id);
+        } else {
+          const why = cancelled
+            ? "the server stopped while the job was being cancelled"
+            : options.policy === "requeue"
+            ? `the server stopped while the job was running, and it had used all ${options.maxAttempts} attempts`
+            : "the server stopped while the job was running (restart policy: fail)";
+          this.#db.prepare(
+            `UPDATE jobs SET state = ?, finished_at = ?, reason = ?, error = ? WHERE id = ?`,
+          ).run(
+            cancelled ? "cancelled" : "failed",
+            Date.now(),
+            cancelled ? "cancelled" : "interrupted",
+            why,
+            id,
+          );
+          out.failed.push(id);
+        }
+      }
+    });
+    return Promise.resolve(out);
+  }
+
+  /** Closes the database. */
+  close(): void {
+    this.#db.close();
+  }
+}

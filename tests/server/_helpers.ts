@@ -1,0 +1,133 @@
+/**
+ * Shared set-up of the server tests: a temporary data folder, two users (alice, bob; bob's token
+ * hashed with scrypt), the test recipes in the allow-list, and a `call` helper that talks to the
+ * handler directly (no socket).
+ *
+ * @module
+ */
+import {
+  createServer,
+  hashToken,
+  type PetrelServer,
+  type ServerConfigInput,
+} from "../../core/server/mod.ts";
+
+export const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+export const TOKENS = { alice: "pt_alice_token_0123456789", bob: "pt_bob_token_9876543210" };
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/** A test environment: a server over a temporary data folder. */
+export interface TestEnv {
+  dir: string;
+  server: PetrelServer;
+  config: ServerConfigInput;
+  call(
+    token: string | undefined,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
+  json(token: string | undefined, method: string, path: string, body?: unknown): Promise<
+    { status: number; body: Record<string, unknown> }
+  >;
+  waitDone(token: string, id: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** The configuration used by the tests (data in `dir`). */
+export function testConfig(
+  dir: string,
+  overrides: Partial<ServerConfigInput> = {},
+): ServerConfigInput {
+  return {
+    dataDir: `${dir}/data`,
+    jobsPerGpu: 2,
+    recipes: { sum: `${FIXTURES}sum_recipe.ts`, hostile: `${FIXTURES}hostile_recipe.ts` },
+    datasets: { phantom: `${dir}/datasets/phantom` },
+    limits: {
+      timeoutMs: 20_000,
+      memoryMb: 128,
+      maxOutputBytes: 4 << 20,
+      maxUploadBytes: 1 << 20,
+      maxActiveJobs: 40,
+    },
+    maxLogLines: 200,
+    users: [
+      { name: "alice", tokenHash: hashToken(TOKENS.alice) },
+      { name: "bob", tokenHash: hashToken(TOKENS.bob, { algorithm: "scrypt" }) },
+    ],
+    ...overrides,
+  };
+}
+
+/** Creates a test environment. */
+export async function setup(overrides: Partial<ServerConfigInput> = {}): Promise<TestEnv> {
+  const dir = await Deno.makeTempDir({ prefix: "petrel_server_test_" });
+  await Deno.mkdir(`${dir}/datasets/phantom`, { recursive: true });
+  await Deno.writeFile(`${dir}/datasets/phantom/counts.bin`, new Uint8Array([1, 2, 3, 250]));
+  const config = testConfig(dir, overrides);
+  const server = await createServer({ config: config as never, verbose: false });
+  const call = (
+    token: string | undefined,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Response> => {
+    const h: Record<string, string> = { ...headers };
+    if (token !== undefined) h.authorization = `Bearer ${token}`;
+    let b: BodyInit | undefined;
+    if (body instanceof FormData || typeof body === "string" || body instanceof Uint8Array) {
+      b = body as BodyInit;
+    } else if (body !== undefined) {
+      b = JSON.stringify(body);
+      h["content-type"] ??= "application/json";
+    }
+    return server.handler(
+      new Request(`http://petrel.test${path}`, { method, headers: h, body: b }),
+    );
+  };
+  const json = async (token: string | undefined, method: string, path: string, body?: unknown) => {
+    const res = await call(token, method, path, body);
+    return { status: res.status, body: await res.json() };
+  };
+  const waitDone = async (token: string, id: string, timeoutMs = 30_000) => {
+    const t0 = Date.now();
+    let after = 0;
+    while (Date.now() - t0 < timeoutMs) {
+      const r = await json(token, "GET", `/api/jobs/${id}/log?after=${after}&wait=2000`);
+      if (r.status !== 200) {
+        throw new Error(`log poll answered ${r.status}: ${JSON.stringify(r.body)}`);
+      }
+      after = r.body.next as number;
+      if (TERMINAL.has(r.body.state as string)) return r.body.job as Record<string, unknown>;
+    }
+    throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
+  };
+  return {
+    dir,
+    server,
+    config,
+    call,
+    json,
+    waitDone,
+    async close() {
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Base64 of bytes. */
+export function b64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+/** All log lines of a job. */
+export async function fullLog(env: TestEnv, token: string, id: string): Promise<string> {
+  const r = await env.json(token, "GET", `/api/jobs/${id}/log?after=0`);
+  return (r.body.lines as { line: string }[]).map((l) => l.line).join("\n");
+}
