@@ -1,0 +1,175 @@
+/**
+ * The prior's model card inside the ONNX file: `metadata_props["petrel"]`, a JSON document
+ * `{format: "petrel-prior-v1", schedule, prediction, channels, scaling, lora, training}` written
+ * by `scripts/prior/onnx_export.py`, validated here with zod, and the graph signature that must
+ * go with it.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { ScheduleSpecSchema } from "./schedule.ts";
+import type { OnnxHeader, OnnxValueInfo } from "./onnx_proto.ts";
+
+/** The metadata key petrel's exporter writes. */
+export const PETREL_METADATA_KEY = "petrel";
+/** The only format version this runtime reads. */
+export const PETREL_PRIOR_FORMAT = "petrel-prior-v1";
+
+/** zod schema of one adaptable parameter in the metadata. */
+export const LoraParamSchema = z.object({
+  name: z.string().min(1),
+  shape: z.array(z.number().int().positive()),
+});
+
+/** zod schema of the `petrel` metadata document (unknown extra keys are kept). */
+export const PriorMetadataSchema = z.looseObject({
+  format: z.literal(PETREL_PRIOR_FORMAT),
+  schedule: ScheduleSpecSchema,
+  prediction: z.literal("eps"),
+  channels: z.looseObject({}),
+  scaling: z.looseObject({}),
+  lora: z.looseObject({
+    rank: z.number().int().positive(),
+    params: z.array(LoraParamSchema).min(1),
+  }),
+  training: z.looseObject({}),
+});
+
+/** The validated metadata document. */
+export type PriorMetadata = z.infer<typeof PriorMetadataSchema>;
+
+/** Thrown when a model's metadata or graph signature is not what the runtime expects. */
+export class PriorModelError extends Error {
+  override name = "PriorModelError";
+}
+
+/** The input names every denoiser graph starts with, in order. */
+export const IMAGE_INPUTS = ["x_t", "t", "mr"] as const;
+
+/**
+ * The graph input name of an adaptable parameter: metadata names are used as given when they
+ * already carry the `p.` prefix, otherwise `p.` is prepended (the exporter's convention).
+ */
+export function paramInputName(name: string): string {
+  return name.startsWith("p.") ? name : `p.${name}`;
+}
+
+/** The VJP graph's output name for the gradient of parameter input `p.<x>`: `grad.<x>`. */
+export function gradOutputName(inputName: string): string {
+  return `grad.${inputName.startsWith("p.") ? inputName.slice(2) : inputName}`;
+}
+
+/** Parses and validates the `petrel` metadata of a model; `what` names the file in errors. */
+export function parsePriorMetadata(header: OnnxHeader, what: string): PriorMetadata {
+  const raw = header.metadata.get(PETREL_METADATA_KEY);
+  if (raw === undefined) {
+    const keys = [...header.metadata.keys()];
+    throw new PriorModelError(
+      `${what} has no "${PETREL_METADATA_KEY}" entry in its ONNX metadata_props (found ${
+        keys.length ? keys.map((k) => `"${k}"`).join(", ") : "none"
+      }); expected the JSON model card {format: "${PETREL_PRIOR_FORMAT}", schedule, prediction, channels, scaling, lora, training} written by scripts/prior/onnx_export.py`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (e) {
+    throw new PriorModelError(
+      `${what}: the "${PETREL_METADATA_KEY}" metadata is not valid JSON (${
+        (e as Error).message
+      }); expected a JSON object with format "${PETREL_PRIOR_FORMAT}"`,
+    );
+  }
+  const parsed = PriorMetadataSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+      .join("; ");
+    throw new PriorModelError(
+      `${what}: invalid "${PETREL_METADATA_KEY}" metadata (${problems}); expected {format: "${PETREL_PRIOR_FORMAT}", schedule: {kind: "linear", T, beta_start, beta_end}, prediction: "eps", channels, scaling, lora: {rank, params: [{name, shape}]}, training}`,
+    );
+  }
+  return parsed.data;
+}
+
+function describe(v: OnnxValueInfo | undefined): string {
+  if (!v) return "nothing";
+  return `"${v.name}"${v.shape ? ` [${v.shape.join(", ")}]` : ""}`;
+}
+
+function sameShape(a: OnnxValueInfo["shape"], b: readonly number[]): boolean {
+  if (!a) return true; // no static shape recorded: cannot check here, ORT will
+  return a.length === b.length && a.every((d, i) => typeof d !== "number" || d === b[i]);
+}
+
+/**
+ * Checks a graph signature against the metadata: inputs `x_t, t, mr, <params…>` (plus
+ * `grad_eps` for the VJP graph), all float32, parameter shapes as declared; outputs `eps`
+ * (plus `grad.<param>` for every parameter). Throws {@linkcode PriorModelError} naming the
+ * first difference and what was expected.
+ */
+export function checkSignature(
+  header: OnnxHeader,
+  meta: PriorMetadata,
+  kind: "denoiser" | "vjp",
+  what: string,
+): void {
+  const params = meta.lora.params.map((p) => ({ ...p, input: paramInputName(p.name) }));
+  const expectedInputs = [
+    ...IMAGE_INPUTS,
+    ...params.map((p) => p.input),
+    ...(kind === "vjp" ? ["grad_eps"] : []),
+  ];
+  const expectedOutputs = [
+    "eps",
+    ...(kind === "vjp" ? params.map((p) => gradOutputName(p.input)) : []),
+  ];
+  const summary = (names: string[]): string =>
+    names.length > 6
+      ? `${names.slice(0, 5).join(", ")}, … (${names.length} in all)`
+      : names.join(", ");
+  for (let i = 0; i < Math.max(expectedInputs.length, header.inputs.length); i++) {
+    const got = header.inputs[i];
+    const want = expectedInputs[i];
+    if (!got || got.name !== want) {
+      throw new PriorModelError(
+        `${what}: graph input ${i} is ${describe(got)} but ${
+          want ? `"${want}"` : "no further input"
+        } was expected (a ${kind} graph takes inputs ${summary(expectedInputs)})`,
+      );
+    }
+    if (got.elemType !== 1) {
+      throw new PriorModelError(
+        `${what}: graph input "${got.name}" has ONNX element type ${got.elemType}, expected 1 (float32)`,
+      );
+    }
+  }
+  for (const p of params) {
+    const got = header.inputs.find((x) => x.name === p.input)!;
+    if (!sameShape(got.shape, p.shape)) {
+      throw new PriorModelError(
+        `${what}: input "${p.input}" has shape [${
+          got.shape!.join(", ")
+        }] but the metadata declares [${p.shape.join(", ")}]`,
+      );
+    }
+  }
+  for (const n of ["x_t", "mr"]) {
+    const s = header.inputs.find((x) => x.name === n)!.shape;
+    if (s && (s.length !== 4 || s[1] !== 3)) {
+      throw new PriorModelError(
+        `${what}: input "${n}" has shape [${s.join(", ")}], expected [B, 3, H, W]`,
+      );
+    }
+  }
+  const outNames = header.outputs.map((o) => o.name);
+  for (const want of expectedOutputs) {
+    if (!outNames.includes(want)) {
+      throw new PriorModelError(
+        `${what}: graph has no output "${want}" (found ${
+          summary(outNames)
+        }; a ${kind} graph outputs ${summary(expectedOutputs)})`,
+      );
+    }
+  }
+}

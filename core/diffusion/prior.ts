@@ -1,0 +1,566 @@
+/**
+ * The score prior at run time: the exported `denoiser.onnx` (ε_θ) and, when present, `vjp.onnx`
+ * (ε and the vector-Jacobian product with respect to the LoRA parameters) loaded with
+ * onnxruntime-web, the execution provider chosen from the WebGPU adapter.
+ *
+ * Execution providers:
+ * - `wasm` (default on a fallback adapter such as Mesa llvmpipe): 2 threads, all tensors live in
+ *   host/wasm memory (ORT copies the feeds into the wasm heap on every run; nothing stays "on a
+ *   device" because the device is the CPU).
+ * - `webgpu` (default on a real GPU; ORT's `onnxruntime-web/webgpu` entry, which must run with
+ *   1 wasm thread in Deno): the LoRA parameters are uploaded once per change into GPU buffers on
+ *   ORT's device and fed as `gpu-buffer` tensors; images (one 3-slice stack, ~200 KB) travel to
+ *   and from the host per call because the sampler and the EM step consume them there. ORT uses
+ *   its own GPUDevice, which is not petrel's `GpuContext` device.
+ *
+ * Permissions: reading the model directory (`--allow-read=<dir>`). ORT's WebAssembly binary is
+ * taken from the module graph with a `bytes` import when Deno runs with `--unstable-raw-imports`
+ * (or `"unstable": ["raw-imports"]` in deno.json): then no other read permission is needed.
+ * Without that flag ORT reads `onnxruntime-web/dist/ort-wasm-simd-threaded*.wasm` itself, which
+ * needs read access to `node_modules/` (or pass `wasmBinary`). No net, env, run or ffi access.
+ *
+ * @module
+ */
+
+import type * as OrtNs from "onnxruntime-web";
+import { DdpmSchedule } from "./schedule.ts";
+import { LoraState, type ParamSpec } from "./lora.ts";
+import { type OnnxHeader, readOnnxHeader } from "./onnx_proto.ts";
+import {
+  checkSignature,
+  gradOutputName,
+  paramInputName,
+  parsePriorMetadata,
+  type PriorMetadata,
+  PriorModelError,
+} from "./metadata.ts";
+
+type Ort = typeof OrtNs;
+type OrtTensor = OrtNs.Tensor;
+
+/** An onnxruntime-web execution provider petrel can run the prior on. */
+export type PriorProvider = "wasm" | "webgpu";
+
+/** Chooses the provider from an adapter: WebGPU on a real GPU, wasm on a fallback/no adapter. */
+export function chooseProvider(adapter: { isFallback: boolean } | null | undefined): PriorProvider {
+  return adapter && !adapter.isFallback ? "webgpu" : "wasm";
+}
+
+/** Asks WebGPU for an adapter (no device is created) and reports whether it is a fallback one. */
+export async function probeAdapter(): Promise<{ isFallback: boolean; description: string } | null> {
+  if (typeof navigator === "undefined" || !navigator.gpu) return null;
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) return null;
+  const info = adapter.info;
+  return {
+    // deno-lint-ignore no-explicit-any
+    isFallback: Boolean((info as any).isFallbackAdapter ?? (adapter as any).isFallbackAdapter),
+    description: info.description || info.device || "unknown adapter",
+  };
+}
+
+/** Options of {@linkcode loadPrior}. */
+export interface LoadPriorOptions {
+  /** "auto" (default) picks from the adapter (see {@linkcode chooseProvider}). */
+  provider?: PriorProvider | "auto";
+  /** The adapter to decide from (e.g. `GpuContext.adapter`); probed when omitted. */
+  adapter?: { isFallback: boolean } | null;
+  /** wasm threads (default 2 for wasm; webgpu always uses 1 in Deno). Fixed at first load. */
+  numThreads?: number;
+  /** ORT's WebAssembly binary, if the caller has it (avoids any read of node_modules). */
+  wasmBinary?: Uint8Array;
+  /** Set to false to skip `vjp.onnx` even when it exists (sampling only). */
+  loadVjp?: boolean;
+}
+
+/** Model bytes handed to {@linkcode loadPrior} instead of a directory. */
+export interface PriorBytes {
+  denoiser: Uint8Array;
+  vjp?: Uint8Array | null;
+  /** Initial parameter values by graph input name (`p.…`); missing ones start at zero. */
+  initialParams?: ReadonlyMap<string, Float32Array>;
+  /** Used in messages (default "model"). */
+  label?: string;
+}
+
+/** Options of the network calls. */
+export interface PriorCallOptions {
+  /**
+   * Shape of `x_t`/`mr` in petrel's order, fastest axis first: `[nx, ny, nz]` with `nz` a
+   * multiple of the 3 channels (batch = nz / 3); it equals ONNX `[nz/3, 3, ny, nx]`. Default: one
+   * square stack, or the fixed shape of the VJP graph.
+   */
+  shape?: readonly [number, number, number];
+}
+
+/** Result of {@linkcode ScorePrior.vjp}. */
+export interface PriorVjp {
+  eps: Float32Array;
+  /** ⟨grad_eps, ∂ε/∂θ⟩ per parameter, keyed by graph input name (as in {@linkcode LoraState}). */
+  grads: Map<string, Float32Array>;
+}
+
+/** Cumulative call counts and wall times (ms), for benchmarks and progress reports. */
+export interface PriorStats {
+  epsCalls: number;
+  epsMs: number;
+  vjpCalls: number;
+  vjpMs: number;
+}
+
+/** The default file names inside a prior directory. */
+export const PRIOR_FILES = {
+  denoiser: "denoiser.onnx",
+  vjp: "vjp.onnx",
+} as const;
+
+const ortCache = new Map<PriorProvider, Promise<{ ort: Ort; threads: number }>>();
+
+async function rawWasm(provider: PriorProvider): Promise<Uint8Array | undefined> {
+  // Needs --unstable-raw-imports; without it the import throws and ORT reads the file itself.
+  try {
+    const mod = provider === "webgpu"
+      ? await import("onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm", {
+        with: { type: "bytes" },
+      })
+      : await import("onnxruntime-web/ort-wasm-simd-threaded.wasm", { with: { type: "bytes" } });
+    return mod.default as Uint8Array;
+  } catch {
+    return undefined;
+  }
+}
+
+function loadOrt(
+  provider: PriorProvider,
+  numThreads: number,
+  wasmBinary?: Uint8Array,
+): Promise<{ ort: Ort; threads: number }> {
+  let p = ortCache.get(provider);
+  if (!p) {
+    p = (async () => {
+      const ort: Ort = provider === "webgpu"
+        ? await import("onnxruntime-web/webgpu")
+        : await import("onnxruntime-web");
+      const threads = provider === "webgpu" ? 1 : numThreads;
+      ort.env.wasm.numThreads = threads;
+      ort.env.logLevel = "error";
+      const bin = wasmBinary ?? await rawWasm(provider);
+      if (bin) ort.env.wasm.wasmBinary = bin;
+      return { ort, threads };
+    })();
+    ortCache.set(provider, p);
+  }
+  return p;
+}
+
+function explainOrtError(e: unknown, what: string, provider: PriorProvider): Error {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/NotCapable|Requires read access/.test(msg)) {
+    return new Error(
+      `onnxruntime-web (${provider}) could not read its WebAssembly binary while loading ${what}: run Deno with --unstable-raw-imports (the binary then comes from the module graph), or grant --allow-read to node_modules/, or pass the bytes as options.wasmBinary (${msg})`,
+      { cause: e },
+    );
+  }
+  return new Error(`onnxruntime-web (${provider}) failed on ${what}: ${msg}`, { cause: e });
+}
+
+async function readOptional(path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/**
+ * Loads a prior from a directory holding `denoiser.onnx` (required), `vjp.onnx` (optional:
+ * without it the prior samples but cannot be fine-tuned) and the initial LoRA values
+ * (`lora_init.json` + `lora_init.bin`, see {@linkcode readInitialParams}), or from bytes.
+ * Validates the metadata and both graph signatures before creating any session.
+ */
+export async function loadPrior(
+  source: string | URL | PriorBytes,
+  options: LoadPriorOptions = {},
+): Promise<ScorePrior> {
+  let bytes: PriorBytes;
+  let vjpNote = "";
+  if (typeof source === "string" || source instanceof URL) {
+    const dir = typeof source === "string" ? source : source.pathname;
+    const denoiser = await readOptional(`${dir}/${PRIOR_FILES.denoiser}`);
+    if (!denoiser) {
+      throw new PriorModelError(
+        `no ${PRIOR_FILES.denoiser} in ${dir} (a prior directory holds ${PRIOR_FILES.denoiser}, optionally ${PRIOR_FILES.vjp} and the initial LoRA values)`,
+      );
+    }
+    const vjp = options.loadVjp === false ? null : await readOptional(`${dir}/${PRIOR_FILES.vjp}`);
+    if (!vjp) {
+      vjpNote = options.loadVjp === false
+        ? "vjp.onnx not loaded (loadVjp: false)"
+        : `no ${PRIOR_FILES.vjp} in ${dir}`;
+    }
+    bytes = {
+      denoiser,
+      vjp,
+      initialParams: await readInitialParams(dir),
+      label: `${dir}/${PRIOR_FILES.denoiser}`,
+    };
+  } else {
+    bytes = source;
+    if (!bytes.vjp || options.loadVjp === false) {
+      vjpNote = options.loadVjp === false
+        ? "vjp graph not loaded (loadVjp: false)"
+        : "no vjp graph given";
+    }
+  }
+  const label = bytes.label ?? "model";
+  const vjpLabel = label.endsWith(PRIOR_FILES.denoiser)
+    ? label.slice(0, -PRIOR_FILES.denoiser.length) + PRIOR_FILES.vjp
+    : `${label} (vjp)`;
+  const header = readOnnxHeader(bytes.denoiser);
+  const meta = parsePriorMetadata(header, label);
+  checkSignature(header, meta, "denoiser", label);
+  let vjpHeader: OnnxHeader | null = null;
+  const vjpBytes = options.loadVjp === false ? null : bytes.vjp ?? null;
+  if (vjpBytes) {
+    vjpHeader = readOnnxHeader(vjpBytes);
+    const vmeta = parsePriorMetadata(vjpHeader, vjpLabel);
+    if (JSON.stringify(vmeta.lora.params) !== JSON.stringify(meta.lora.params)) {
+      throw new PriorModelError(
+        `${vjpLabel} declares a different LoRA layout than ${label}; both graphs must come from the same export`,
+      );
+    }
+    checkSignature(vjpHeader, meta, "vjp", vjpLabel);
+  }
+
+  let provider: PriorProvider;
+  if (!options.provider || options.provider === "auto") {
+    const adapter = options.adapter !== undefined ? options.adapter : await probeAdapter();
+    provider = chooseProvider(adapter);
+  } else provider = options.provider;
+  const { ort, threads } = await loadOrt(provider, options.numThreads ?? 2, options.wasmBinary);
+  const sessionOptions: OrtNs.InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    graphOptimizationLevel: "all",
+  };
+  let denoiserSession: OrtNs.InferenceSession;
+  try {
+    denoiserSession = await ort.InferenceSession.create(bytes.denoiser, sessionOptions);
+  } catch (e) {
+    throw explainOrtError(e, label, provider);
+  }
+  let vjpSession: OrtNs.InferenceSession | null = null;
+  if (vjpBytes) {
+    try {
+      vjpSession = await ort.InferenceSession.create(vjpBytes, sessionOptions);
+    } catch (e) {
+      await denoiserSession.release();
+      throw explainOrtError(e, vjpLabel, provider);
+    }
+  }
+  const specs: ParamSpec[] = meta.lora.params.map((p) => ({
+    name: paramInputName(p.name),
+    shape: p.shape,
+  }));
+  const initial = new Map<string, Float32Array>();
+  for (const [k, v] of bytes.initialParams ?? []) initial.set(paramInputName(k), v);
+  return new ScorePrior({
+    ort,
+    provider,
+    threads,
+    meta,
+    specs,
+    initial,
+    denoiser: denoiserSession,
+    vjp: vjpSession,
+    vjpHeader,
+    vjpNote,
+    label,
+  });
+}
+
+interface ScorePriorParts {
+  ort: Ort;
+  provider: PriorProvider;
+  threads: number;
+  meta: PriorMetadata;
+  specs: ParamSpec[];
+  initial: Map<string, Float32Array>;
+  denoiser: OrtNs.InferenceSession;
+  vjp: OrtNs.InferenceSession | null;
+  vjpHeader: OnnxHeader | null;
+  vjpNote: string;
+  label: string;
+}
+
+/** A loaded score prior: ε_θ(x_t, t, mr) and its VJP with respect to the LoRA parameters. */
+export class ScorePrior {
+  /** The execution provider the sessions run on. */
+  readonly provider: PriorProvider;
+  /** wasm threads ORT runs with. */
+  readonly threads: number;
+  /** The validated model card. */
+  readonly meta: PriorMetadata;
+  /** The diffusion schedule from the metadata. */
+  readonly schedule: DdpmSchedule;
+  /** Adaptable parameters in graph order (names are graph input names, `p.…`). */
+  readonly paramSpecs: readonly ParamSpec[];
+  /** True when the VJP graph is loaded, i.e. the prior can be fine-tuned. */
+  readonly canFineTune: boolean;
+  /** Why fine-tuning is off ("" when it is on). */
+  readonly fineTuneNote: string;
+  /** Call counts and times. */
+  readonly stats: PriorStats = { epsCalls: 0, epsMs: 0, vjpCalls: 0, vjpMs: 0 };
+  readonly #p: ScorePriorParts;
+  #queue: Promise<unknown> = Promise.resolve();
+  #gpuParams = new WeakMap<LoraState, { version: number; tensors: Map<string, OrtTensor> }>();
+  #released = false;
+
+  /** Use {@linkcode loadPrior}. */
+  constructor(parts: ScorePriorParts) {
+    this.#p = parts;
+    this.provider = parts.provider;
+    this.threads = parts.threads;
+    this.meta = parts.meta;
+    this.schedule = new DdpmSchedule(parts.meta.schedule);
+    this.paramSpecs = parts.specs;
+    this.canFineTune = parts.vjp !== null;
+    this.fineTuneNote = parts.vjp ? "" : `fine-tuning is off: ${parts.vjpNote}`;
+  }
+
+  /** A fresh parameter state at the shipped initial values (LoRA up = 0: the base model). */
+  createParams(): LoraState {
+    return new LoraState(this.paramSpecs, this.#p.initial);
+  }
+
+  /** The fixed `[B, 3, H, W]` of the VJP graph, or null without one (or if it is dynamic). */
+  get vjpShape(): number[] | null {
+    const s = this.#p.vjpHeader?.inputs[0].shape;
+    return s && s.every((d) => typeof d === "number") ? s as number[] : null;
+  }
+
+  #onnxShape(n: number, opts: PriorCallOptions | undefined, fixed: number[] | null): number[] {
+    if (opts?.shape) {
+      const [nx, ny, nz] = opts.shape;
+      if (nz % 3 !== 0 || nx * ny * nz !== n) {
+        throw new RangeError(
+          `shape [${
+            opts.shape.join(", ")
+          }] does not fit ${n} values (expected [nx, ny, nz] with nz a multiple of 3 and nx·ny·nz = ${n})`,
+        );
+      }
+      return [nz / 3, 3, ny, nx];
+    }
+    if (fixed && fixed.reduce((a, b) => a * b, 1) === n) return fixed;
+    const side = Math.round(Math.sqrt(n / 3));
+    if (side * side * 3 !== n) {
+      throw new RangeError(
+        `cannot infer the stack shape of ${n} values (not 3 square slices): pass options.shape = [nx, ny, nz]`,
+      );
+    }
+    return [1, 3, side, side];
+  }
+
+  #tVector(t: number | ArrayLike<number>, batch: number): Float32Array {
+    const tv = typeof t === "number" ? new Float32Array(batch).fill(t) : Float32Array.from(t);
+    if (tv.length !== batch) {
+      throw new RangeError(`t has ${tv.length} entries, expected one per batch item (${batch})`);
+    }
+    for (const x of tv) {
+      if (!(x >= 0 && x < this.schedule.T)) {
+        throw new RangeError(`timestep ${x} is outside [0, ${this.schedule.T - 1}]`);
+      }
+    }
+    return tv;
+  }
+
+  #checkParams(params: LoraState): void {
+    const names = params.names;
+    if (
+      names.length !== this.paramSpecs.length ||
+      names.some((n, i) => n !== this.paramSpecs[i].name)
+    ) {
+      throw new Error(
+        `the LoRA state does not belong to this prior (expected ${this.paramSpecs.length} parameters starting with "${
+          this.paramSpecs[0].name
+        }"); create it with prior.createParams()`,
+      );
+    }
+  }
+
+  #paramFeeds(params: LoraState): Record<string, OrtTensor> {
+    const { ort } = this.#p;
+    const feeds: Record<string, OrtTensor> = {};
+    if (this.provider !== "webgpu") {
+      for (const s of this.paramSpecs) {
+        feeds[s.name] = new ort.Tensor("float32", params.get(s.name), [...s.shape]);
+      }
+      return feeds;
+    }
+    // webgpu: keep the parameters in GPU buffers on ORT's device until they change
+    let cached = this.#gpuParams.get(params);
+    if (!cached || cached.version !== params.version) {
+      cached?.tensors.forEach((t) => t.dispose());
+      cached = { version: params.version, tensors: new Map() };
+      this.#gpuParams.set(params, cached);
+    }
+    return Object.fromEntries(this.paramSpecs.map((s) => {
+      let t = cached!.tensors.get(s.name);
+      if (!t) {
+        t = this.#uploadGpu(params.get(s.name), s.shape);
+        cached!.tensors.set(s.name, t);
+      }
+      return [s.name, t];
+    }));
+  }
+
+  #device: GPUDevice | null = null;
+  #uploadGpu(data: Float32Array, shape: readonly number[]): OrtTensor {
+    const device = this.#device!;
+    const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+    const buffer = device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(
+      buffer,
+      0,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+    return this.#p.ort.Tensor.fromGpuBuffer(buffer, {
+      dataType: "float32",
+      dims: [...shape],
+      dispose: () => buffer.destroy(),
+    });
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#released) throw new Error("this ScorePrior has been released");
+    if (this.provider === "webgpu" && !this.#device) {
+      this.#device = await this.#p.ort.env.webgpu.device as GPUDevice;
+    }
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return await next;
+  }
+
+  #imageFeeds(
+    xt: Float32Array,
+    t: number | ArrayLike<number>,
+    mr: Float32Array,
+    dims: number[],
+  ): Record<string, OrtTensor> {
+    const { ort } = this.#p;
+    if (mr.length !== xt.length) {
+      throw new RangeError(`mr has ${mr.length} values, expected ${xt.length} like x_t`);
+    }
+    return {
+      x_t: new ort.Tensor("float32", xt, dims),
+      t: new ort.Tensor("float32", this.#tVector(t, dims[0]), [dims[0]]),
+      mr: new ort.Tensor("float32", mr, dims),
+    };
+  }
+
+  /**
+   * ε_θ(x_t, t, mr) with LoRA parameters `params`. `xt` and `mr` are 3-slice stacks (petrel
+   * order `[nx, ny, 3·B]`, i.e. ONNX `[B, 3, ny, nx]`); `t` is the integer timestep (one per
+   * batch item or shared).
+   */
+  eps(
+    xt: Float32Array,
+    t: number | ArrayLike<number>,
+    mr: Float32Array,
+    params: LoraState,
+    options?: PriorCallOptions,
+  ): Promise<Float32Array> {
+    this.#checkParams(params);
+    const dims = this.#onnxShape(xt.length, options, null);
+    return this.#run(async () => {
+      const t0 = performance.now();
+      const feeds = { ...this.#imageFeeds(xt, t, mr, dims), ...this.#paramFeeds(params) };
+      const out = await this.#p.denoiser.run(feeds);
+      const eps = await out.eps.getData() as Float32Array;
+      out.eps.dispose();
+      this.stats.epsCalls++;
+      this.stats.epsMs += performance.now() - t0;
+      return eps;
+    });
+  }
+
+  /**
+   * ε and the vector-Jacobian product `grads[θ] = (∂ε/∂θ)ᵀ gradEps` for every adaptable
+   * parameter, from the VJP graph (its batch and image size are fixed at export:
+   * {@linkcode ScorePrior.vjpShape}). Throws when the prior has no VJP graph.
+   */
+  vjp(
+    xt: Float32Array,
+    t: number | ArrayLike<number>,
+    mr: Float32Array,
+    params: LoraState,
+    gradEps: Float32Array,
+    options?: PriorCallOptions,
+  ): Promise<PriorVjp> {
+    const session = this.#p.vjp;
+    if (!session) {
+      throw new Error(
+        `${this.#p.label}: cannot compute gradients, ${this.fineTuneNote} (sampling still works)`,
+      );
+    }
+    this.#checkParams(params);
+    const fixed = this.vjpShape;
+    const dims = this.#onnxShape(xt.length, options, fixed);
+    if (fixed && dims.some((d, i) => d !== fixed[i])) {
+      throw new RangeError(
+        `the VJP graph was exported for x_t of shape [${fixed.join(", ")}] (ONNX order), got [${
+          dims.join(", ")
+        }]; re-export vjp.onnx for this size or use stacks of that size`,
+      );
+    }
+    if (gradEps.length !== xt.length) {
+      throw new RangeError(`gradEps has ${gradEps.length} values, expected ${xt.length} like x_t`);
+    }
+    return this.#run(async () => {
+      const t0 = performance.now();
+      const { ort } = this.#p;
+      const feeds = {
+        ...this.#imageFeeds(xt, t, mr, dims),
+        ...this.#paramFeeds(params),
+        grad_eps: new ort.Tensor("float32", gradEps, dims),
+      };
+      const out = await session.run(feeds);
+      const eps = await out.eps.getData() as Float32Array;
+      const grads = new Map<string, Float32Array>();
+      for (const s of this.paramSpecs) {
+        const o = out[gradOutputName(s.name)];
+        grads.set(s.name, await o.getData() as Float32Array);
+        o.dispose();
+      }
+      out.eps.dispose();
+      this.stats.vjpCalls++;
+      this.stats.vjpMs += performance.now() - t0;
+      return { eps, grads };
+    });
+  }
+
+  /** Releases the ORT sessions (and GPU parameter buffers). */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    await this.#queue;
+    this.#released = true;
+    await this.#p.denoiser.release();
+    await this.#p.vjp?.release();
+  }
+}
+
+/**
+ * Reads the initial LoRA values shipped beside the model. Returns an empty map when the
+ * directory has none (all parameters then start at zero).
+ */
+export async function readInitialParams(dir: string): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  const manifest = await readOptional(`${dir}/lora_init.json`);
+  if (!manifest) return out;
+  return out;
+}
