@@ -85,7 +85,7 @@ export function compareArrays(
       differing++;
       maxAbs = Math.max(maxAbs, Number.isNaN(d) ? Infinity : d);
     }
-    maxRef = Math.max(maxRef, Math.abs(a[i]));
+    if (Number.isFinite(a[i])) maxRef = Math.max(maxRef, Math.abs(a[i]));
   }
   return { maxAbsDiff: maxAbs, maxRelDiff: maxRef > 0 ? maxAbs / maxRef : maxAbs, differing };
 }
