@@ -24,7 +24,7 @@ export const limitsSchema = z.object({
   /** Wall-clock limit of one job in milliseconds. */
   timeoutMs: z.number().int().min(100).max(7 * 24 * 3600 * 1000),
   /** Memory cap of one job's Deno process (V8 heap) in MiB. */
-  memoryMb: z.number().int().min(16).max(1024 * 1024),
+  memoryMb: z.number().int().min(128).max(1024 * 1024),
   /** Maximum total size of the files a job writes to its output folder, in bytes. */
   maxOutputBytes: z.number().int().min(1024),
   /** Maximum size of one submission (recipe + uploaded inputs), in bytes. */

@@ -1,8 +1,8 @@
 /**
- * The sandbox the server runs jobs through. TEMPORARY: re-exports the server's own stand-in until
- * `core/runtime/sandbox.ts` lands, then re-exports that.
+ * The sandbox the server runs jobs through: `runSandboxed` of `core/runtime/sandbox.ts` (a child
+ * `deno run` per job with least permissions, wall-clock limit, memory cap, output quota).
  *
  * @module
  */
-export { runSandboxed } from "./_sandbox_temp.ts";
-export type { SandboxOptions, SandboxResult } from "./_sandbox_temp.ts";
+export { runSandboxed } from "../runtime/sandbox.ts";
+export type { SandboxOptions, SandboxResult } from "../runtime/sandbox.ts";

@@ -47,8 +47,8 @@ export function testConfig(
     datasets: { phantom: `${dir}/datasets/phantom` },
     limits: {
       timeoutMs: 20_000,
-      memoryMb: 128,
-      maxOutputBytes: 4 << 20,
+      memoryMb: 256,
+      maxOutputBytes: 64 << 20,
       maxUploadBytes: 1 << 20,
       maxActiveJobs: 40,
     },

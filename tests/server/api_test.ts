@@ -62,7 +62,7 @@ Deno.test("server api: JSON submission runs, logs, reports progress and serves r
     const files = await env.json(A, "GET", `/api/jobs/${id}/files`);
     assertEquals(
       (files.body.files as { path: string }[]).map((f) => f.path),
-      ["images/slices.png", "result.json"],
+      ["images/slices.png", "manifest.json", "result.json"],
     );
     const res = await env.call(A, "GET", `/api/jobs/${id}/files/result.json`);
     assertEquals(res.status, 200);
@@ -254,7 +254,7 @@ Deno.test("server api: cancel a queued and a running job; active-job quota", asy
   const env2 = await setup({
     limits: {
       timeoutMs: 20_000,
-      memoryMb: 128,
+      memoryMb: 256,
       maxOutputBytes: 1 << 20,
       maxUploadBytes: 1 << 20,
       maxActiveJobs: 2,
