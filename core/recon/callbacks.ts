@@ -1,0 +1,147 @@
+/**
+ * Per-iteration callbacks of the reconstruction algorithms. A callback declares what it needs
+ * (the image, the log-likelihood, or only a finished device queue); the algorithm reads back only
+ * what some callback asked for, and only on the iterations it asked for.
+ *
+ * @module
+ */
+
+/** What an algorithm hands to callbacks after an iteration. */
+export interface IterationState {
+  /** Algorithm name, e.g. "OSEM". */
+  algorithm: string;
+  /** 1-based iteration number. */
+  iteration: number;
+  /** Number of iterations of the run. */
+  iterations: number;
+  /** Milliseconds since the run started (device work finished only if some callback synced). */
+  elapsedMs: number;
+  /** The current image, when a callback asked for it. */
+  image?: Float32Array;
+  /** `L(x)` of the current image, when a callback asked for it. */
+  logLikelihood?: number;
+}
+
+/** An observer of a reconstruction. */
+export interface ReconCallback {
+  /** Read the image back before calling. */
+  readonly needsImage?: boolean;
+  /** Compute and read back the log-likelihood (one extra forward projection). */
+  readonly needsLogLikelihood?: boolean;
+  /** Wait for the device to finish the iteration (true timings, no data read). */
+  readonly needsSync?: boolean;
+  /** Call only every `every`-th iteration and on the last (default 1). */
+  readonly every?: number;
+  /** Called after each (selected) iteration. */
+  onIteration(state: IterationState): void | Promise<void>;
+}
+
+/** True when `cb` runs after iteration `it` of `n`. */
+export function callbackDue(cb: ReconCallback, it: number, n: number): boolean {
+  const every = cb.every ?? 1;
+  return it === n || it % every === 0;
+}
+
+/** Options of {@linkcode progressCallback}. */
+export interface ProgressOptions {
+  /** Where lines go (default: stderr). */
+  write?: (line: string) => void;
+  /** Print every `every`-th iteration (default 1). */
+  every?: number;
+  /** Label put in front of each line. */
+  label?: string;
+}
+
+/** Prints `label OSEM 3/10  1.2 s` lines after iterations (waits for the device, reads nothing). */
+export function progressCallback(options: ProgressOptions = {}): ReconCallback {
+  const enc = new TextEncoder();
+  const write = options.write ??
+    ((line: string) => Deno.stderr.writeSync(enc.encode(line + "\n")));
+  return {
+    needsSync: true,
+    every: options.every,
+    onIteration(s) {
+      const label = options.label ? `${options.label} ` : "";
+      const ll = s.logLikelihood !== undefined ? `  L=${s.logLikelihood.toPrecision(10)}` : "";
+      write(
+        `${label}${s.algorithm} ${s.iteration}/${s.iterations}  ${
+          (s.elapsedMs / 1000).toFixed(2)
+        } s${ll}`,
+      );
+    },
+  };
+}
+
+/** A callback that records `L(x)` after every (selected) iteration into `values`. */
+export interface LogLikelihoodRecorder extends ReconCallback {
+  /** `[iteration, L]` pairs in order. */
+  readonly values: [number, number][];
+}
+
+/** Records the log-likelihood after every `every`-th iteration. */
+export function logLikelihoodCallback(options: { every?: number } = {}): LogLikelihoodRecorder {
+  const values: [number, number][] = [];
+  return {
+    needsLogLikelihood: true,
+    every: options.every,
+    values,
+    onIteration(s) {
+      values.push([s.iteration, s.logLikelihood!]);
+    },
+  };
+}
+
+/** A metric of an image against the truth (both host arrays of the same length). */
+export type ImageMetric = (image: Float32Array, truth: Float32Array) => number;
+
+/**
+ * Normalised root-mean-square error `‖x − t‖₂ / ‖t‖₂` over `mask` (all voxels by default).
+ * A plain helper for callbacks; `core/metrics` has the full set of figures of merit.
+ */
+export function nrmse(
+  image: ArrayLike<number>,
+  truth: ArrayLike<number>,
+  mask?: ArrayLike<number>,
+): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < truth.length; i++) {
+    if (mask && !mask[i]) continue;
+    num += (image[i] - truth[i]) ** 2;
+    den += truth[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-300));
+}
+
+/** A callback that evaluates metrics against a known truth after selected iterations. */
+export interface MetricsRecorder extends ReconCallback {
+  /** One row per evaluated iteration: `{iteration, <metric>: value, …}`. */
+  readonly rows: Record<string, number>[];
+}
+
+/**
+ * Evaluates `metrics` (default: NRMSE) of the current image against `truth` after every
+ * `every`-th iteration (reads the image back on those iterations only).
+ */
+export function metricsCallback(
+  truth: Float32Array,
+  options: { metrics?: Record<string, ImageMetric>; every?: number } = {},
+): MetricsRecorder {
+  const metrics = options.metrics ?? { nrmse: (x: Float32Array, t: Float32Array) => nrmse(x, t) };
+  const rows: Record<string, number>[] = [];
+  return {
+    needsImage: true,
+    every: options.every,
+    rows,
+    onIteration(s) {
+      if (s.image!.length !== truth.length) {
+        throw new RangeError(
+          `metricsCallback: image has ${s.image!.length} voxels, truth has ${truth.length}`,
+        );
+      }
+      const row: Record<string, number> = { iteration: s.iteration };
+      for (const [name, f] of Object.entries(metrics)) row[name] = f(s.image!, truth);
+      rows.push(row);
+    },
+  };
+}

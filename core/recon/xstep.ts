@@ -1,0 +1,95 @@
+/**
+ * The penalised-EM "x-step" of HQS (half-quadratic splitting) reconstructions: given a target
+ * image `z` on the device and a coupling β, it approximately solves
+ * `argmax_x L(y | x) − (β/2) ‖x − z‖²` by De Pierro penalised-EM iterations, each
+ *
+ *   x_em = (x / s) ⊙ Aᵀ(m ⊙ y / ybar(x)),
+ *   x ← ½ [(z − s/β) + √((z − s/β)² + 4 x_em s/β)]   (per voxel),
+ *
+ * the closed-form maximiser of the EM surrogate plus the quadratic coupling (`docs/method.md`).
+ * It is evaluated without dividing by `s` or β (and in a cancellation-free form), so voxels with
+ * zero sensitivity become `max(z, 0)`. All iterations are recorded into the caller's recorder.
+ *
+ * @module
+ */
+
+import type { GpuArray, KernelRecorder } from "../gpu/context.ts";
+import type { PoissonLikelihood } from "../model/likelihood.ts";
+import { recordClampCopy, recordXStepUpdate } from "../model/kernels.ts";
+
+/** Options of the x-step. */
+export interface XStepOptions {
+  /** Coupling strength β > 0 (in 1/(image unit)², e.g. 0.01 for images scaled to [0, 1]). */
+  beta: number;
+  /** Number of penalised-EM iterations (reference: 5). */
+  iterations: number;
+  /** Start from `max(z, 0)` (default true); otherwise from the current `x`. */
+  initFromTarget?: boolean;
+}
+
+/**
+ * The x-step with its scratch arrays allocated once (reuse it across many HQS steps). Uses all
+ * data in every iteration (the EM back projection sums over the model's subsets).
+ */
+export class PenalisedEmStep {
+  #bp: GpuArray;
+  #tmp: GpuArray | null;
+
+  /**
+   * @param likelihood the data and forward model
+   * @param scratch optional image-sized arrays to use (e.g. `rec.temp` arrays); allocated otherwise
+   */
+  constructor(
+    readonly likelihood: PoissonLikelihood,
+    scratch?: { bp: GpuArray; tmp: GpuArray },
+  ) {
+    const ctx = likelihood.model.ctx;
+    const shape = likelihood.model.imageShape;
+    this.#bp = scratch?.bp ?? ctx.array(shape);
+    this.#tmp = scratch?.tmp ?? (likelihood.model.subsetCount > 1 ? ctx.array(shape) : null);
+    likelihood.model.totalSensitivity(); // computed now, outside any recording
+  }
+
+  /** Records `options.iterations` x-step iterations updating `x` in place towards target `z`. */
+  record(rec: KernelRecorder, x: GpuArray, z: GpuArray, options: XStepOptions): void {
+    if (!(options.beta > 0) || !Number.isFinite(options.beta)) {
+      throw new RangeError(`x-step beta must be a finite number > 0, got ${options.beta}`);
+    }
+    if (!Number.isInteger(options.iterations) || options.iterations < 0) {
+      throw new RangeError(`x-step iterations must be an integer ≥ 0, got ${options.iterations}`);
+    }
+    const n = this.#bp.length;
+    if (x.length !== n || z.length !== n) {
+      throw new RangeError(
+        `x-step: x has ${x.length} and z ${z.length} voxels, expected ${n} each`,
+      );
+    }
+    const sens = this.likelihood.model.totalSensitivity();
+    if (options.initFromTarget ?? true) recordClampCopy(rec, x, z);
+    for (let it = 0; it < options.iterations; it++) {
+      this.likelihood.recordFullEmBackprojection(rec, x, this.#bp, this.#tmp ?? undefined);
+      recordXStepUpdate(rec, x, { bp: this.#bp, sens, z, beta: options.beta });
+    }
+  }
+
+  /** Frees the scratch arrays. */
+  destroy(): void {
+    this.#bp.destroy();
+    this.#tmp?.destroy();
+  }
+}
+
+/**
+ * Records an x-step with scratch arrays that live until the recorder's work is done (convenient
+ * for one-off use; prefer {@linkcode PenalisedEmStep} in loops).
+ */
+export function recordPenalisedEm(
+  rec: KernelRecorder,
+  likelihood: PoissonLikelihood,
+  target: { x: GpuArray; z: GpuArray },
+  options: XStepOptions,
+): void {
+  const shape = likelihood.model.imageShape;
+  const step = new PenalisedEmStep(likelihood, { bp: rec.temp(shape), tmp: rec.temp(shape) });
+  step.record(rec, target.x, target.z, options);
+}
