@@ -1,0 +1,23 @@
+/**
+ * Image and data I/O: NIfTI-1 (`.nii`, `.nii.gz`), NumPy `.npy`, sinograms with a JSON sidecar,
+ * STIR Interfile images and projection data, PNG montages. Every writer is atomic (temporary
+ * name + rename); readers throw a {@linkcode FormatError} for corrupt, truncated or mismatched
+ * files and a {@linkcode FilePermissionError} naming the missing `--allow-*` flag.
+ * File formats are described in `docs/formats.md`.
+ *
+ * @module
+ */
+export {
+  explainFileError,
+  FilePermissionError,
+  FormatError,
+  readBytes,
+  readText,
+  writeFileAtomic,
+  writeFilesAtomic,
+} from "./files.ts";
+export * from "./nifti.ts";
+export * from "./npy.ts";
+export * from "./sinogram.ts";
+export * from "./interfile.ts";
+export * from "./png.ts";
