@@ -19,19 +19,42 @@ export const PETREL_PRIOR_FORMAT = "petrel-prior-v1";
 /** zod schema of one adaptable parameter in the metadata. */
 export const LoraParamSchema = z.object({
   name: z.string().min(1),
+  /** The VJP graph's output for this parameter (default `grad.<name without "p.">`). */
+  grad: z.string().min(1).optional(),
   shape: z.array(z.number().int().positive()),
+});
+
+/** zod schema of `lora.init`: where the initial parameter values are stored beside the model. */
+export const LoraInitSchema = z.looseObject({
+  /** Raw float32 little-endian values, concatenated in `lora.params` order. */
+  file: z.string().min(1),
+  /** The `petrel-tensors-v1` JSON index of that file. */
+  index: z.string().min(1).optional(),
+  dtype: z.literal("float32").optional(),
+  byte_order: z.literal("little").optional(),
+  count: z.number().int().nonnegative().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 
 /** zod schema of the `petrel` metadata document (unknown extra keys are kept). */
 export const PriorMetadataSchema = z.looseObject({
   format: z.literal(PETREL_PRIOR_FORMAT),
   schedule: ScheduleSpecSchema,
-  prediction: z.literal("eps"),
-  channels: z.looseObject({}),
+  /** ε-prediction (the exporter writes "epsilon"). */
+  prediction: z.enum(["epsilon", "eps"]),
+  channels: z.looseObject({
+    pet: z.number().int().positive(),
+    mr: z.number().int().positive(),
+  }),
   scaling: z.looseObject({}),
+  architecture: z.looseObject({
+    /** H and W must be multiples of this (2^(levels−1) for the U-Net). */
+    spatial_multiple: z.number().int().positive().optional(),
+  }).optional(),
   lora: z.looseObject({
     rank: z.number().int().positive(),
     params: z.array(LoraParamSchema).min(1),
+    init: LoraInitSchema.optional(),
   }),
   training: z.looseObject({}),
 });
@@ -86,7 +109,7 @@ export function parsePriorMetadata(header: OnnxHeader, what: string): PriorMetad
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
       .join("; ");
     throw new PriorModelError(
-      `${what}: invalid "${PETREL_METADATA_KEY}" metadata (${problems}); expected {format: "${PETREL_PRIOR_FORMAT}", schedule: {kind: "linear", T, beta_start, beta_end}, prediction: "eps", channels, scaling, lora: {rank, params: [{name, shape}]}, training}`,
+      `${what}: invalid "${PETREL_METADATA_KEY}" metadata (${problems}); expected {format: "${PETREL_PRIOR_FORMAT}", schedule: {kind: "linear", T, beta_start, beta_end}, prediction: "epsilon", channels: {pet, mr}, scaling, lora: {rank, params: [{name, shape}]}, training}`,
     );
   }
   return parsed.data;
@@ -114,7 +137,11 @@ export function checkSignature(
   kind: "denoiser" | "vjp",
   what: string,
 ): void {
-  const params = meta.lora.params.map((p) => ({ ...p, input: paramInputName(p.name) }));
+  const params = meta.lora.params.map((p) => ({
+    ...p,
+    input: paramInputName(p.name),
+    gradOut: p.grad ?? gradOutputName(paramInputName(p.name)),
+  }));
   const expectedInputs = [
     ...IMAGE_INPUTS,
     ...params.map((p) => p.input),
@@ -122,7 +149,7 @@ export function checkSignature(
   ];
   const expectedOutputs = [
     "eps",
-    ...(kind === "vjp" ? params.map((p) => gradOutputName(p.input)) : []),
+    ...(kind === "vjp" ? params.map((p) => p.gradOut) : []),
   ];
   const summary = (names: string[]): string =>
     names.length > 6
@@ -154,11 +181,13 @@ export function checkSignature(
       );
     }
   }
-  for (const n of ["x_t", "mr"]) {
+  for (const [n, c] of [["x_t", meta.channels.pet], ["mr", meta.channels.mr]] as const) {
     const s = header.inputs.find((x) => x.name === n)!.shape;
-    if (s && (s.length !== 4 || s[1] !== 3)) {
+    if (s && (s.length !== 4 || s[1] !== c)) {
       throw new PriorModelError(
-        `${what}: input "${n}" has shape [${s.join(", ")}], expected [B, 3, H, W]`,
+        `${what}: input "${n}" has shape [${
+          s.join(", ")
+        }], expected [B, ${c}, H, W] (channels in the metadata)`,
       );
     }
   }

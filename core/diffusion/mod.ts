@@ -11,3 +11,4 @@ export * from "./sampler.ts";
 export * from "./onnx_proto.ts";
 export * from "./metadata.ts";
 export * from "./prior.ts";
+export * from "./tensor_bundle.ts";

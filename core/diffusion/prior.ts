@@ -26,6 +26,7 @@ import type * as OrtNs from "onnxruntime-web";
 import { DdpmSchedule } from "./schedule.ts";
 import { LoraState, type ParamSpec } from "./lora.ts";
 import { type OnnxHeader, readOnnxHeader } from "./onnx_proto.ts";
+import { decodeTensorBundle } from "./tensor_bundle.ts";
 import {
   checkSignature,
   gradOutputName,
@@ -86,9 +87,9 @@ export interface PriorBytes {
 /** Options of the network calls. */
 export interface PriorCallOptions {
   /**
-   * Shape of `x_t`/`mr` in petrel's order, fastest axis first: `[nx, ny, nz]` with `nz` a
-   * multiple of the 3 channels (batch = nz / 3); it equals ONNX `[nz/3, 3, ny, nx]`. Default: one
-   * square stack, or the fixed shape of the VJP graph.
+   * Shape of `x_t` in petrel's order, fastest axis first: `[nx, ny, nz]` with `nz` a multiple of
+   * the C PET channels (3 slices; batch = nz / C); it equals ONNX `[nz/C, C, ny, nx]` (`mr` has
+   * the same layout with the MR channels). Default: one square stack, or the VJP graph's shape.
    */
   shape?: readonly [number, number, number];
 }
@@ -185,12 +186,13 @@ export async function loadPrior(
 ): Promise<ScorePrior> {
   let bytes: PriorBytes;
   let vjpNote = "";
+  let dir: string | null = null;
   if (typeof source === "string" || source instanceof URL) {
-    const dir = typeof source === "string" ? source : source.pathname;
+    dir = typeof source === "string" ? source : source.pathname;
     const denoiser = await readOptional(`${dir}/${PRIOR_FILES.denoiser}`);
     if (!denoiser) {
       throw new PriorModelError(
-        `no ${PRIOR_FILES.denoiser} in ${dir} (a prior directory holds ${PRIOR_FILES.denoiser}, optionally ${PRIOR_FILES.vjp} and the initial LoRA values)`,
+        `no ${PRIOR_FILES.denoiser} in ${dir} (a prior directory holds ${PRIOR_FILES.denoiser}, optionally ${PRIOR_FILES.vjp}, and the initial LoRA values named in its metadata)`,
       );
     }
     const vjp = options.loadVjp === false ? null : await readOptional(`${dir}/${PRIOR_FILES.vjp}`);
@@ -199,12 +201,7 @@ export async function loadPrior(
         ? "vjp.onnx not loaded (loadVjp: false)"
         : `no ${PRIOR_FILES.vjp} in ${dir}`;
     }
-    bytes = {
-      denoiser,
-      vjp,
-      initialParams: await readInitialParams(dir),
-      label: `${dir}/${PRIOR_FILES.denoiser}`,
-    };
+    bytes = { denoiser, vjp, label: `${dir}/${PRIOR_FILES.denoiser}` };
   } else {
     bytes = source;
     if (!bytes.vjp || options.loadVjp === false) {
@@ -231,6 +228,21 @@ export async function loadPrior(
       );
     }
     checkSignature(vjpHeader, meta, "vjp", vjpLabel);
+  }
+  const initial = new Map<string, Float32Array>();
+  const given = dir ? await readInitialParams(dir, meta) : bytes.initialParams ?? new Map();
+  for (const [k, v] of given) initial.set(paramInputName(k), v);
+  const missing = meta.lora.params.map((p) => paramInputName(p.name)).filter((n) =>
+    !initial.has(n)
+  );
+  if (missing.length) {
+    throw new PriorModelError(
+      `${label}: no initial values for ${missing.length} adaptable parameter(s) (first "${
+        missing[0]
+      }"); expected all of lora.params (the biases carry the trained base biases)${
+        dir ? "" : ": pass initialParams"
+      }`,
+    );
   }
 
   let provider: PriorProvider;
@@ -262,8 +274,6 @@ export async function loadPrior(
     name: paramInputName(p.name),
     shape: p.shape,
   }));
-  const initial = new Map<string, Float32Array>();
-  for (const [k, v] of bytes.initialParams ?? []) initial.set(paramInputName(k), v);
   return new ScorePrior({
     ort,
     provider,
@@ -315,6 +325,7 @@ export class ScorePrior {
   #queue: Promise<unknown> = Promise.resolve();
   #gpuParams = new WeakMap<LoraState, { version: number; tensors: Map<string, OrtTensor> }>();
   #released = false;
+  readonly #gradNames: Map<string, string>;
 
   /** Use {@linkcode loadPrior}. */
   constructor(parts: ScorePriorParts) {
@@ -326,6 +337,12 @@ export class ScorePrior {
     this.paramSpecs = parts.specs;
     this.canFineTune = parts.vjp !== null;
     this.fineTuneNote = parts.vjp ? "" : `fine-tuning is off: ${parts.vjpNote}`;
+    this.#gradNames = new Map(
+      parts.meta.lora.params.map((p) => {
+        const input = paramInputName(p.name);
+        return [input, p.grad ?? gradOutputName(input)];
+      }),
+    );
   }
 
   /** A fresh parameter state at the shipped initial values (LoRA up = 0: the base model). */
@@ -333,32 +350,49 @@ export class ScorePrior {
     return new LoraState(this.paramSpecs, this.#p.initial);
   }
 
-  /** The fixed `[B, 3, H, W]` of the VJP graph, or null without one (or if it is dynamic). */
+  /** The fixed `[B, C, H, W]` of the VJP graph, or null without one (or if it is dynamic). */
   get vjpShape(): number[] | null {
     const s = this.#p.vjpHeader?.inputs[0].shape;
     return s && s.every((d) => typeof d === "number") ? s as number[] : null;
   }
 
+  /** PET channels per stack (3 slices in the reference). */
+  get channels(): number {
+    return this.meta.channels.pet;
+  }
+
   #onnxShape(n: number, opts: PriorCallOptions | undefined, fixed: number[] | null): number[] {
+    const c = this.channels;
+    let dims: number[];
     if (opts?.shape) {
       const [nx, ny, nz] = opts.shape;
-      if (nz % 3 !== 0 || nx * ny * nz !== n) {
+      if (nz % c !== 0 || nx * ny * nz !== n) {
         throw new RangeError(
           `shape [${
             opts.shape.join(", ")
-          }] does not fit ${n} values (expected [nx, ny, nz] with nz a multiple of 3 and nx·ny·nz = ${n})`,
+          }] does not fit ${n} values (expected [nx, ny, nz] with nz a multiple of ${c} and nx·ny·nz = ${n})`,
         );
       }
-      return [nz / 3, 3, ny, nx];
+      dims = [nz / c, c, ny, nx];
+    } else if (fixed && fixed.reduce((a, b) => a * b, 1) === n) dims = fixed;
+    else {
+      const side = Math.round(Math.sqrt(n / c));
+      if (side * side * c !== n) {
+        throw new RangeError(
+          `cannot infer the stack shape of ${n} values (not ${c} square slices): pass options.shape = [nx, ny, nz]`,
+        );
+      }
+      dims = [1, c, side, side];
     }
-    if (fixed && fixed.reduce((a, b) => a * b, 1) === n) return fixed;
-    const side = Math.round(Math.sqrt(n / 3));
-    if (side * side * 3 !== n) {
+    const m = this.meta.architecture?.spatial_multiple ?? 1;
+    if (dims[2] % m !== 0 || dims[3] % m !== 0) {
       throw new RangeError(
-        `cannot infer the stack shape of ${n} values (not 3 square slices): pass options.shape = [nx, ny, nz]`,
+        `slices of ${dims[3]}×${
+          dims[2]
+        } do not fit the network: nx and ny must be multiples of ${m} (architecture.spatial_multiple); pad the stack`,
       );
     }
-    return [1, 3, side, side];
+    return dims;
   }
 
   #tVector(t: number | ArrayLike<number>, batch: number): Float32Array {
@@ -453,20 +487,24 @@ export class ScorePrior {
     dims: number[],
   ): Record<string, OrtTensor> {
     const { ort } = this.#p;
-    if (mr.length !== xt.length) {
-      throw new RangeError(`mr has ${mr.length} values, expected ${xt.length} like x_t`);
+    const mrDims = [dims[0], this.meta.channels.mr, dims[2], dims[3]];
+    const nMr = mrDims.reduce((a, b) => a * b, 1);
+    if (mr.length !== nMr) {
+      throw new RangeError(
+        `mr has ${mr.length} values, expected ${nMr} (ONNX shape [${mrDims.join(", ")}])`,
+      );
     }
     return {
       x_t: new ort.Tensor("float32", xt, dims),
       t: new ort.Tensor("float32", this.#tVector(t, dims[0]), [dims[0]]),
-      mr: new ort.Tensor("float32", mr, dims),
+      mr: new ort.Tensor("float32", mr, mrDims),
     };
   }
 
   /**
    * ε_θ(x_t, t, mr) with LoRA parameters `params`. `xt` and `mr` are 3-slice stacks (petrel
-   * order `[nx, ny, 3·B]`, i.e. ONNX `[B, 3, ny, nx]`); `t` is the integer timestep (one per
-   * batch item or shared).
+   * order `[nx, ny, 3·B]`, i.e. ONNX `[B, 3, ny, nx]`; see {@linkcode PriorCallOptions.shape});
+   * `t` is the integer timestep (one per batch item or shared).
    */
   eps(
     xt: Float32Array,
@@ -533,7 +571,7 @@ export class ScorePrior {
       const eps = await out.eps.getData() as Float32Array;
       const grads = new Map<string, Float32Array>();
       for (const s of this.paramSpecs) {
-        const o = out[gradOutputName(s.name)];
+        const o = out[this.#gradNames.get(s.name)!];
         grads.set(s.name, await o.getData() as Float32Array);
         o.dispose();
       }
@@ -555,12 +593,72 @@ export class ScorePrior {
 }
 
 /**
- * Reads the initial LoRA values shipped beside the model. Returns an empty map when the
- * directory has none (all parameters then start at zero).
+ * Reads the initial LoRA values shipped beside a model (`lora.init` in the metadata: a raw
+ * float32 little-endian file concatenated in `lora.params` order, and optionally its
+ * `petrel-tensors-v1` JSON index). Checks the value count and, when given, the SHA-256.
  */
-export async function readInitialParams(dir: string): Promise<Map<string, Float32Array>> {
+export async function readInitialParams(
+  dir: string,
+  meta: PriorMetadata,
+): Promise<Map<string, Float32Array>> {
+  const init = meta.lora.init;
+  if (!init) {
+    throw new PriorModelError(
+      `the metadata of the prior in ${dir} has no lora.init entry; expected {file, index?, count?, sha256?} naming the initial LoRA values`,
+    );
+  }
+  const raw = await readOptional(`${dir}/${init.file}`);
+  if (!raw) {
+    throw new PriorModelError(
+      `the initial LoRA values ${dir}/${init.file} named in the metadata (lora.init.file) are missing`,
+    );
+  }
+  if (init.sha256) {
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", raw as Uint8Array<ArrayBuffer>),
+    );
+    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    if (hex !== init.sha256) {
+      throw new PriorModelError(
+        `${dir}/${init.file} has SHA-256 ${hex}, but the metadata expects ${init.sha256} (the file does not belong to this model)`,
+      );
+    }
+  }
+  const indexBytes = init.index ? await readOptional(`${dir}/${init.index}`) : null;
+  let index: unknown;
+  if (indexBytes) index = JSON.parse(new TextDecoder().decode(indexBytes));
+  else {
+    // no index: the layout is lora.params order
+    let offset = 0;
+    const tensors = meta.lora.params.map((p) => {
+      const t = { name: p.name, shape: p.shape, offset };
+      offset += p.shape.reduce((a, b) => a * b, 1);
+      return t;
+    });
+    index = {
+      format: "petrel-tensors-v1",
+      file: init.file,
+      dtype: "float32",
+      byte_order: "little",
+      count: offset,
+      tensors,
+    };
+  }
+  const bundle = decodeTensorBundle(index, raw, `${dir}/${init.index ?? init.file}`);
   const out = new Map<string, Float32Array>();
-  const manifest = await readOptional(`${dir}/lora_init.json`);
-  if (!manifest) return out;
+  for (const p of meta.lora.params) {
+    const t = bundle.get(p.name);
+    if (!t) {
+      throw new PriorModelError(`${dir}/${init.file} has no initial value for "${p.name}"`);
+    }
+    if (t.shape.join() !== p.shape.join()) {
+      throw new PriorModelError(
+        `initial value of "${p.name}" has shape [${t.shape.join(", ")}], the metadata declares [${
+          p.shape.join(", ")
+        }]`,
+      );
+    }
+    out.set(p.name, t.data);
+  }
   return out;
 }
