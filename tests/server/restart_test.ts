@@ -1,0 +1,183 @@
+/**
+ * Durability: the server runs as a real subprocess (`core/server/main.ts`, with the permissions
+ * the docs give), is killed with SIGKILL while a job runs, and restarted; nothing is lost. Needs
+ * network permission on 127.0.0.1 (skipped without it).
+ */
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
+import { hashToken } from "../../core/server/mod.ts";
+import { FIXTURES, TERMINAL, TOKENS } from "./_helpers.ts";
+
+const MAIN = new URL("../../core/server/main.ts", import.meta.url).pathname;
+const NET = Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state === "granted";
+const RUN = Deno.permissions.querySync({ name: "run" }).state === "granted";
+
+interface Proc {
+  child: Deno.ChildProcess;
+  url: string;
+  output: string[];
+}
+
+async function startServer(config: string): Promise<Proc> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net=127.0.0.1",
+      "--allow-run",
+      "--allow-env",
+      MAIN,
+      "--config",
+      config,
+      "--port",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const output: string[] = [];
+  let resolveUrl!: (u: string) => void;
+  const url = new Promise<string>((r) => resolveUrl = r);
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      output.push(chunk);
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output.join(""));
+      if (m) resolveUrl(m[1]);
+    }
+  };
+  drain(child.stdout);
+  drain(child.stderr);
+  const timeout = new Promise<string>((_, rej) =>
+    setTimeout(() => rej(new Error(`server did not start: ${output.join("")}`)), 30_000)
+  );
+  const u = await Promise.race([
+    url,
+    timeout.catch((e) => {
+      child.kill("SIGKILL");
+      throw e;
+    }),
+  ]);
+  return { child, url: u, output };
+}
+
+async function kill9(p: Proc): Promise<void> {
+  p.child.kill("SIGKILL");
+  const st = await p.child.status;
+  assertEquals(st.signal, "SIGKILL");
+}
+
+async function api(p: Proc, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${p.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKENS.alice}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function waitFor(
+  p: Proc,
+  id: string,
+  ok: (j: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<Record<string, unknown>> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 60_000) {
+    const j = (await api(p, "GET", `/api/jobs/${id}/log?wait=500&after=1000000`)).body.job;
+    if (ok(j)) return j;
+  }
+  throw new Error(`timed out waiting for job ${id} to be ${what}`);
+}
+
+const running = (attempt: number) => (j: Record<string, unknown>) =>
+  j.state === "running" && j.attempts === attempt &&
+  (j.progress as { done: number }).done > 0;
+
+Deno.test({
+  name: "server: SIGKILL mid-job loses nothing; restart re-queues (or fails, by policy)",
+  ignore: !NET || !RUN,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "petrel_restart_test_" });
+    const cfgPath = `${dir}/server.json`;
+    const config = (onRestart: string) =>
+      JSON.stringify({
+        dataDir: "data",
+        port: 0,
+        jobsPerGpu: 1,
+        onRestart,
+        maxAttempts: 3,
+        recipes: { sum: `${FIXTURES}sum_recipe.ts` },
+        limits: {
+          timeoutMs: 30_000,
+          memoryMb: 256,
+          maxOutputBytes: 64 << 20,
+          maxUploadBytes: 1 << 20,
+          maxActiveJobs: 10,
+        },
+        users: [{ name: "alice", tokenHash: hashToken(TOKENS.alice) }],
+      });
+    const procs: Proc[] = [];
+    try {
+      await Deno.writeTextFile(cfgPath, config("requeue"));
+      const s1 = await startServer(cfgPath);
+      procs.push(s1);
+      const slow = { recipe: "sum", params: { steps: 15, sleepMs: 100 } };
+      const j1 = (await api(s1, "POST", "/api/jobs", slow)).body.id as string;
+      const j2 = (await api(s1, "POST", "/api/jobs", slow)).body.id as string;
+      await waitFor(s1, j1, running(1), "running");
+      await kill9(s1);
+
+      // Restart (requeue): j1 runs again as attempt 2 and succeeds; j2 was never lost.
+      const s2 = await startServer(cfgPath);
+      procs.push(s2);
+      assertMatch(s2.output.join(""), /recovered 1 interrupted job\(s\) into the queue/);
+      const d1 = await waitFor(s2, j1, (j) => TERMINAL.has(j.state as string), "finished");
+      assertEquals([d1.state, d1.attempts], ["succeeded", 2]);
+      const log = (await api(s2, "GET", `/api/jobs/${j1}/log`)).body.lines as { line: string }[];
+      const text = log.map((l) => l.line).join("\n");
+      assertMatch(text, /attempt 1 [^]*attempt 2 [^]*step 15 of 15/);
+      const files = (await api(s2, "GET", `/api/jobs/${j1}/files`)).body.files as {
+        path: string;
+      }[];
+      assert(files.some((f) => f.path === "result.json"));
+      // j2 runs next; j3 waits behind it. Kill during j2.
+      const j3 = (await api(s2, "POST", "/api/jobs", { recipe: "sum" })).body.id as string;
+      await waitFor(s2, j2, running(1), "running");
+      await kill9(s2);
+
+      // Restart with policy "fail": j2 fails as interrupted; j3 (queued) still runs.
+      await Deno.writeTextFile(cfgPath, config("fail"));
+      const s3 = await startServer(cfgPath);
+      procs.push(s3);
+      const d2 = (await api(s3, "GET", `/api/jobs/${j2}`)).body;
+      assertEquals([d2.state, d2.reason], ["failed", "interrupted"]);
+      assertMatch(String(d2.error), /server stopped while the job was running/);
+      const d3 = await waitFor(s3, j3, (j) => TERMINAL.has(j.state as string), "finished");
+      assertEquals(d3.state, "succeeded");
+      assertEquals(
+        ((await api(s3, "GET", "/api/jobs")).body.jobs as { id: string }[]).map((j) => j.id),
+        [j3, j2, j1],
+      );
+      // Graceful stop (SIGTERM) exits cleanly.
+      s3.child.kill("SIGTERM");
+      assertEquals((await s3.child.status).code, 0);
+    } finally {
+      for (const p of procs) {
+        try {
+          p.child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+        await p.child.status;
+      }
+      // Let orphaned sandbox children of the killed servers finish (short recipes).
+      await new Promise((r) => setTimeout(r, 2000));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
