@@ -1,29 +1,31 @@
 // Joseph's ray-driven projector for arbitrary LORs (start/end points in mm) and an image grid.
 //
 // Image layout: x fastest, index = i + nx * (j + ny * k); voxel (0,0,0) is centred at `origin`.
-// A LOR is the segment p0 -> p1. Along its dominant axis (largest |direction| component in mm)
-// the ray is sampled on every voxel plane between p0 and p1; on each plane the image is
-// interpolated bilinearly in the two other axes (zero outside the grid) and the sample is
+// A LOR is the segment p0 -> p1. Along its dominant axis a (largest |direction| component in
+// mm) the ray is sampled on every voxel plane between p0 and p1; on each plane the image is
+// interpolated bilinearly in the two other axes b < c (zero outside the grid) and the sample is
 // weighted by voxel[a] / |cos|, the path length between planes.
 //
-// forward: one invocation per LOR, a pure gather (deterministic).
-// back:    one invocation per LOR, scattering into a 64-bit fixed-point accumulator with
-//          integer atomics (two u32 words with carry). Integer addition is associative, so the
-//          result does not depend on the order in which invocations run: back projections are
-//          bit-reproducible. The fixed-point exponent comes from the input's max |value|
-//          (see maxabs) and a host-side bound on the per-voxel sum of weights.
+// On Mesa's llvmpipe (Mesa 22) every storage-buffer access costs about the same fixed amount
+// per 32-bit component and lane (a vec4 load costs four), so the kernels minimise the number of
+// accesses per plane step rather than their size:
+// - forward: one invocation per LOR, a pure gather; corners outside the grid are not loaded.
+// - back: one invocation per LOR scattering into a 64-bit fixed-point accumulator with integer
+//   atomics (two u32 words with carry). Integer addition is associative, so the result does not
+//   depend on the order in which invocations run: back projections are bit-reproducible. The
+//   scale is chosen so that one contribution fits the low word, making the high-word atomic
+//   rare (only on carries and negative values).
 
 struct Params {
   origin: vec4<f32>,   // xyz: centre of voxel (0,0,0) in mm
-  voxel: vec4<f32>,    // xyz: voxel size in mm; w: log2 bound on per-voxel weight sum (back)
+  voxel: vec4<f32>,    // xyz: voxel size in mm; w: log2 of the largest weight of one plane step
   dims: vec4<u32>,     // nx, ny, nz, number of LORs in this chunk
 };
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> lors: array<f32>;          // 6 floats per LOR
 
-// forward bindings
-@group(0) @binding(2) var<storage, read> image_in: array<f32>;
+// forward bindings (the image is binding 7, below)
 @group(0) @binding(3) var<storage, read_write> proj_out: array<f32>;
 
 // back bindings
@@ -32,18 +34,17 @@ struct Params {
 @group(0) @binding(6) var<storage, read> maxabs_bits: array<u32>;
 
 // Everything one LOR needs for its traversal, as scalars (dynamic vector indexing inside the
-// loop is slow on CPU back ends such as llvmpipe).
+// loop is slow on CPU back ends).
 struct Ray {
   valid: bool,
-  planar: bool,       // the ray stays on one c-plane with zero c-interpolation (2-D case)
-  first: i32,         // plane range along a (inclusive), already clipped to where the
-  last: i32,          // bilinear footprint can touch the grid
-  ua0: f32,           // start coordinate along a
+  a: u32,
+  first: i32,         // plane range along a (inclusive), clipped to where the bilinear
+  last: i32,          // footprint touches the grid: jb in [-1, nb-1], jc in [-1, nc-1]
   ub0: f32,           // b and c coordinates at plane a = 0
   uc0: f32,
   slope_b: f32,       // d(ub)/d(a), d(uc)/d(a)
   slope_c: f32,
-  sa: u32,            // index strides along a, b, c
+  sa: u32,            // image index strides along a, b, c
   sb: u32,
   sc: u32,
   nb: i32,
@@ -59,7 +60,12 @@ fn picku(v: vec3<u32>, k: u32) -> u32 {
   return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
 }
 
-// Clips [first, last] to planes where coordinate u(i) = u0 + i*slope lies in (-1, n).
+// b < c: z is the c axis of x- and y-dominant rays.
+fn axis_b(a: u32) -> u32 { return select(0u, 1u, a == 0u); }
+fn axis_c(a: u32) -> u32 { return select(2u, 1u, a == 2u); }
+
+// Clips [first, last] to planes where u(i) = u0 + i*slope lies in (-1, n), exactly as the
+// per-plane test floor(u) in [-1, n-1] would.
 fn clip_range(first: i32, last: i32, u0: f32, slope: f32, n: f32) -> vec2<i32> {
   if (slope == 0.0) {
     if (u0 <= -1.0 || u0 >= n) { return vec2<i32>(1, 0); }
@@ -67,14 +73,20 @@ fn clip_range(first: i32, last: i32, u0: f32, slope: f32, n: f32) -> vec2<i32> {
   }
   let t1 = (-1.0 - u0) / slope;
   let t2 = (n - u0) / slope;
-  let lo = min(t1, t2);
-  let hi = max(t1, t2);
-  // One plane of slack on each side: the per-corner masks in `footprint` are exact. Clamp
-  // before converting: nearly axis-parallel rays give huge t, and f32 -> i32 of an
+  // Clamp before converting: nearly axis-parallel rays give huge t, and f32 -> i32 of an
   // out-of-range value is not portable.
-  let lo_i = i32(clamp(floor(lo), -1.0e8, 1.0e8));
-  let hi_i = i32(clamp(ceil(hi), -1.0e8, 1.0e8));
-  return vec2<i32>(max(first, lo_i), min(last, hi_i));
+  let lo = i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8));
+  let hi = i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8));
+  var f = max(first, lo);
+  var l = min(last, hi);
+  // Rounding in t can be off by one plane: tighten with the exact per-plane test.
+  if (f <= l) {
+    let uf = u0 + f32(f) * slope;
+    if (uf <= -1.0 || uf >= n) { f = f + 1; }
+    let ul = u0 + f32(l) * slope;
+    if (ul <= -1.0 || ul >= n) { l = l - 1; }
+  }
+  return vec2<i32>(f, l);
 }
 
 fn setup_ray(n: u32) -> Ray {
@@ -91,8 +103,9 @@ fn setup_ray(n: u32) -> Ray {
   var a = 0u;
   if (ad.y > ad.x && ad.y >= ad.z) { a = 1u; }
   if (ad.z > ad.x && ad.z > ad.y) { a = 2u; }
-  let b = (a + 1u) % 3u;
-  let c = (a + 2u) % 3u;
+  let b = axis_b(a);
+  let c = axis_c(a);
+  r.a = a;
   let u0 = (p0 - params.origin.xyz) / params.voxel.xyz;
   let du = d / params.voxel.xyz;
   let dims = params.dims.xyz;
@@ -100,7 +113,6 @@ fn setup_ray(n: u32) -> Ray {
   let dua = pick(du, a);
   r.slope_b = pick(du, b) / dua;
   r.slope_c = pick(du, c) / dua;
-  r.ua0 = ua0;
   r.ub0 = pick(u0, b) - ua0 * r.slope_b;
   r.uc0 = pick(u0, c) - ua0 * r.slope_c;
   let st = vec3<u32>(1u, dims.x, dims.x * dims.y);
@@ -117,7 +129,6 @@ fn setup_ray(n: u32) -> Ray {
   r.first = range.x;
   r.last = range.y;
   r.weight = pick(params.voxel.xyz, a) * len / pick(ad, a);
-  r.planar = r.slope_c == 0.0 && fract(r.uc0) == 0.0;
   r.valid = r.first <= r.last;
   return r;
 }
@@ -126,44 +137,19 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
 }
 
-// Bilinear footprint of plane i: two indices and two weights per axis, clamped indices with
-// zero weights outside the grid (so loads never need a branch).
-struct Footprint {
-  ib0: u32,
-  ib1: u32,
-  wb0: f32,
-  wb1: f32,
-  ic0: u32,
-  ic1: u32,
-  wc0: f32,
-  wc1: f32,
-};
+@group(0) @binding(7) var<storage, read> image_in: array<f32>;
 
-fn footprint(r: Ray, i: i32) -> Footprint {
-  var f: Footprint;
-  let fi = f32(i);
-  let ub = r.ub0 + fi * r.slope_b;
-  let uc = r.uc0 + fi * r.slope_c;
-  let fb = floor(ub);
-  let fc = floor(uc);
-  let jb = i32(fb);
-  let jc = i32(fc);
-  let tb = ub - fb;
-  let tc = uc - fc;
-  f.wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
-  f.wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
-  f.wc0 = select(0.0, 1.0 - tc, jc >= 0 && jc < r.nc);
-  f.wc1 = select(0.0, tc, jc >= -1 && jc + 1 < r.nc);
-  f.ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
-  f.ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
-  f.ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
-  f.ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
-  return f;
+// One masked load: zero outside the grid without touching memory.
+fn image_at(i: u32, jb: i32, jc: i32, st: vec3<u32>, nb: i32, nc: i32) -> f32 {
+  if (jb < 0 || jb >= nb || jc < 0 || jc >= nc) { return 0.0; }
+  return image_in[i * st.x + u32(jb) * st.y + u32(jc) * st.z];
 }
 
+// Forward projection: a pure gather, one invocation per LOR. Corners outside the grid are
+// skipped, so a single-slice (2-D) ray makes two loads per plane.
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
-           @builtin(num_workgroups) nwg: vec3<u32>) {
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
   let n = linear_id(gid, nwg);
   if (n >= params.dims.w) { return; }
   let r = setup_ray(n);
@@ -171,46 +157,51 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
     proj_out[n] = 0.0;
     return;
   }
+  let st = vec3<u32>(r.sa, r.sb, r.sc);
   var acc = 0.0;
-  if (r.planar) {
-    let ic = u32(i32(r.uc0)) * r.sc;
-    for (var i = r.first; i <= r.last; i++) {
-      let f = footprint(r, i);
-      let base = u32(i) * r.sa + ic;
-      acc += image_in[base + f.ib0] * f.wb0 + image_in[base + f.ib1] * f.wb1;
-    }
-  } else {
-    for (var i = r.first; i <= r.last; i++) {
-      let f = footprint(r, i);
-      let base = u32(i) * r.sa;
-      let v0 = image_in[base + f.ic0 + f.ib0] * f.wb0 + image_in[base + f.ic0 + f.ib1] * f.wb1;
-      let v1 = image_in[base + f.ic1 + f.ib0] * f.wb0 + image_in[base + f.ic1 + f.ib1] * f.wb1;
-      acc += v0 * f.wc0 + v1 * f.wc1;
-    }
+  for (var i = r.first; i <= r.last; i++) {
+    let fi = f32(i);
+    let ub = r.ub0 + fi * r.slope_b;
+    let uc = r.uc0 + fi * r.slope_c;
+    let fb = floor(ub);
+    let fc = floor(uc);
+    let tb = ub - fb;
+    let tc = uc - fc;
+    let jb = i32(fb);
+    let jc = i32(fc);
+    let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
+    let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
+    acc += mix(v0, v1, tc);
   }
   proj_out[n] = acc * r.weight;
 }
 
-// Adds v * 2^S (S from fixed_exponent) as a 64-bit two's-complement fixed-point number to voxel
-// `idx`. `to_fixed` = 2^(S-32), so `scaled` is the value in units of the high word.
+// Adds round-toward-zero(v * 2^S), sign-extended to 64 bits, to voxel `idx`'s two-word
+// two's-complement accumulator. |v| * 2^S < 2^31 by the choice of S, so a non-negative
+// contribution touches the high word only when the low word carries.
 fn fixed_add(idx: u32, v: f32, to_fixed: f32) {
-  if (v == 0.0) { return; }
-  let scaled = v * to_fixed;               // |scaled| < 2^30 by the choice of exponent
-  let hi = floor(scaled);
-  let lo = u32((scaled - hi) * 4294967296.0);
+  let s = i32(v * to_fixed);
+  if (s == 0) { return; }
+  let lo = bitcast<u32>(s);
   let old = atomicAdd(&accum[2u * idx], lo);
   let carry = select(0u, 1u, old > 0xffffffffu - lo);
-  let hiw = bitcast<u32>(i32(hi)) + carry;
+  let hiw = select(0u, 0xffffffffu, s < 0) + carry;
   if (hiw != 0u) {
     atomicAdd(&accum[2u * idx + 1u], hiw);
   }
 }
 
-// The fixed-point exponent S (value = integer * 2^-S) shared by back and resolve.
-fn fixed_exponent(maxabs: f32, log2_bound: f32) -> i32 {
+// The fixed-point exponent S (value = integer * 2^-S) shared by back and resolve: the largest
+// single contribution max|y| * max step weight maps below 2^31.
+fn fixed_exponent(maxabs: f32, log2_step: f32) -> i32 {
   if (!(maxabs > 0.0)) { return 0; }
-  let e = max(i32(ceil(log2(maxabs) + log2_bound)) + 1, -60);
-  return 62 - e;
+  let e = i32(ceil(log2(maxabs) + log2_step)) + 1;
+  return clamp(31 - e, -100, 120);
+}
+
+// Exact 2^k for integer k in [-126, 127] (ldexp/exp2 need not be exact on every back end).
+fn pow2(k: i32) -> f32 {
+  return bitcast<f32>(u32(k + 127) << 23u);
 }
 
 @compute @workgroup_size(64)
@@ -222,34 +213,38 @@ fn back(@builtin(global_invocation_id) gid: vec3<u32>,
   if (val == 0.0) { return; }
   let r = setup_ray(n);
   if (!r.valid) { return; }
-  let S = fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w);
-  let to_fixed = ldexp(1.0, S - 32);
+  let to_fixed = pow2(fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w));
   let wv = val * r.weight;
-  if (r.planar) {
-    let ic = u32(i32(r.uc0)) * r.sc;
-    for (var i = r.first; i <= r.last; i++) {
-      let f = footprint(r, i);
-      let base = u32(i) * r.sa + ic;
-      fixed_add(base + f.ib0, wv * f.wb0, to_fixed);
-      fixed_add(base + f.ib1, wv * f.wb1, to_fixed);
-    }
-  } else {
-    for (var i = r.first; i <= r.last; i++) {
-      let f = footprint(r, i);
-      let base = u32(i) * r.sa;
-      let w0 = wv * f.wc0;
-      let w1 = wv * f.wc1;
-      fixed_add(base + f.ic0 + f.ib0, w0 * f.wb0, to_fixed);
-      fixed_add(base + f.ic0 + f.ib1, w0 * f.wb1, to_fixed);
-      fixed_add(base + f.ic1 + f.ib0, w1 * f.wb0, to_fixed);
-      fixed_add(base + f.ic1 + f.ib1, w1 * f.wb1, to_fixed);
-    }
+  for (var i = r.first; i <= r.last; i++) {
+    let fi = f32(i);
+    let ub = r.ub0 + fi * r.slope_b;
+    let uc = r.uc0 + fi * r.slope_c;
+    let fb = floor(ub);
+    let fc = floor(uc);
+    let jb = i32(fb);
+    let jc = i32(fc);
+    let tb = ub - fb;
+    let tc = uc - fc;
+    let base = u32(i) * r.sa;
+    // corners outside the grid get zero weight (and a clamped, unused index)
+    let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
+    let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
+    let wc0 = select(0.0, wv * (1.0 - tc), jc >= 0 && jc < r.nc);
+    let wc1 = select(0.0, wv * tc, jc >= -1 && jc + 1 < r.nc);
+    let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
+    let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
+    let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
+    let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
+    fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
+    fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
+    fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
+    fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
   }
 }
 
 // resolve: fixed point -> f32, one invocation per voxel.
-@group(0) @binding(7) var<storage, read> accum_words: array<u32>;
-@group(0) @binding(8) var<storage, read_write> image_out: array<f32>;
+@group(0) @binding(9) var<storage, read> accum_words: array<u32>;
+@group(0) @binding(10) var<storage, read_write> image_out: array<f32>;
 
 @compute @workgroup_size(64)
 fn resolve(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -267,6 +262,7 @@ fn resolve(@builtin(global_invocation_id) gid: vec3<u32>,
     hi = ~hi + select(0u, 1u, lo == 0u);
     sign = -1.0;
   }
-  let v = f32(hi) * ldexp(1.0, 32 - S) + f32(lo) * ldexp(1.0, -S);
+  // value = (hi * 2^32 + lo) * 2^-S, scaled in two exact power-of-two steps to stay in range
+  let v = (f32(hi) * 4294967296.0 + f32(lo)) * pow2(-S / 2) * pow2(-S + S / 2);
   image_out[k] = sign * v;
 }

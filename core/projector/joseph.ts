@@ -31,9 +31,9 @@ interface Chunk {
 /**
  * Joseph projector `P`: image on `grid` → line integrals (mm · activity) along `lors`.
  *
- * Back projection accumulates in 64-bit fixed point with integer atomics: its result does not
- * depend on thread scheduling. Its resolution is 2^-S of the largest term, with S ≈ 62 − log2(max
- * |y| · LORs · step): far below float32 rounding for realistic data.
+ * The forward projection is a gather (one invocation per LOR). Back projection accumulates in
+ * 64-bit fixed point with integer atomics: its result does not depend on thread scheduling. One
+ * fixed-point unit is about 2^-30 of the largest single contribution max|y| · step.
  */
 export class JosephProjector implements LinearOperator {
   readonly inShape: readonly number[];
@@ -77,10 +77,9 @@ export class JosephProjector implements LinearOperator {
     perChunk = Math.min(perChunk, WORKGROUP_SIZE * limits.maxComputeWorkgroupsPerDimension * 16);
     if (options.maxLorsPerChunk) perChunk = Math.min(perChunk, options.maxLorsPerChunk);
     perChunk = Math.max(align, Math.floor(perChunk / align) * align);
-    const maxStep = Math.sqrt(3) * Math.max(...this.grid.voxelSizeMm);
-    // log2 of an upper bound on the sum of weights any voxel receives (each LOR touches a voxel
-    // at most once with weight ≤ maxStep): fixes the fixed-point exponent on the device.
-    const log2Bound = Math.log2(Math.max(1, lors.count) * maxStep);
+    // The largest weight of one plane step (voxel / |cos| ≤ √3 · voxel) fixes the fixed-point
+    // exponent on the device together with max |y|.
+    const log2Step = Math.log2(Math.sqrt(3) * Math.max(...this.grid.voxelSizeMm));
     for (let first = 0; first < lors.count; first += perChunk) {
       const count = Math.min(perChunk, lors.count - first);
       const endpoints = ctx.device.createBuffer({
@@ -98,7 +97,7 @@ export class JosephProjector implements LinearOperator {
         first,
         count,
         endpoints,
-        params: this.#params(count, log2Bound),
+        params: this.#params(count, log2Step),
       });
     }
     const nvox = this.grid.shape[0] * this.grid.shape[1] * this.grid.shape[2];
@@ -107,18 +106,13 @@ export class JosephProjector implements LinearOperator {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     this.#maxBits = ctx.array([1], undefined, "u32");
-    this.#resolveParams = this.#params(0, log2Bound);
+    this.#resolveParams = this.#params(0, log2Step);
   }
 
-  #params(count: number, log2Bound: number): GPUBuffer {
+  #params(count: number, log2Step: number): GPUBuffer {
     const g = this.grid;
     const buf = new ArrayBuffer(48);
-    new Float32Array(buf, 0, 8).set([
-      ...g.originMm,
-      0,
-      ...g.voxelSizeMm,
-      log2Bound,
-    ]);
+    new Float32Array(buf, 0, 8).set([...g.originMm, 0, ...g.voxelSizeMm, log2Step]);
     new Uint32Array(buf, 32, 4).set([...g.shape, count]);
     return this.ctx.uniform(new Uint32Array(buf));
   }
@@ -136,8 +130,12 @@ export class JosephProjector implements LinearOperator {
       rec.dispatch1d("joseph", "forward", [
         c.params,
         c.endpoints,
-        x,
+        null,
         { buffer: out.buffer, offset: c.first * 4, size: Math.max(4, c.count * 4) },
+        null,
+        null,
+        null,
+        x,
       ], c.count);
     }
   }
@@ -168,6 +166,8 @@ export class JosephProjector implements LinearOperator {
       null,
       null,
       this.#maxBits,
+      null,
+      null,
       this.#accum,
       out,
     ], out.length);
