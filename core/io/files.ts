@@ -10,11 +10,13 @@ import { gunzipSync, gzipSync } from "node:zlib";
 
 /** Thrown for files that cannot be parsed: corrupt, truncated, wrong dtype or shape. */
 export class FormatError extends Error {
+  /** Error name. */
   override name = "FormatError";
 }
 
 /** Thrown when Deno's permissions or the operating system refuse access to a file. */
 export class FilePermissionError extends Error {
+  /** Error name. */
   override name = "FilePermissionError";
 }
 

@@ -152,8 +152,11 @@ export interface InterfileImageOptions {
 
 /** An Interfile image read back. */
 export interface InterfileImage {
+  /** Voxels x fastest. */
   data: Float32Array;
+  /** Voxel grid (z relative to the scanner's centre when a scanner is given). */
   grid: ImageGrid;
+  /** The parsed header. */
   header: InterfileHeader;
 }
 
@@ -262,8 +265,11 @@ export interface InterfileSinogramOptions {
 export interface InterfileSinogram {
   /** `[radial, views, planes]` in petrel's plane order. */
   data: Float32Array;
+  /** `[radial, views, planes]`. */
   shape: [number, number, number];
+  /** The scanner described by the header. */
   scanner: RingScanner;
+  /** The parsed header. */
   header: InterfileHeader;
 }
 

@@ -41,17 +41,29 @@ export interface NiftiHeader {
   datatype: number;
   /** Name of the stored voxel type, e.g. "uint8". */
   dtype: string;
+  /** Bits per voxel. */
   bitpix: number;
+  /** Byte offset of the voxels in the (uncompressed) file. */
   voxOffset: number;
+  /** Value scaling slope (0 or NaN = none). */
   sclSlope: number;
+  /** Value scaling intercept. */
   sclInter: number;
+  /** qform code (0 = unset, 1 = scanner, 2 = aligned, …). */
   qformCode: number;
+  /** sform code (0 = unset, 1 = scanner, 2 = aligned, …). */
   sformCode: number;
+  /** qform quaternion (b, c, d). */
   quatern: [number, number, number];
+  /** qform offsets (mm). */
   qoffset: [number, number, number];
+  /** sform rows x, y, z (4 numbers each). */
   srow: [number[], number[], number[]];
+  /** Units code (2 = mm, 8 = s). */
   xyztUnits: number;
+  /** Free-text description (`descrip`). */
   descrip: string;
+  /** `intent_name`. */
   intentName: string;
   /** "little" or "big". */
   byteOrder: "little" | "big";
@@ -75,6 +87,7 @@ export interface NiftiImage {
   affineSource: "sform" | "qform" | "pixdim";
   /** True when the affine is diagonal with positive entries (no rotation or flip). */
   axisAligned: boolean;
+  /** The parsed header. */
   header: NiftiHeader;
 }
 

@@ -50,7 +50,9 @@ export interface NpyArray {
   shape: number[];
   /** Shape as NumPy lists it. */
   numpyShape: number[];
+  /** Stored element type. */
   dtype: NpyDtype;
+  /** True for `fortran_order` files. */
   fortranOrder: boolean;
 }
 

@@ -19,9 +19,13 @@ import { writeFileAtomic } from "./files.ts";
 
 /** An 8-bit raster: `channels` values per pixel (1 grey, 3 RGB, 4 RGBA), rows top to bottom. */
 export interface Raster {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** Values per pixel. */
   channels: 1 | 3 | 4;
+  /** Pixel values, row by row from the top. */
   pixels: Uint8Array;
 }
 
@@ -163,7 +167,9 @@ export interface DisplayWindow {
 
 /** An image for a montage: voxels x-fastest with shape `[nx, ny]` or `[nx, ny, nz]`. */
 export interface MontageImage {
+  /** Voxels, x fastest. */
   data: ArrayLike<number>;
+  /** `[nx, ny]` or `[nx, ny, nz]`. */
   shape: readonly number[];
   /** Drawn above the panel. */
   title?: string;

@@ -88,17 +88,23 @@ export interface SinogramInput {
   quantity: SinogramQuantity;
   /** Units; default "counts" for count-like quantities, "1" for factors, "1/mm" for integrals. */
   units?: string;
+  /** Frame duration in seconds. */
   frameDurationS?: number;
+  /** Free text. */
   description?: string;
+  /** Anything else worth keeping (provenance, seeds, count level…). */
   extra?: Record<string, unknown>;
 }
 
 /** A sinogram read back. */
 export interface Sinogram {
+  /** Values `[radial, views, planes]`, radial fastest. */
   data: Float32Array;
   /** `[radial, views, planes]`. */
   shape: [number, number, number];
+  /** The scanner rebuilt from the sidecar. */
   scanner: RingScanner;
+  /** The validated sidecar. */
   sidecar: SinogramSidecar;
 }
 

@@ -51,8 +51,9 @@ export interface SsimOptions {
   sigma?: number;
   /** Truncation of the Gaussian in σ (default 3.5, giving an 11-tap window for σ = 1.5). */
   truncate?: number;
-  /** Constants K1, K2 (default 0.01, 0.03). */
+  /** K1 (default 0.01). */
   k1?: number;
+  /** K2 (default 0.03). */
   k2?: number;
 }
 

@@ -17,12 +17,15 @@ import type { Mask } from "./image.ts";
 export interface RoiStats {
   /** Number of voxels in the mask. */
   count: number;
+  /** Mean of the voxel values. */
   mean: number;
   /** Sample standard deviation (n − 1) of the voxel values. */
   std: number;
   /** Coefficient of variation, std / mean. */
   cov: number;
+  /** Smallest voxel value. */
   min: number;
+  /** Largest voxel value. */
   max: number;
 }
 
