@@ -1,0 +1,231 @@
+/**
+ * OSEM benchmark: time per OSEM iteration (all subsets, one submit) beside the time of one
+ * full-data projector pair (P then Pᵀ over all LORs, one submit) on the current adapter, so the
+ * overhead of the algorithm over its projections is visible.
+ *
+ *   deno run --allow-read --allow-env bench/osem_bench.ts                 # 2d and stack3
+ *   deno run --allow-read --allow-env bench/osem_bench.ts --cases 2d,stack3,3d --subsets 14
+ *   deno run --allow-read --allow-env bench/osem_bench.ts --json          # JSON lines
+ *
+ * Cases (as in `bench/projector_bench.ts`): `2d` one mMR-like slice (224 views × 129 bins,
+ * 128²), `stack3` three direct slices (128²×3), `3d` 32 rings, max ring difference 7 (12.25 M
+ * LORs, 128²×32; slow on a CPU adapter, so only run when asked for). The data are Poisson counts
+ * of a uniform water cylinder with attenuation and 20 % randoms; MAP-RDP and x-step iterations are
+ * timed too (`map_rdp_iter_ms`, `xstep_iter_ms`), and an MLEM iteration on the same data as one
+ * subset (`mlem_iter_ms`), which is one projector pair plus the element-wise work: its overhead
+ * over `pair_ms` is the algorithm's own; OSEM adds per-subset back-projection set-up (clear,
+ * max-abs, fixed-point resolve over the image) K times.
+ *
+ * @module
+ */
+
+import { defaultContext, type GpuContext } from "../core/gpu/context.ts";
+import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
+import { voxelCount } from "../core/geometry/grid.ts";
+import { JosephProjector } from "../core/projector/joseph.ts";
+import { ringForwardModel } from "../core/model/forward_model.ts";
+import { PoissonLikelihood } from "../core/model/likelihood.ts";
+import { simulateCounts } from "../core/model/simulate.ts";
+import { emScratch, recordEmSubiteration } from "../core/recon/algorithms.ts";
+import { relativeDifferencePrior } from "../core/recon/priors.ts";
+import { PenalisedEmStep } from "../core/recon/xstep.ts";
+import { fill } from "../core/gpu/ops.ts";
+
+interface Case {
+  name: string;
+  scanner: () => RingScanner;
+  repeats: number;
+  trueCounts: number;
+}
+
+const CASES: Case[] = [
+  { name: "2d", scanner: mmrLike2d, repeats: 10, trueCounts: 1e6 },
+  {
+    name: "stack3",
+    scanner: () => mmrLike3d({ rings: 3, maxRingDifference: 0 }),
+    repeats: 5,
+    trueCounts: 3e6,
+  },
+  {
+    name: "3d",
+    scanner: () => mmrLike3d({ rings: 32, maxRingDifference: 7 }),
+    repeats: 1,
+    trueCounts: 1e8,
+  },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeGpu(ctx: GpuContext, fn: () => void, repeats: number): Promise<number> {
+  fn(); // warm-up: pipeline compilation, first touch
+  await ctx.finish();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    fn();
+    await ctx.finish();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** Runs the benchmark and prints a table (or JSON lines with `--json`). */
+export async function main(args: string[]): Promise<void> {
+  const json = args.includes("--json");
+  const wanted = (option(args, "--cases") ?? "2d,stack3").split(",");
+  const subsets = Number(option(args, "--subsets") ?? 14);
+  const unknown = wanted.filter((w) => !CASES.some((c) => c.name === w));
+  if (unknown.length) {
+    throw new Error(
+      `unknown case(s) ${unknown.join(", ")}; choose from ${CASES.map((c) => c.name).join(", ")}`,
+    );
+  }
+  if (!Number.isInteger(subsets) || subsets < 1) {
+    throw new Error(`--subsets must be a positive integer, got ${option(args, "--subsets")}`);
+  }
+  const ctx = await defaultContext();
+  const rows = [];
+  for (const c of CASES.filter((c) => wanted.includes(c.name))) {
+    const scanner = c.scanner();
+    const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+    const n = voxelCount(grid);
+    // uniform water cylinder (radius 100 mm) as activity and μ-map (0.0096 /mm)
+    const cyl = new Float32Array(n);
+    const [nx, ny, nz] = grid.shape;
+    for (let k = 0; k < nz; k++) {
+      for (let j = 0; j < ny; j++) {
+        for (let i = 0; i < nx; i++) {
+          const x = grid.originMm[0] + i * grid.voxelSizeMm[0];
+          const y = grid.originMm[1] + j * grid.voxelSizeMm[1];
+          if (x * x + y * y < 100 * 100) cyl[i + nx * (j + ny * k)] = 1;
+        }
+      }
+    }
+    const t0 = performance.now();
+    const model = ringForwardModel(ctx, scanner, {
+      grid,
+      subsets,
+      muMap: cyl.map((v) => v * 0.0096),
+    });
+    const truth = ctx.array(grid.shape, cyl);
+    const sim = await simulateCounts(model, truth, {
+      trueCounts: c.trueCounts,
+      randomsFraction: 0.2,
+      seed: 1,
+    });
+    model.setAdditive(sim.additive);
+    const lik = new PoissonLikelihood(model, sim.counts);
+    for (let k = 0; k < subsets; k++) model.sensitivity(k);
+    await ctx.finish();
+    const setupMs = performance.now() - t0;
+
+    // Full-data projector pair for comparison (its own projector over all LORs).
+    const P = new JosephProjector(ctx, scanner.lors(), grid);
+    const y = ctx.array(P.outShape);
+    const b = ctx.array(P.inShape);
+    const pair = await timeGpu(ctx, () =>
+      ctx.run((rec) => {
+        P.apply(rec, truth, y);
+        P.adjoint(rec, y, b);
+      }), c.repeats);
+    P.destroy();
+    y.destroy();
+    b.destroy();
+
+    const x = ctx.array(grid.shape);
+    ctx.run((rec) => fill(rec, x, 1));
+    const scratch = emScratch(lik);
+    let dispatches = 0;
+    const osemMs = await timeGpu(ctx, () => {
+      const rec = ctx.record();
+      for (let k = 0; k < subsets; k++) {
+        recordEmSubiteration(rec, lik, x, { subset: k, scratch });
+      }
+      dispatches = rec.dispatches;
+      rec.submit();
+    }, c.repeats);
+    const rdp = relativeDifferencePrior(ctx, grid, { beta: 1, epsilon: 1e-3 });
+    const mapMs = await timeGpu(ctx, () =>
+      ctx.run((rec) => {
+        for (let k = 0; k < subsets; k++) {
+          recordEmSubiteration(rec, lik, x, { subset: k, scratch, prior: rdp });
+        }
+      }), c.repeats);
+    const step = new PenalisedEmStep(lik);
+    const xstepMs = await timeGpu(
+      ctx,
+      () => ctx.run((rec) => step.record(rec, x, truth, { beta: 0.01, iterations: 1 })),
+      c.repeats,
+    );
+    // The same data as one subset: an MLEM iteration is one projector pair plus element-wise work,
+    // which isolates the algorithm's own overhead from the per-subset back-projection set-up.
+    const model1 = ringForwardModel(ctx, scanner, { grid, muMap: cyl.map((v) => v * 0.0096) });
+    model1.setAdditive(sim.additive);
+    const lik1 = new PoissonLikelihood(model1, sim.counts);
+    model1.sensitivity(0);
+    const scratch1 = emScratch(lik1);
+    const mlemMs = await timeGpu(
+      ctx,
+      () => ctx.run((rec) => recordEmSubiteration(rec, lik1, x, { subset: 0, scratch: scratch1 })),
+      c.repeats,
+    );
+    for (const a of [scratch1.bp, scratch1.tmp, scratch1.a, scratch1.bz]) a.destroy();
+    lik1.destroy();
+    model1.destroy();
+    const row = {
+      case: c.name,
+      lors: scanner.bins,
+      voxels: n,
+      subsets,
+      pair_ms: +pair.toFixed(2),
+      osem_iter_ms: +osemMs.toFixed(2),
+      overhead_pct: +(100 * (osemMs / pair - 1)).toFixed(1),
+      mlem_iter_ms: +mlemMs.toFixed(2),
+      mlem_overhead_pct: +(100 * (mlemMs / pair - 1)).toFixed(1),
+      map_rdp_iter_ms: +mapMs.toFixed(2),
+      xstep_iter_ms: +xstepMs.toFixed(2),
+      dispatches_per_iter: dispatches,
+      setup_ms: +setupMs.toFixed(0),
+      adapter: ctx.adapter.description,
+    };
+    rows.push(row);
+    if (json) console.log(JSON.stringify(row));
+    step.destroy();
+    rdp.destroy();
+    for (const a of [x, scratch.bp, scratch.tmp, scratch.a, scratch.bz, truth]) a.destroy();
+    lik.destroy();
+    model.destroy();
+  }
+  if (!json) {
+    console.log(
+      `OSEM iteration vs projector pair on ${ctx.adapter.description}${
+        ctx.adapter.isFallback ? " (fallback adapter)" : ""
+      }`,
+    );
+    console.table(rows.map((r) => ({
+      case: r.case,
+      LORs: r.lors,
+      voxels: r.voxels,
+      subsets: r.subsets,
+      "pair ms": r.pair_ms,
+      "OSEM iter ms": r.osem_iter_ms,
+      "overhead %": r.overhead_pct,
+      "MLEM iter ms": r.mlem_iter_ms,
+      "MLEM overhead %": r.mlem_overhead_pct,
+      "MAP-RDP iter ms": r.map_rdp_iter_ms,
+      "x-step iter ms": r.xstep_iter_ms,
+      dispatches: r.dispatches_per_iter,
+      "setup ms": r.setup_ms,
+    })));
+  }
+}
+
+if (import.meta.main) await main(Deno.args);
