@@ -12,6 +12,7 @@
  * @module
  */
 
+import process from "node:process";
 import { defaultContext, type GpuContext } from "../core/gpu/context.ts";
 import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
@@ -48,17 +49,31 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function timeGpu(ctx: GpuContext, fn: () => void, repeats: number): Promise<number> {
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Median wall time, and mean process CPU time (all threads, llvmpipe's included), of `fn` plus
+ * waiting for the device. CPU time is the robust figure on a shared, loaded machine.
+ */
+async function timeGpu(
+  ctx: GpuContext,
+  fn: () => void,
+  repeats: number,
+): Promise<{ wall: number; cpu: number }> {
   fn(); // warm-up (pipeline compilation, first-touch)
   await ctx.finish();
   const times: number[] = [];
+  const c0 = cpuMs();
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
     fn();
     await ctx.finish();
     times.push(performance.now() - t0);
   }
-  return median(times);
+  return { wall: median(times), cpu: (cpuMs() - c0) / repeats };
 }
 
 function strided(lors: LorSet, stride: number): LorSet {
@@ -116,9 +131,11 @@ export async function main(args: string[]): Promise<void> {
       case: c.name,
       lors: lors.count,
       voxels: x.length,
-      fwd_ms: +fwd.toFixed(2),
-      back_ms: +back.toFixed(2),
-      pair_ms: +pair.toFixed(2),
+      fwd_ms: +fwd.wall.toFixed(2),
+      back_ms: +back.wall.toFixed(2),
+      pair_ms: +pair.wall.toFixed(2),
+      fwd_cpu_ms: +fwd.cpu.toFixed(1),
+      back_cpu_ms: +back.cpu.toFixed(1),
       ts_fwd_ms: +ref.fwd.toFixed(1),
       ts_back_ms: +ref.back.toFixed(1),
       ts_extrapolated: c.referenceStride > 1,
@@ -144,6 +161,8 @@ export async function main(args: string[]): Promise<void> {
       "fwd ms": r.fwd_ms,
       "back ms": r.back_ms,
       "pair ms": r.pair_ms,
+      "fwd cpu ms": r.fwd_cpu_ms,
+      "back cpu ms": r.back_cpu_ms,
       "TS fwd ms": r.ts_fwd_ms + (r.ts_extrapolated ? "*" : ""),
       "TS back ms": r.ts_back_ms + (r.ts_extrapolated ? "*" : ""),
     })));
