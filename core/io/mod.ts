@@ -21,3 +21,4 @@ export * from "./npy.ts";
 export * from "./sinogram.ts";
 export * from "./interfile.ts";
 export * from "./png.ts";
+export * from "./image.ts";

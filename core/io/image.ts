@@ -1,0 +1,88 @@
+/**
+ * Format-agnostic image reading and writing, chosen by file name: `.nii`/`.nii.gz` (NIfTI-1),
+ * `.hv` (STIR Interfile) or `.npy` (NumPy; no geometry inside, so a grid must be given on read
+ * or a 1 mm centred grid is assumed). For the CLI and scripts that take "an image file".
+ *
+ * @module
+ */
+
+import { centredGrid, type ImageGrid, imageGrid } from "../geometry/grid.ts";
+import type { RingScanner } from "../geometry/scanner.ts";
+import { readInterfileImage, writeInterfileImage } from "./interfile.ts";
+import { readNifti, writeNifti } from "./nifti.ts";
+import { readNpy, writeNpy } from "./npy.ts";
+
+/** A 3-D image on a grid. */
+export interface GridImage {
+  /** Voxels, x fastest. */
+  data: Float32Array;
+  /** Its grid. */
+  grid: ImageGrid;
+}
+
+/** Options of {@linkcode readImage} / {@linkcode writeImage}. */
+export interface ImageFileOptions {
+  /** Grid for `.npy` files (their shape must match); default: 1 mm voxels, centred. */
+  grid?: ImageGrid;
+  /** Scanner for Interfile z offsets (see `interfile.ts`). */
+  scanner?: RingScanner;
+}
+
+/** The image formats {@linkcode readImage} knows, by file name. */
+export function imageFormatOf(path: string): "nifti" | "interfile" | "npy" {
+  if (/\.nii(\.gz)?$/.test(path)) return "nifti";
+  if (path.endsWith(".hv")) return "interfile";
+  if (path.endsWith(".npy")) return "npy";
+  throw new RangeError(
+    `${path}: unknown image format; expected a name ending in .nii, .nii.gz, .hv or .npy`,
+  );
+}
+
+/** Reads a 3-D image from NIfTI, Interfile or `.npy` (chosen by the file name). */
+export async function readImage(path: string, options: ImageFileOptions = {}): Promise<GridImage> {
+  const format = imageFormatOf(path);
+  if (format === "nifti") {
+    const im = await readNifti(path);
+    if (im.shape.length > 3 && im.shape.slice(3).some((n) => n > 1)) {
+      throw new RangeError(
+        `${path}: shape ${JSON.stringify(im.shape)} is not a single 3-D volume`,
+      );
+    }
+    return { data: im.data, grid: im.grid };
+  }
+  if (format === "interfile") {
+    const im = await readInterfileImage(path, { scanner: options.scanner });
+    return { data: im.data, grid: im.grid };
+  }
+  const a = await readNpy(path);
+  const shape = [...a.shape];
+  while (shape.length < 3) shape.push(1);
+  if (shape.length > 3) {
+    throw new RangeError(`${path}: shape ${JSON.stringify(a.shape)} is not a 3-D image`);
+  }
+  const grid = options.grid
+    ? imageGrid(options.grid)
+    : centredGrid(shape as [number, number, number], [1, 1, 1]);
+  if (grid.shape.some((n, i) => n !== shape[i])) {
+    throw new RangeError(
+      `${path}: array shape ${JSON.stringify(shape)} (fastest first) does not match the grid ` +
+        `${JSON.stringify(grid.shape)}`,
+    );
+  }
+  return { data: a.data, grid };
+}
+
+/** Writes a 3-D image as NIfTI, Interfile or `.npy` (chosen by the file name), atomically. */
+export async function writeImage(
+  path: string,
+  image: { data: ArrayLike<number>; grid: ImageGrid },
+  options: ImageFileOptions = {},
+): Promise<void> {
+  const format = imageFormatOf(path);
+  if (format === "nifti") return await writeNifti(path, image);
+  if (format === "interfile") {
+    return await writeInterfileImage(path, image, { scanner: options.scanner });
+  }
+  const g = imageGrid(image.grid);
+  await writeNpy(path, { data: image.data, shape: g.shape });
+}
