@@ -1,0 +1,123 @@
+// Every example recipe runs in the sandbox at small sizes; outputs are checked against
+// independent references where one is cheap.
+import { assert, assertEquals } from "./_assert.ts";
+import { runSandboxed, type SandboxResult, verifyManifest } from "../../core/runtime/mod.ts";
+import { readNifti, readSinogram } from "../../core/io/mod.ts";
+import { josephForwardReference } from "../../core/projector/reference.ts";
+import { ROOT } from "./_helpers.ts";
+
+const EXAMPLES = `${ROOT}/examples`;
+
+async function runExample(
+  name: string,
+  outDir: string,
+  options: { inputs?: string[]; params?: Record<string, unknown>; seed?: number } = {},
+): Promise<SandboxResult> {
+  const r = await runSandboxed({
+    recipe: `${EXAMPLES}/${name}.ts`,
+    inputs: options.inputs ?? [],
+    outDir,
+    params: options.params,
+    seed: options.seed,
+    timeoutMs: 120_000,
+    memoryMb: 2048,
+  });
+  assertEquals(r.ok, true, `${name}: ${r.reason}: ${r.error}`);
+  return r;
+}
+
+function sum(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return s;
+}
+
+Deno.test("example project_phantom matches the float64 reference projector", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    await runExample("project_phantom", `${tmp}/out`, { params: { size: 16, crystals: 32 } });
+    const image = await readNifti(`${tmp}/out/phantom.nii`);
+    const sino = await readSinogram(`${tmp}/out/projection.npy`);
+    const ref = josephForwardReference(sino.scanner.lors(), image.grid, image.data);
+    let maxErr = 0;
+    let maxRef = 0;
+    for (let i = 0; i < ref.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(sino.data[i] - ref[i]));
+      maxRef = Math.max(maxRef, Math.abs(ref[i]));
+    }
+    assert(maxRef > 0 && maxErr / maxRef < 1e-4, `projection differs: ${maxErr} of ${maxRef}`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("examples simulate_study → osem / map_rdp: counts, activity recovery, bit-identical rerun", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    const trueCounts = 1e5;
+    const randomsFraction = 0.25;
+    const sim = await runExample("simulate_study", `${tmp}/sim`, {
+      params: { size: 16, voxelMm: 8, crystals: 48, trueCounts, randomsFraction },
+      seed: 5,
+    });
+    const prompts = await readSinogram(`${tmp}/sim/prompts.npy`);
+    const additive = await readSinogram(`${tmp}/sim/additive.npy`);
+    // E[prompts] = trues + randoms = trueCounts / (1 − f); Poisson sd = sqrt(mean).
+    const mean = trueCounts / (1 - randomsFraction);
+    assert(
+      Math.abs(sum(prompts.data) - mean) < 5 * Math.sqrt(mean),
+      `prompts ${sum(prompts.data)}`,
+    );
+    const perBin = (randomsFraction / (1 - randomsFraction)) * trueCounts / additive.data.length;
+    assert(additive.data.every((v) => Math.abs(v - perBin) < 1e-3 * perBin));
+    const truth = await readNifti(`${tmp}/sim/truth.nii`);
+
+    const verify = await verifyManifest(sim.manifestPath!, { outDir: `${tmp}/sim_rerun` });
+    assertEquals(verify.bitIdentical, true, JSON.stringify(verify.outputs));
+
+    const common = { size: 16, voxelMm: 8, subsets: 2 };
+    await runExample("osem", `${tmp}/osem`, {
+      inputs: [`${tmp}/sim`],
+      params: { ...common, iterations: 6 },
+    });
+    await runExample("map_rdp", `${tmp}/map`, {
+      inputs: [`${tmp}/sim`],
+      params: { ...common, iterations: 6, beta: 0.1 },
+    });
+    for (const f of ["osem/osem.nii", "map/map_rdp.nii"]) {
+      const x = await readNifti(`${tmp}/${f}`);
+      assertEquals(x.shape, truth.shape);
+      assert(x.data.every((v) => v >= 0), `${f}: negative values`);
+      // Emission recovery: the reconstruction's total activity is within 10% of the truth.
+      const rel = Math.abs(sum(x.data) - sum(truth.data)) / sum(truth.data);
+      assert(rel < 0.1, `${f}: total activity off by ${(100 * rel).toFixed(1)}%`);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("example custom_scanner: octagonal two-ring scanner reconstructs its disk", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    await runExample("custom_scanner", `${tmp}/out`, {
+      params: { sides: 8, crystals: 48, size: 16, iterations: 4 },
+    });
+    const spec = JSON.parse(await Deno.readTextFile(`${tmp}/out/scanner.json`));
+    assertEquals([spec.sides, spec.rings, spec.sinogramShape], [8, 2, [23, 24, 4]]);
+    const x = await readNifti(`${tmp}/out/recon.nii`);
+    const n = 16;
+    let inside = 0, nIn = 0, outside = 0, nOut = 0;
+    for (let i = 0; i < x.data.length; i++) {
+      const r = Math.hypot((i % n) - n / 2 + 0.5, (((i / n) | 0) % n) - n / 2 + 0.5);
+      if (r < n / 4 - 1) (inside += x.data[i], nIn++);
+      else if (r > n / 4 + 1) (outside += x.data[i], nOut++);
+    }
+    assert(
+      inside / nIn > 10 * (outside / nOut),
+      `disk contrast ${inside / nIn} vs ${outside / nOut}`,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
