@@ -136,7 +136,8 @@ function parseJsonField(s: string, what: string): unknown {
 }
 
 async function parseSubmission(req: Request, maxUpload: number): Promise<Submission> {
-  const type = (req.headers.get("content-type") ?? "").toLowerCase();
+  const rawType = req.headers.get("content-type") ?? "";
+  const type = rawType.toLowerCase(); // for matching only: the multipart boundary is case-sensitive
   if (type.startsWith("application/json")) {
     const raw = await readBody(req, Math.ceil(maxUpload * 4 / 3) + 65536);
     const parsed = jsonSubmissionSchema.safeParse(
@@ -166,7 +167,7 @@ async function parseSubmission(req: Request, maxUpload: number): Promise<Submiss
     const raw = await readBody(req, maxUpload + 65536);
     let form: FormData;
     try {
-      form = await new Response(raw, { headers: { "content-type": type } }).formData();
+      form = await new Response(raw, { headers: { "content-type": rawType } }).formData();
     } catch {
       throw new HttpError(400, "the multipart/form-data body could not be parsed");
     }

@@ -275,3 +275,42 @@ Deno.test("server api: cancel a queued and a running job; active-job quota", asy
     await env2.close();
   }
 });
+
+Deno.test("server api: web page with CSP; browser-style multipart (mixed-case boundary)", async () => {
+  const env = await setup();
+  try {
+    const page = await env.call(undefined, "GET", "/");
+    assertEquals(page.status, 200);
+    assertMatch(page.headers.get("content-security-policy")!, /script-src 'self'/);
+    assertMatch(await page.text(), /<script src="\/app.js"/);
+    const js = await env.call(undefined, "GET", "/app.js");
+    assertEquals(js.headers.get("content-type"), "text/javascript; charset=utf-8");
+    assertMatch(await js.text(), /Authorization|authorization/);
+    // Browsers use boundaries such as ----WebKitFormBoundaryAbC…: case must be kept.
+    const boundary = "----WebKitFormBoundaryXyZAbC123";
+    const body = [
+      `--${boundary}`,
+      'Content-Disposition: form-data; name="recipe"',
+      "",
+      "sum",
+      `--${boundary}`,
+      'Content-Disposition: form-data; name="inputs"; filename="k.bin"',
+      "Content-Type: application/octet-stream",
+      "",
+      "AB",
+      `--${boundary}--`,
+      "",
+    ].join("\r\n");
+    const res = await env.call(A, "POST", "/api/jobs", body, {
+      "content-type": `multipart/form-data; boundary=${boundary}`,
+    });
+    const sub = await res.json();
+    assertEquals(res.status, 201, sub.error);
+    const job = await env.waitDone(A, sub.id);
+    assertEquals(job.state, "succeeded");
+    const result = await (await env.call(A, "GET", `/api/jobs/${sub.id}/files/result.json`)).json();
+    assertEquals(result.sums, { "k.bin": 65 + 66 });
+  } finally {
+    await env.close();
+  }
+});

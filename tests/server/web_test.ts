@@ -1,0 +1,76 @@
+/**
+ * The web page in headless Chromium (Debian's `chromium`, driven by `playwright-core` in the
+ * subprocess `_web_driver.ts`): log in with a token, submit a job with an uploaded input, watch
+ * its log and progress, see the PNG result; another user's login shows none of it. Skipped when
+ * `/usr/bin/chromium`, network permission on 127.0.0.1 or run permission is missing.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
+import { serve } from "../../core/server/mod.ts";
+import { testConfig, TOKENS } from "./_helpers.ts";
+
+const DRIVER = new URL("./_web_driver.ts", import.meta.url).pathname;
+
+function available(): boolean {
+  try {
+    if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") {
+      return false;
+    }
+    if (Deno.permissions.querySync({ name: "run" }).state !== "granted") return false;
+    return Deno.statSync("/usr/bin/chromium").isFile;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "server web page: log in, submit, watch progress, view PNG results (headless Chromium)",
+  ignore: !available(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "petrel_web_test_" });
+    await Deno.mkdir(`${dir}/datasets/phantom`, { recursive: true });
+    await Deno.writeFile(`${dir}/datasets/phantom/counts.bin`, new Uint8Array([1, 2, 3, 250]));
+    const server = await serve({
+      config: testConfig(dir) as never,
+      hostname: "127.0.0.1",
+      port: 0,
+      verbose: false,
+      onListen: () => {},
+    });
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", DRIVER, server.url, TOKENS.alice, TOKENS.bob],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+      assert(line, `driver printed no result:\n${stdout}\n${new TextDecoder().decode(out.stderr)}`);
+      const seen = JSON.parse(line.slice(7));
+      assertEquals(seen.failure, undefined, JSON.stringify(seen));
+      assertMatch(seen.wrongTokenError, /token was not accepted/);
+      assertEquals(seen.appHiddenAfterWrongToken, true);
+      assertEquals(seen.who, "logged in as alice");
+      assertEquals(seen.recipes, ["", "sum", "hostile"]);
+      assertMatch(seen.log, /step 1 of 3[^]*step 3 of 3/);
+      assertEquals(seen.progress, 1);
+      // The PNG montage is shown through a blob URL (no token in any URL), at its 8×8 size.
+      assertEquals([seen.image.w, seen.image.h, seen.image.alt], [8, 8, "images/slices.png"]);
+      assert(seen.image.src.startsWith("blob:"));
+      assert(seen.files.some((f: string) => f.startsWith("result.json")), seen.files.join());
+      assertEquals([seen.aliceRows, seen.bobRows], [1, 0]);
+      assertEquals(seen.problems, []);
+      // The job ran with what the page sent (checked on the server side).
+      const job = await server.store.get(seen.jobId);
+      assertEquals([job!.user, job!.seed, job!.datasets], ["alice", 5, ["phantom"]]);
+      const result = JSON.parse(await Deno.readTextFile(`${job!.jobDir}/out-1/result.json`));
+      assertEquals(result.sums, { "web.bin": 27, "counts.bin": 256 });
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
