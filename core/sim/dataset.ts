@@ -87,6 +87,8 @@ export interface DatasetOptions {
   seed?: number;
   /** Random lesions per study (default 0). */
   lesions?: number;
+  /** Required label-volume shape (default the BrainWeb shape; `null` accepts any). */
+  expectShape?: readonly [number, number, number] | null;
   /** Command line recorded in the manifest. */
   command?: string;
   /** Progress messages (default: none). */
@@ -162,7 +164,10 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
   for (const subject of subjects) {
     const path = `${options.brainwebDir}/subject${subject}_crisp.nii.gz`;
     const t0 = performance.now();
-    const vol = await readLabelVolume(path, { expectShape: BRAINWEB_SHAPE });
+    const expectShape = options.expectShape === null
+      ? undefined
+      : options.expectShape ?? BRAINWEB_SHAPE;
+    const vol = await readLabelVolume(path, { expectShape });
     const t1 = performance.now();
     for (let r = 0; r < realisations; r++) {
       const seed = base + 100 * r + Number(subject);

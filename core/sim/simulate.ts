@@ -83,6 +83,8 @@ export interface SimulateOptions {
   mu?: boolean;
   /** Compute per-label partial-volume fractions (default true). */
   labelFractions?: boolean;
+  /** Brain frame for the regions (default: from the grey/white bounding box of the labels). */
+  frame?: BrainFrame;
 }
 
 /** A simulated study on the reconstruction grid (all volumes `[nx, ny, nz]`, x fastest). */
@@ -394,7 +396,7 @@ export function simulateStudy(vol: LabelVolume, options: SimulateOptions): Simul
   const [ox, oy] = grid.shape;
   const nOut = voxelCount(grid);
   const shiftMm = placementShift(vol, options.placement);
-  const frame = brainFrame(vol);
+  const frame = options.frame ?? brainFrame(vol);
   const regions = buildRegionMap(vol, frame);
   const [wx, wy, wz] = gridWeights(fg, grid, shiftMm);
   const px = ox + 2, py = oy + 2;
