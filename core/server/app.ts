@@ -390,12 +390,13 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
         `the upload has ${total} bytes; this user may upload at most ${limits.maxUploadBytes}`,
       );
     }
-    if ((await store.countActive(user.name)) >= limits.maxActiveJobs) {
-      throw new HttpError(
+    const tooMany = (): HttpError =>
+      new HttpError(
         429,
         `this user already has ${limits.maxActiveJobs} queued or running jobs, the most allowed`,
       );
-    }
+    // Early answer before writing files; the insert below checks again atomically.
+    if ((await store.countActive(user.name)) >= limits.maxActiveJobs) throw tooMany();
     const id = crypto.randomUUID();
     const jobDir = `${config.dataDir}/jobs/${user.name}/${id}`;
     await Deno.mkdir(`${jobDir}/in`, { recursive: true });
@@ -425,7 +426,11 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
         memoryMb: limits.memoryMb,
         maxOutputBytes: limits.maxOutputBytes,
       },
-    });
+    }, { maxActive: limits.maxActiveJobs });
+    if (!job) {
+      await Deno.remove(jobDir, { recursive: true }).catch(() => {});
+      throw tooMany();
+    }
     runner.kick();
     return json(jobView(job), 201, { location: `/api/jobs/${id}` });
   }

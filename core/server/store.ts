@@ -87,8 +87,11 @@ export interface LogLine {
 
 /** The queue and job storage. Every method is async so a networked database can implement it. */
 export interface JobStore {
-  /** Stores a new queued job. */
-  insert(job: NewJob): Promise<JobRecord>;
+  /**
+   * Stores a new queued job, atomically checking that its user has fewer than `maxActive` queued
+   * or running jobs; undefined (nothing stored) when the user already has that many.
+   */
+  insert(job: NewJob, options?: { maxActive?: number }): Promise<JobRecord | undefined>;
   /** One job, or undefined. */
   get(id: string): Promise<JobRecord | undefined>;
   /** A user's jobs, newest first. */
@@ -223,10 +226,16 @@ export class SqliteJobStore implements JobStore {
     return r ? toRecord(r) : undefined;
   }
 
-  /** Stores a new queued job. */
-  insert(job: NewJob): Promise<JobRecord> {
+  /** Stores a new queued job unless its user has `maxActive` active jobs already. */
+  insert(job: NewJob, options: { maxActive?: number } = {}): Promise<JobRecord | undefined> {
     const now = Date.now();
-    this.#tx(() => {
+    const stored = this.#tx(() => {
+      if (options.maxActive !== undefined) {
+        const active = this.#db.prepare(
+          "SELECT COUNT(*) AS n FROM jobs WHERE user = ? AND state IN ('queued', 'running')",
+        ).get(job.user) as Row;
+        if (Number(active.n) >= options.maxActive) return false;
+      }
       const seq = Number(
         (this.#db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM jobs").get() as Row).s,
       );
@@ -247,8 +256,9 @@ export class SqliteJobStore implements JobStore {
         now,
         seq,
       );
+      return true;
     });
-    return Promise.resolve(this.#get(job.id)!);
+    return Promise.resolve(stored ? this.#get(job.id) : undefined);
   }
 
   /** One job, or undefined. */

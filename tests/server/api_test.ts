@@ -263,11 +263,16 @@ Deno.test("server api: cancel a queued and a running job; active-job quota", asy
   });
   try {
     const slow = { recipe: "sum", params: { steps: 50, sleepMs: 100 } };
-    assertEquals((await env2.json(A, "POST", "/api/jobs", slow)).status, 201);
-    assertEquals((await env2.json(A, "POST", "/api/jobs", slow)).status, 201);
-    const third = await env2.json(A, "POST", "/api/jobs", slow);
-    assertEquals(third.status, 429);
-    assertMatch(String(third.body.error), /already has 2 queued or running jobs/);
+    // Six at once: the quota check is atomic, so exactly two are accepted.
+    const subs = await Promise.all(
+      Array.from({ length: 6 }, () => env2.json(A, "POST", "/api/jobs", slow)),
+    );
+    assertEquals(subs.map((r) => r.status).sort(), [201, 201, 429, 429, 429, 429]);
+    const refused = subs.find((r) => r.status === 429)!;
+    assertMatch(String(refused.body.error), /already has 2 queued or running jobs/);
+    assertEquals(((await env2.json(A, "GET", "/api/jobs")).body.jobs as unknown[]).length, 2);
+    const userDirs = await Array.fromAsync(Deno.readDir(`${env2.dir}/data/jobs/alice`));
+    assertEquals(userDirs.length, 2); // refused submissions left no folder
     // Another user's quota is separate.
     const bob = await env2.json(B, "POST", "/api/jobs", { recipe: "sum", params: { steps: 1 } });
     assertEquals(bob.status, 201);

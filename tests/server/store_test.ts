@@ -23,10 +23,11 @@ Deno.test("store: claims oldest first, users with fewer running jobs first, each
   const dir = await Deno.makeTempDir();
   const s = new SqliteJobStore(`${dir}/t.db`);
   try {
-    const a1 = await s.insert(job("alice", 1));
-    const a2 = await s.insert(job("alice", 2));
-    const a3 = await s.insert(job("alice", 3));
-    const b1 = await s.insert(job("bob", 1));
+    const a1 = (await s.insert(job("alice", 1)))!;
+    const a2 = (await s.insert(job("alice", 2)))!;
+    const a3 = (await s.insert(job("alice", 3), { maxActive: 3 }))!;
+    assertEquals(await s.insert(job("alice", 9), { maxActive: 3 }), undefined); // quota, atomic
+    const b1 = (await s.insert(job("bob", 1), { maxActive: 3 }))!;
     assertEquals(a1.state, "queued");
     assertEquals(await s.countActive("alice"), 3);
     const order = [];
@@ -39,7 +40,7 @@ Deno.test("store: claims oldest first, users with fewer running jobs first, each
     assertEquals(await s.finish(a1.id, { state: "succeeded", exitCode: 0 }), true);
     assertEquals(await s.finish(a1.id, { state: "failed", exitCode: 1 }), false); // once only
     assertEquals((await s.get(a1.id))!.state, "succeeded");
-    const a4 = await s.insert(job("alice", 4));
+    const a4 = (await s.insert(job("alice", 4)))!;
     assertEquals(await s.cancelQueued(a4.id), true);
     assertEquals(await s.claimNext("w", 0), undefined);
     assertEquals((await s.list("alice")).map((j) => j.id), [a4.id, a3.id, a2.id, a1.id]);
@@ -54,7 +55,7 @@ Deno.test("store: log lines are capped with one note, read incrementally", async
   const dir = await Deno.makeTempDir();
   const s = new SqliteJobStore(`${dir}/t.db`);
   try {
-    const j = await s.insert(job("alice", 1));
+    const j = (await s.insert(job("alice", 1)))!;
     await s.appendLog(j.id, ["a", "b", "c"], 5);
     await s.appendLog(j.id, ["d", "e", "f", "g"], 5);
     await s.appendLog(j.id, ["h"], 5);
@@ -79,7 +80,7 @@ Deno.test("store: recovery re-queues or fails jobs left running, and survives re
   try {
     let s = new SqliteJobStore(`${dir}/t.db`);
     const ids = [];
-    for (let i = 0; i < 4; i++) ids.push((await s.insert(job("alice", i))).id);
+    for (let i = 0; i < 4; i++) ids.push((await s.insert(job("alice", i)))!.id);
     await s.claimNext("old", 0);
     await s.claimNext("old", 0);
     await s.requestCancel(ids[1]);
