@@ -6,6 +6,8 @@
  * @module
  */
 
+import { nrmse } from "../metrics/image.ts";
+
 /** What an algorithm hands to callbacks after an iteration. */
 export interface IterationState {
   /** Algorithm name, e.g. "OSEM". */
@@ -94,25 +96,6 @@ export function logLikelihoodCallback(options: { every?: number } = {}): LogLike
 /** A metric of an image against the truth (both host arrays of the same length). */
 export type ImageMetric = (image: Float32Array, truth: Float32Array) => number;
 
-/**
- * Normalised root-mean-square error `‖x − t‖₂ / ‖t‖₂` over `mask` (all voxels by default).
- * A plain helper for callbacks; `core/metrics` has the full set of figures of merit.
- */
-export function nrmse(
-  image: ArrayLike<number>,
-  truth: ArrayLike<number>,
-  mask?: ArrayLike<number>,
-): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < truth.length; i++) {
-    if (mask && !mask[i]) continue;
-    num += (image[i] - truth[i]) ** 2;
-    den += truth[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-300));
-}
-
 /** A callback that evaluates metrics against a known truth after selected iterations. */
 export interface MetricsRecorder extends ReconCallback {
   /** One row per evaluated iteration: `{iteration, <metric>: value, …}`. */
@@ -120,14 +103,15 @@ export interface MetricsRecorder extends ReconCallback {
 }
 
 /**
- * Evaluates `metrics` (default: NRMSE) of the current image against `truth` after every
+ * Evaluates `metrics` (default: NRMSE `‖x − t‖₂ / ‖t‖₂` from `core/metrics`) of the current image against `truth` after every
  * `every`-th iteration (reads the image back on those iterations only).
  */
 export function metricsCallback(
   truth: Float32Array,
   options: { metrics?: Record<string, ImageMetric>; every?: number } = {},
 ): MetricsRecorder {
-  const metrics = options.metrics ?? { nrmse: (x: Float32Array, t: Float32Array) => nrmse(x, t) };
+  const metrics = options.metrics ??
+    { nrmse: (x: Float32Array, t: Float32Array) => nrmse(t, x) };
   const rows: Record<string, number>[] = [];
   return {
     needsImage: true,

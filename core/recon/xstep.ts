@@ -64,6 +64,11 @@ export class PenalisedEmStep {
         `x-step: x has ${x.length} and z ${z.length} voxels, expected ${n} each`,
       );
     }
+    if (x.buffer === z.buffer) {
+      throw new RangeError(
+        "x-step: x and z must be different device arrays (x is updated in place)",
+      );
+    }
     const sens = this.likelihood.model.totalSensitivity();
     if (options.initFromTarget ?? true) recordClampCopy(rec, x, z);
     for (let it = 0; it < options.iterations; it++) {
