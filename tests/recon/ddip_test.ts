@@ -1,0 +1,269 @@
+import { ok as assert, throws as assertThrows } from "node:assert/strict";
+import { defaultContext, type GpuContext } from "../../core/gpu/context.ts";
+import { centredGrid, type ImageGrid } from "../../core/geometry/grid.ts";
+import { ringForwardModel } from "../../core/model/forward_model.ts";
+import { PoissonLikelihood } from "../../core/model/likelihood.ts";
+import { simulateCounts } from "../../core/model/simulate.ts";
+import { loadPrior, type ScorePrior } from "../../core/diffusion/prior.ts";
+import { tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
+import { Rng } from "../../core/sim/rng.ts";
+import {
+  ddipConfig,
+  ddipStack,
+  type DdipStackProblem,
+  nllLossGradEps,
+  percentile,
+} from "../../core/recon/ddip.ts";
+import {
+  ddipVolume,
+  directPlaneScanner,
+  type DirectPlaneVolume,
+  volumeStackCentres,
+} from "../../core/recon/ddip_volume.ts";
+import { addDisc, assertIdentical } from "../model/fixtures.ts";
+import { smallScanner } from "../_helpers.ts";
+
+const DIR = new URL("../fixtures/prior", import.meta.url).pathname;
+let shared: Promise<ScorePrior> | null = null;
+function tinyPrior(): Promise<ScorePrior> {
+  shared ??= loadPrior(DIR, { provider: "wasm", numThreads: 2 });
+  return shared;
+}
+
+/** 16×16×3 stack of 4 mm voxels: the tiny model's VJP graph is fixed at 1×3×16×16. */
+const GRID: ImageGrid = centredGrid([16, 16, 3], [4, 4, 4]);
+
+function phantom(grid: ImageGrid): Float32Array {
+  const [nx, ny, nz] = grid.shape;
+  const img = new Float32Array(nx * ny * nz);
+  const plane = new Float32Array(nx * ny);
+  const g2 = centredGrid([nx, ny, 1], grid.voxelSizeMm);
+  addDisc(plane, g2, { cx: 0, cy: 0, r: 24, v: 1 });
+  addDisc(plane, g2, { cx: 8, cy: 4, r: 6, v: 3 });
+  for (let k = 0; k < nz; k++) {
+    for (let t = 0; t < nx * ny; t++) img[k * nx * ny + t] = plane[t] * (1 + 0.1 * k);
+  }
+  return img;
+}
+
+async function problem(ctx: GpuContext): Promise<DdipStackProblem & { truth: Float32Array }> {
+  const scanner = directPlaneScanner(smallScanner(), 3, 4);
+  const truth = phantom(GRID);
+  const mu = Float32Array.from(truth, (v) => (v > 0 ? 0.0096 : 0));
+  const model = ringForwardModel(ctx, scanner, { grid: GRID, muMap: mu });
+  const tx = ctx.array(GRID.shape, truth);
+  const sim = await simulateCounts(model, tx, { trueCounts: 3e4, randomsFraction: 0.2, seed: 5 });
+  tx.destroy();
+  model.setAdditive(sim.additive);
+  const likelihood = new PoissonLikelihood(model, sim.counts);
+  let max = 0;
+  for (const v of truth) max = Math.max(max, v);
+  const mr = Float32Array.from(truth, (v) => (v > 0 ? 0.5 + 0.5 * (v / max) : 0));
+  return { likelihood, grid: GRID, mr, truth };
+}
+
+const FAST = { startT: 40, steps: 4, fineTuneIterations: 2, emIterations: 3, initIterations: 3 };
+
+Deno.test("DDIP config: reference defaults, CPU preset, and readable validation errors", () => {
+  const c = ddipConfig();
+  assert(c.startT === 200 && c.steps === 200 && c.fineTuneIterations === 2);
+  assert(c.emIterations === 5 && c.beta === 0.01 && c.lr === 5e-4 && c.eta === 0.85);
+  assert(c.initIterations === 20 && c.clipNorm === 1);
+  assertThrows(() => ddipConfig({ steps: 300 }), /steps must be ≤ startT/);
+  assertThrows(() => ddipConfig({ beta: -1 }), /invalid DDIP configuration: beta/);
+  assertThrows(() => ddipConfig({ eta: 1.5 }), /eta/);
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => ddipConfig({ betta: 0.1 } as any), /betta|unrecognized/i);
+  assert(percentile([3, 1, 2, 4], 50) === 2.5 && percentile([5], 99) === 5);
+});
+
+Deno.test("∂loss/∂ε of the image-domain loss equals a finite difference in ε and, through the VJP, in θ", async () => {
+  const prior = await tinyPrior();
+  const rng = new Rng(3);
+  const n = 16 * 16 * 3;
+  const xt = rng.normals(n);
+  const mr = Float32Array.from(rng.normals(n), (v) => Math.abs(v) * 0.3);
+  const target = Float32Array.from(rng.normals(n), (v) => 0.5 + 0.1 * v);
+  const t = 57;
+  const ab = prior.schedule.alphaBar(t);
+  // the formula in ε: loss(ε) = mean‖(x_t − √(1−ᾱ)ε)/√ᾱ − target‖²
+  const params = prior.createParams();
+  const eps = await prior.eps(xt, t, mr, params);
+  const x0 = tweedie(xt, eps, ab);
+  const { loss, gradEps } = tweedieLossGrad(x0, target, ab);
+  const lossOf = (e: Float64Array | Float32Array) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) {
+      const d = (xt[i] - Math.sqrt(1 - ab) * e[i]) / Math.sqrt(ab) - target[i];
+      s += d * d;
+    }
+    return s / n;
+  };
+  assert(Math.abs(lossOf(eps) - loss) < 1e-6 * Math.max(1, loss));
+  for (const i of [0, 100, 700]) {
+    const h = 1e-3;
+    const ep = Float64Array.from(eps);
+    const em = Float64Array.from(eps);
+    ep[i] += h;
+    em[i] -= h;
+    const fd = (lossOf(ep) - lossOf(em)) / (2 * h);
+    const rel = Math.abs(fd - gradEps[i]) / Math.max(Math.abs(fd), 1e-12);
+    assert(rel < 1e-4, `voxel ${i}: FD ${fd} vs formula ${gradEps[i]}`);
+  }
+  // end to end: ⟨∇θ loss, d⟩ from the VJP vs a central difference of loss(θ ± h d)
+  const base = prior.createParams();
+  const dir = new Map<string, Float32Array>();
+  for (const [name, v] of base.entries()) dir.set(name, rng.normals(v.length));
+  // move off the zero-up point so that every factor has a gradient
+  const p0 = base.plus(dir, 0.05);
+  const e0 = await prior.eps(xt, t, mr, p0);
+  const g0 = tweedieLossGrad(tweedie(xt, e0, ab), target, ab);
+  const { grads } = await prior.vjp(xt, t, mr, p0, g0.gradEps);
+  let analytic = 0;
+  for (const [name, g] of grads) {
+    const d = dir.get(name)!;
+    for (let i = 0; i < g.length; i++) analytic += g[i] * d[i];
+  }
+  const h = 1e-3;
+  const lossAt = async (p: typeof p0) => {
+    const e = await prior.eps(xt, t, mr, p);
+    return tweedieLossGrad(tweedie(xt, e, ab), target, ab).loss;
+  };
+  const fd = (await lossAt(p0.plus(dir, h)) - await lossAt(p0.plus(dir, -h))) / (2 * h);
+  const rel = Math.abs(fd - analytic) / Math.max(Math.abs(fd), 1e-9);
+  assert(rel < 2e-2, `directional derivative: FD ${fd} vs VJP ${analytic} (rel ${rel})`);
+});
+
+Deno.test("measurement-domain (NLL) gradient matches a finite difference of −L(s·x̂0)/ΣY", async () => {
+  const ctx = await defaultContext();
+  const p = await problem(ctx);
+  const s = 2;
+  const n = p.truth.length;
+  const x0 = Float32Array.from(p.truth, (v) => 0.2 + 0.3 * v);
+  const xa = Float32Array.from(x0, (v) => v * s);
+  const xg = ctx.array(GRID.shape, xa);
+  const bpArr = ctx.array(GRID.shape);
+  ctx.run((rec) => p.likelihood.recordFullEmBackprojection(rec, xg, bpArr));
+  const bp = await bpArr.read();
+  const sens = await p.likelihood.model.totalSensitivity().read();
+  const ab = 0.9;
+  const g = nllLossGradEps(bp, sens, {
+    scale: s,
+    totalCounts: p.likelihood.totalCounts,
+    alphaBar: ab,
+  });
+  const c = -Math.sqrt(1 - ab) / Math.sqrt(ab);
+  for (const i of [8 * 16 + 8, 16 * 16 + 5 * 16 + 7, 2 * 256 + 130]) {
+    const h = 0.05;
+    const f = async (dx: number) => {
+      const v = Float32Array.from(xa);
+      v[i] += s * dx;
+      xg.write(v);
+      return -(await p.likelihood.logLikelihood(xg)) / p.likelihood.totalCounts;
+    };
+    const fd = ((await f(h)) - (await f(-h))) / (2 * h) * c;
+    const rel = Math.abs(fd - g[i]) / Math.max(Math.abs(fd), 1e-12);
+    assert(rel < 2e-2, `voxel ${i}: FD ${fd} vs formula ${g[i]}`);
+  }
+  assert(g.length === n);
+  for (const a of [xg, bpArr]) a.destroy();
+  p.likelihood.destroy();
+  p.likelihood.model.destroy();
+});
+
+Deno.test("DDIP-HQS, DDS and DDIP-NLL on a tiny stack: finite, data fit above the initialisation, bit-identical reruns", async () => {
+  const ctx = await defaultContext();
+  const prior = await tinyPrior();
+  const p = await problem(ctx);
+  try {
+    const steps: number[] = [];
+    // The tiny model has random weights: a crude start (1 MLEM iteration) and an aggressive
+    // learning rate make the pull of the fine-tuning towards the x-step visible in 4 steps.
+    const cfg = { ...FAST, initIterations: 1, lr: 2e-2, fineTuneIterations: 4, seed: 11 };
+    const hqs = await ddipStack(prior, p, {
+      config: cfg,
+      callbacks: [{
+        needsLogLikelihood: true,
+        onIteration(s) {
+          steps.push(s.iteration);
+          assert(Number.isFinite(s.logLikelihood!));
+        },
+      }],
+    });
+    assert(steps.join() === "1,2,3,4", `progress calls ${steps}`);
+    assert(hqs.image.every(Number.isFinite) && hqs.image.some((v) => v > 0));
+    assert(hqs.scaleSource === "auto" && hqs.scale > 0);
+    assert(hqs.losses.length === 16 && hqs.losses.every(Number.isFinite));
+    assert(hqs.timings.networkCalls === 4 * 5 && hqs.timings.vjpCalls === 16);
+    assert(hqs.timings.xSteps === 16);
+    assert(
+      hqs.logLikelihood.final > hqs.logLikelihood.init,
+      `L final ${hqs.logLikelihood.final} vs init ${hqs.logLikelihood.init}`,
+    );
+    const again = await ddipStack(prior, p, { config: cfg });
+    assertIdentical(again.image, hqs.image, "rerun");
+    const other = await ddipStack(prior, p, { config: { ...cfg, seed: 12 } });
+    assert(other.image.some((v, i) => v !== hqs.image[i]), "another seed gives another chain");
+
+    const dds = await ddipStack(prior, p, { config: FAST, method: "dds" });
+    assert(dds.image.every(Number.isFinite) && dds.losses.length === 0);
+    assert(dds.timings.vjpCalls === 0 && dds.timings.xSteps === 4);
+    assert(dds.logLikelihood.final > dds.logLikelihood.init);
+
+    const nll = await ddipStack(prior, p, { config: FAST, method: "ddip-nll", useMr: false });
+    assert(nll.image.every(Number.isFinite) && nll.timings.vjpCalls === 8);
+    assert(nll.timings.xSteps === 0 && !nll.useMr);
+
+    await assertRejects(
+      () => ddipStack(prior, { ...p, mr: new Float32Array(10) }, { config: FAST }),
+      /mr has 10 values/,
+    );
+  } finally {
+    p.likelihood.destroy();
+    p.likelihood.model.destroy();
+  }
+});
+
+async function assertRejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
+  let err: unknown = null;
+  try {
+    await fn();
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof Error && re.test(err.message), `expected rejection ${re}, got ${err}`);
+}
+
+Deno.test("DDIP volume: overlapping stacks cover every slice, volume scale, reproducible", async () => {
+  assert(volumeStackCentres(5).join() === "1,2,3");
+  assert(volumeStackCentres(7, 3).join() === "1,4,5");
+  const ctx = await defaultContext();
+  const prior = await tinyPrior();
+  const nz = 5;
+  const grid = centredGrid([16, 16, nz], [4, 4, 4]);
+  const scanner = directPlaneScanner(smallScanner(), nz, 4);
+  const truth = phantom(grid);
+  const model = ringForwardModel(ctx, scanner, { grid });
+  const tx = ctx.array(grid.shape, truth);
+  const sim = await simulateCounts(model, tx, { trueCounts: 5e4, randomsFraction: 0.1, seed: 2 });
+  tx.destroy();
+  model.destroy();
+  const vol: DirectPlaneVolume = {
+    grid,
+    scanner,
+    counts: sim.counts,
+    additive: sim.additive,
+    mr: Float32Array.from(truth, (v) => v / 3.4),
+  };
+  const cfg = { ...FAST, steps: 2, fineTuneIterations: 1 };
+  const a = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3 });
+  assert(a.centres.join() === "1,3" && a.image.length === truth.length);
+  assert(a.image.every(Number.isFinite) && a.scale > 0);
+  for (let k = 0; k < nz; k++) {
+    let s = 0;
+    for (let t = k * 256; t < (k + 1) * 256; t++) s += a.image[t];
+    assert(s > 0, `slice ${k} is empty`);
+  }
+  const b = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3 });
+  assertIdentical(a.image, b.image, "volume rerun");
+});
