@@ -10,13 +10,18 @@
  * way. x and y are copied as they are.
  *
  * Projection data: `.hs` header + `.s` raw float32 data, span 1, "SegmentBySinogram" storage
- * (axes, slowest first: segment, axial coordinate, view, tangential coordinate), which is exactly
- * petrel's `[radial, views, planes]` layout with planes in STIR's segment order 0, −1, +1, −2, +2,
- * …, each segment by axial position (the lower ring). petrel's segment number is the ring
- * difference ring(b) − ring(a) of its crystal pair (a, b), view 0 joins crystals at ±90°.
- * The reader also accepts "SegmentByView" storage and any segment order, and reorders to
- * petrel's. Not verified against a STIR build here (none is installed): if a STIR round trip
- * shows mirrored oblique segments, swap the segment sign with `flipSegments`.
+ * (axes, slowest first: segment, axial coordinate, view, tangential coordinate) with segments in
+ * the order 0, −1, +1, −2, +2, …, each by axial position. By default every petrel bin is moved
+ * to the STIR bin of the same detector pair (`remap`, see {@linkcode stirBinIndex}): petrel
+ * crystal k (at angle 2πk/N from +x) is STIR detector (k + N/4) mod N (STIR puts detector d at
+ * x = R sin(2πd/N), y = −R cos(2πd/N)), so that images exchanged index for index (as above) and
+ * sinograms describe the same object. This matters beyond labels: STIR interleaves the odd
+ * tangential positions of a view half a detector the other way round, so odd radial bins change
+ * view, and detector swaps flip the segment sign. The mapping follows STIR's
+ * `ProjDataInfoCylindricalNoArcCorr` conventions (detector pair ↔ view/tangential position,
+ * segment = ring2 − ring1, axial position = lower ring) as read from its source; it was not run
+ * against a STIR build here (none is installed). `remap: false` stores petrel's array unchanged.
+ * The reader also accepts "SegmentByView" storage and any segment order.
  *
  * @module
  */
@@ -255,8 +260,11 @@ export async function readInterfileImage(
 
 /** Options of {@linkcode writeInterfileSinogram} / {@linkcode readInterfileSinogram}. */
 export interface InterfileSinogramOptions {
-  /** Write/read the segment number as ring(a) − ring(b) instead of ring(b) − ring(a). */
-  flipSegments?: boolean;
+  /**
+   * Move each bin to the STIR bin of the same detector pair (default true); false keeps
+   * petrel's array as it is (petrel's own view/segment conventions, plane order as STIR's).
+   */
+  remap?: boolean;
   /** "!PET data type" (default "Emission"). */
   petDataType?: string;
 }
@@ -301,9 +309,15 @@ export async function writeInterfileSinogram(
         `sinogram ${JSON.stringify(sc.sinogramShape)} has ${sc.bins}`,
     );
   }
-  const sign = options.flipSegments ? -1 : 1;
   const segs = segmentOrder(s.maxRingDifference);
-  const rd = segs.map((d) => sign * d);
+  const rd = segs;
+  let out: ArrayLike<number> = sinogram.data;
+  if (options.remap ?? true) {
+    const map = stirBinIndex(sc);
+    const c = new Float32Array(sc.bins);
+    for (let i = 0; i < map.length; i++) c[map[i]] = sinogram.data[i];
+    out = c;
+  }
   const binCm = (s.radiusMm * Math.sin(Math.PI / s.crystalsPerRing)) / 10;
   const dataPath = path.slice(0, -3) + ".s";
   const lines = [
@@ -360,7 +374,7 @@ export async function writeInterfileSinogram(
     "",
   ];
   await writeFilesAtomic([
-    { path: dataPath, data: float32Bytes(sinogram.data) },
+    { path: dataPath, data: float32Bytes(out) },
     { path, data: lines.join("\n") },
   ]);
 }
@@ -411,8 +425,7 @@ export async function readInterfileSinogram(
       `${path}: span > 1 (a segment holds several ring differences); petrel reads span-1 data only`,
     );
   }
-  const sign = options.flipSegments ? -1 : 1;
-  const segs = minRd.map((d) => sign * d);
+  const segs = minRd;
   const rings = num(h, "number of rings", path);
   const n = num(h, "number of detectors per ring", path);
   const radiusMm = (num(h, "inner ring diameter (cm)", path) / 2 +
@@ -481,5 +494,69 @@ export async function readInterfileSinogram(
     }
     p += na;
   }
+  if (options.remap ?? true) {
+    const map = stirBinIndex(scanner);
+    const c = out.slice();
+    for (let i = 0; i < map.length; i++) out[i] = c[map[i]];
+  }
   return { data: out, shape: scanner.sinogramShape, scanner, header: h };
+}
+
+/**
+ * For each bin of petrel's sinogram (flat index, `[radial, views, planes]`), the flat index of
+ * the STIR bin with the same detector pair in STIR's SegmentBySinogram layout (segments 0, −1,
+ * +1, …; inside a segment by axial position, then view, then tangential position from the most
+ * negative). petrel crystal k is STIR detector (k + N/4) mod N. STIR's view v, tangential
+ * position t join detectors `d1 = v + ⌊t/2⌋` and `d2 = v − ⌊(t+1)/2⌋ + N/2` (mod N); a pair
+ * found as (d2, d1) has its rings swapped; segment = ring(d2) − ring(d1), axial position = the
+ * lower ring. A permutation of `0 … bins − 1`.
+ */
+export function stirBinIndex(scanner: RingScanner): Uint32Array {
+  const s = scanner.spec;
+  const n = s.crystalsPerRing;
+  const nr = s.radialBins;
+  const half = (nr - 1) / 2;
+  const views = scanner.views;
+  // STIR (view, tangential) of each ordered detector pair d1 * n + d2, swapped pairs marked
+  const viewOf = new Int32Array(n * n).fill(-1);
+  const tangOf = new Int32Array(n * n);
+  const swapped = new Uint8Array(n * n);
+  for (let v = 0; v < views; v++) {
+    for (let t = -half; t <= half; t++) {
+      const d1 = (((v + (t >> 1)) % n) + n) % n;
+      const d2 = (((v - ((t + 1) >> 1) + n / 2) % n) + n) % n;
+      viewOf[d1 * n + d2] = v;
+      tangOf[d1 * n + d2] = t;
+      viewOf[d2 * n + d1] = v;
+      tangOf[d2 * n + d1] = t;
+      swapped[d2 * n + d1] = 1;
+    }
+  }
+  const segs = segmentOrder(s.maxRingDifference);
+  const segStart = new Map<number, number>();
+  let o = 0;
+  for (const d of segs) {
+    segStart.set(d, o);
+    o += (s.rings - Math.abs(d)) * views * nr;
+  }
+  const map = new Uint32Array(scanner.bins);
+  let i = 0;
+  for (const plane of scanner.planes) {
+    for (let v = 0; v < views; v++) {
+      for (let r = 0; r < nr; r++, i++) {
+        const [a, b] = scanner.crystalPair(r, v);
+        const key = ((a + n / 4) % n) * n + ((b + n / 4) % n);
+        const sv = viewOf[key];
+        if (sv < 0) {
+          throw new RangeError(`stirBinIndex: no STIR bin for crystals ${a}, ${b} (radial ${r})`);
+        }
+        // rings of STIR's detector 1 and 2
+        const [r1, r2] = swapped[key] ? [plane.ring2, plane.ring1] : [plane.ring1, plane.ring2];
+        const seg = r2 - r1;
+        const axial = Math.min(r1, r2);
+        map[i] = segStart.get(seg)! + (axial * views + sv) * nr + tangOf[key] + half;
+      }
+    }
+  }
+  return map;
 }
