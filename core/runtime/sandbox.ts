@@ -94,9 +94,24 @@ export function petrelRoot(): string {
   return decodeURIComponent(url.pathname).replace(/\/$/, "");
 }
 
-/** Paths the child may read besides the run's own inputs, models, recipe and output folder. */
+/**
+ * Paths the child may read besides the run's own inputs, models, recipe and output folder:
+ * petrel's sources (`mod.ts`, `deno.json`, `shaders/`, every `core/` area except `server/`) and
+ * `node_modules/` (npm packages that load their own files, e.g. onnxruntime-web's .wasm).
+ */
 export function petrelReadPaths(root = petrelRoot()): string[] {
-  return ["mod.ts", "deno.json", "core", "shaders", "node_modules"].map((p) => `${root}/${p}`);
+  const core: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(`${root}/core`)) {
+      if (e.name !== "server") core.push(`${root}/core/${e.name}`);
+    }
+  } catch {
+    core.push(`${root}/core`);
+  }
+  return [
+    ...["mod.ts", "deno.json", "shaders", "node_modules"].map((p) => `${root}/${p}`),
+    ...core.sort(),
+  ];
 }
 
 /** The environment passed to the child: nothing but what Deno and the GPU driver need. */

@@ -49,9 +49,9 @@ Deno.test("sandbox denies reading another job's folder", async () => {
   await assertContained(s);
 });
 
-Deno.test("sandbox denies reading petrel files outside its sources (lockfile, .git)", async () => {
+Deno.test("sandbox denies reading petrel files outside its sources (lockfile, .git, server)", async () => {
   await using s = await scratch();
-  for (const path of [`${ROOT}/deno.lock`, `${ROOT}/.git/config`]) {
+  for (const path of [`${ROOT}/deno.lock`, `${ROOT}/.git/config`, `${ROOT}/core/server/mod.ts`]) {
     await Deno.remove(s.outDir, { recursive: true }).catch(() => {});
     const r = await runFixture("read_path", s, { params: { path } });
     assertEquals(r.reason, "permission", `${path}: ${r.error}`);
@@ -214,4 +214,22 @@ Deno.test("a good recipe runs: outputs, coerced params, logs and progress", asyn
   assert(values.every((v) => v >= 0 && v < 3));
   const m = await readManifest(r.manifestPath!);
   assertEquals(m.params, { count: 5, label: "echo", scale: [3, 4] });
+});
+
+const RELU = "/usr/lib/python3/dist-packages/onnx/examples/resources/single_relu.onnx";
+Deno.test({
+  name: "onnxruntime-web (wasm) runs a model from the models folder inside the sandbox",
+  ignore: !(await Deno.stat(RELU).then(() => true, () => false)),
+  fn: async () => {
+    await using s = await scratch();
+    await Deno.mkdir(`${s.root}/models`);
+    await Deno.copyFile(RELU, `${s.root}/models/single_relu.onnx`);
+    const r = await runFixture("onnx_relu", s, { models: [`${s.root}/models`], memoryMb: 1024 });
+    assertEquals(r.ok, true, r.error);
+    const j = JSON.parse(await Deno.readTextFile(`${s.outDir}/relu.json`));
+    assertEquals(j.output, j.input.map((v: number) => Math.max(0, v)));
+    const m = await readManifest(r.manifestPath!);
+    assertEquals(m.versions.onnxruntimeWeb, j.ort);
+    assertEquals(m.models.map((f) => f.path.split("/").pop()), ["single_relu.onnx"]);
+  },
 });
