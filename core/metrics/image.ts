@@ -345,3 +345,34 @@ function ssimImpl(
   }
   return { value: slices.reduce((a, b) => a + b, 0) / slices.length, slices };
 }
+
+/** The usual table row against a truth: PSNR (dB), SSIM, NRMSE ("euclidean"), MSE. */
+export interface ImageMetrics {
+  /** Peak signal-to-noise ratio in dB. */
+  psnr: number;
+  /** Gaussian-window SSIM. */
+  ssim: number;
+  /** RMSE / √mean(truth²). */
+  nrmse: number;
+  /** Mean squared error. */
+  mse: number;
+}
+
+/**
+ * PSNR, SSIM, NRMSE and MSE of `test` against `truth` in one call (the data range of the truth
+ * unless `dataRange` is given; SSIM in `mode` "2d" by default). A `mask` restricts PSNR, NRMSE
+ * and MSE (SSIM always uses the whole image, as its window needs the neighbourhood).
+ */
+export function imageMetrics(
+  truth: ArrayLike<number>,
+  test: ArrayLike<number>,
+  options: SsimOptions & { mask?: Mask },
+): ImageMetrics {
+  const { mask, dataRange } = options;
+  return {
+    psnr: psnr(truth, test, { mask, dataRange }),
+    ssim: ssim(truth, test, options),
+    nrmse: nrmse(truth, test, { mask }),
+    mse: mse(truth, test, { mask }),
+  };
+}

@@ -1,5 +1,5 @@
 import { ok as assert, throws } from "node:assert/strict";
-import { mse, nrmse, psnr, ssim, ssimSlices } from "../../core/metrics/image.ts";
+import { imageMetrics, mse, nrmse, psnr, ssim, ssimSlices } from "../../core/metrics/image.ts";
 import { assertClose } from "../_helpers.ts";
 
 interface Case {
@@ -38,6 +38,11 @@ for (const c of fixture.cases) {
     Deno.test(`2-D Gaussian SSIM per slice matches scikit-image: ${c.name}`, () => {
       const opts = { shape: c.shape, dataRange: c.dataRange };
       assertClose(ssim(c.truth, c.test, opts), c.ssim2d!, TOL, "ssim 2d");
+      const all = imageMetrics(c.truth, c.test, opts);
+      assertClose(all.ssim, c.ssim2d!, TOL, "imageMetrics ssim");
+      assertClose(all.psnr, c.psnr, TOL, "imageMetrics psnr");
+      assertClose(all.nrmse, c.nrmse.euclidean, TOL, "imageMetrics nrmse");
+      assertClose(all.mse, c.mse, TOL, "imageMetrics mse");
       ssimSlices(c.truth, c.test, opts).forEach((s, k) =>
         assertClose(s, c.ssim2dSlices![k], TOL, `slice ${k}`)
       );
