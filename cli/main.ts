@@ -514,16 +514,27 @@ async function runBuiltin(
   return runRecipe(file, o, io, name);
 }
 
-/** Handles `petrel run <recipe> --help`: the command's help followed by the recipe's parameters. */
+/**
+ * Handles `petrel run <recipe> --help`, `petrel simulate --help` and `petrel recon <alg> --help`:
+ * the command's help followed by the recipe's parameters.
+ */
 async function recipeHelp(args: string[], io: CliIo): Promise<number | null> {
-  const cmdIndex = args.findIndex((a) => !a.startsWith("-"));
-  if (cmdIndex < 0 || args[cmdIndex] !== "run") return null;
   if (!args.includes("--help") && !args.includes("-h")) return null;
-  const recipeArg = args.slice(cmdIndex + 1).find((a) => !a.startsWith("-"));
+  const positional = args.filter((a) => !a.startsWith("-"));
+  const command = positional[0];
+  let recipeArg: string | undefined;
+  if (command === "run") recipeArg = positional[1];
+  else if (command === "simulate") {
+    recipeArg = `${petrelRoot()}/examples/${BUILTIN_RECIPES.simulate}`;
+  } else if (
+    command === "recon" && positional[1] in BUILTIN_RECIPES && positional[1] !== "simulate"
+  ) {
+    recipeArg = `${petrelRoot()}/examples/${BUILTIN_RECIPES[positional[1] as "osem"]}`;
+  }
   if (!recipeArg) return null;
   let code = EXIT.ok as number;
   const program = buildProgram({ ...io }, (c) => (code = c));
-  program.commands.find((c) => c.name() === "run")!.outputHelp();
+  program.commands.find((c) => c.name() === command)!.outputHelp();
   try {
     io.out("\n" + paramsHelp(await describeRecipe(await resolveRecipe(recipeArg))));
   } catch (e) {

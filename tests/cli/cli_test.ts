@@ -276,3 +276,23 @@ Deno.test("valueStats: NaNs counted apart", () => {
   const s = valueStats([1, NaN, 3]);
   assertEquals([s.count, s.nan, s.mean, s.min, s.max, s.std], [3, 1, 2, 1, 3, 1]);
 });
+
+Deno.test("cli simulate/recon --help list the built-in recipe's parameters", async () => {
+  const sim = await cli("simulate", "--help");
+  assertEquals(sim.code, EXIT.ok, sim.err);
+  assertMatch(sim.out, /--set trueCounts=<number>\s+expected true coincidences; default 200000/);
+  const map = await cli("recon", "map", "--help");
+  assertEquals(map.code, EXIT.ok, map.err);
+  assertMatch(map.out, /--set beta=<number>\s+prior strength β; default 0\.5/);
+});
+
+Deno.test({
+  name: "cli recon: a built-in recipe that does not exist yet exits 1 with a message",
+  ignore: await Deno.stat(`${ROOT}/examples/ddip.ts`).then(() => true, () => false),
+  fn: async () => {
+    await using s = await scratch();
+    const r = await cli("recon", "ddip", "--in", s.inDir, "--out", s.outDir);
+    assertEquals(r.code, EXIT.other);
+    assertStringIncludes(r.err, "examples/ddip.ts) is not available yet");
+  },
+});
