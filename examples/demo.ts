@@ -100,20 +100,40 @@ export async function main(args: string[]): Promise<Record<string, string | numb
   const truth = activity.map((v) => v * sim.scale);
   log(`prompts: ${lik.totalCounts.toFixed(0)}`);
 
-  const images: { name: string; title: string; data: Float32Array }[] = [];
+  const images: { name: string; title: string; data: Float32Array; seconds: number }[] = [];
+  let tRecon = performance.now();
+  const lap = (): number => {
+    const now = performance.now();
+    const s = (now - tRecon) / 1000;
+    tRecon = now;
+    return s;
+  };
 
   const x1 = await osem(lik, {
     iterations,
     callbacks: [progressCallback({ label: "  " })],
   });
-  images.push({ name: "osem", title: `OSEM ${iterations}x${subsets}`, data: await x1.read() });
+  const osemData = await x1.read();
+  const osemSeconds = lap();
+  images.push({
+    name: "osem",
+    title: `OSEM ${iterations}x${subsets}`,
+    data: osemData,
+    seconds: osemSeconds,
+  });
   const x1f = gaussianPostFilter(ctx, grid, x1, 4);
-  images.push({ name: "osem_pf4mm", title: "OSEM + 4MM", data: await x1f.read() });
+  images.push({
+    name: "osem_pf4mm",
+    title: "OSEM + 4MM",
+    data: await x1f.read(),
+    seconds: osemSeconds + lap(),
+  });
   x1.destroy();
   x1f.destroy();
 
   // β relative to the mean sensitivity: the RDP curvature scales like 1/x, the EM one like s/x.
   const sens = await model.totalSensitivity().read();
+  lap();
   let meanS = 0;
   for (const v of sens) meanS += v / n;
   let meanX = 0;
@@ -125,10 +145,11 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     iterations: mapIterations,
     callbacks: [progressCallback({ label: "  " })],
   });
-  images.push({ name: "map_rdp", title: "MAP-RDP", data: await x2.read() });
+  images.push({ name: "map_rdp", title: "MAP-RDP", data: await x2.read(), seconds: lap() });
   x2.destroy();
   rdp.destroy();
 
+  lap();
   const offsets = neighbourhoodOffsets(grid, 8);
   const weights = anatomicalWeights(mr, grid, {
     offsets,
@@ -145,7 +166,12 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     iterations: mapIterations,
     callbacks: [progressCallback({ label: "  " })],
   });
-  images.push({ name: "map_rdp_mr", title: "MAP-RDP + MR", data: await x3.read() });
+  images.push({
+    name: "map_rdp_mr",
+    title: "MAP-RDP + MR",
+    data: await x3.read(),
+    seconds: lap(),
+  });
   x3.destroy();
   rdpMr.destroy();
 
@@ -162,6 +188,7 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     psnr_db: +psnr(truth, im.data, { dataRange: hi - lo, mask }).toFixed(2),
     nrmse: +nrmse(truth, im.data, { mask }).toFixed(4),
     ssim: +ssim(truth, im.data, { shape: grid.shape, dataRange: hi - lo }).toFixed(4),
+    seconds: +im.seconds.toFixed(1),
   }));
 
   log(`writing ${outDir}/ …`);
@@ -181,9 +208,11 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     { data: mr, shape: grid.shape, title: "MR", colormap: "grey" as const },
   ], { colormap: "inferno", window: { min: 0, max: hi } });
 
-  const header = "| image | PSNR (dB) | NRMSE | SSIM |\n|---|---|---|---|\n";
+  const header = "| image | PSNR (dB) | NRMSE | SSIM | time (s) |\n|---|---|---|---|---|\n";
   const table = header +
-    rows.map((r) => `| ${r.image} | ${r.psnr_db} | ${r.nrmse} | ${r.ssim} |`).join("\n") + "\n";
+    rows.map((r) => `| ${r.image} | ${r.psnr_db} | ${r.nrmse} | ${r.ssim} | ${r.seconds} |`)
+      .join("\n") +
+    "\n";
   const notes = `\nTruth: procedural brain phantom (FDG), seed ${seed}; ${counts} trues, ` +
     `${lik.totalCounts} prompts; ${scanner.spec.name}; ${subsets} subsets; RDP β = ${
       beta.toPrecision(3)
