@@ -169,6 +169,7 @@ interface RegionMap {
   bz: Int32Array;
   nbx: number;
   nby: number;
+  nbz: number;
 }
 
 function buildRegionMap(vol: LabelVolume, frame: BrainFrame): RegionMap {
@@ -195,7 +196,64 @@ function buildRegionMap(vol: LabelVolume, frame: BrainFrame): RegionMap {
     bz: idx(g.shape[2], b[2]),
     nbx: nb[0],
     nby: nb[1],
+    nbz: nb[2],
   };
+}
+
+/** In-place running box filter of half width `r` along one axis of a [nx, ny, nz] array. */
+function boxFilterAxis(
+  v: Float32Array,
+  n: [number, number, number],
+  axis: number,
+  r: number,
+): void {
+  const stride = axis === 0 ? 1 : axis === 1 ? n[0] : n[0] * n[1];
+  const len = n[axis];
+  const lines = v.length / len;
+  const buf = new Float64Array(len);
+  for (let line = 0; line < lines; line++) {
+    // Start index of this line.
+    let start: number;
+    if (axis === 0) start = line * len;
+    else if (axis === 1) start = (line % n[0]) + Math.floor(line / n[0]) * n[0] * n[1];
+    else start = line;
+    for (let t = 0; t < len; t++) buf[t] = v[start + t * stride];
+    let acc = 0;
+    for (let t = 0; t <= Math.min(r, len - 1); t++) acc += buf[t];
+    for (let t = 0; t < len; t++) {
+      v[start + t * stride] = acc;
+      const add = t + r + 1, drop = t - r;
+      if (add < len) acc += buf[add];
+      if (drop >= 0) acc -= buf[drop];
+    }
+  }
+}
+
+/**
+ * Grey-matter factor per region-map block, blended smoothly across region borders (normalised
+ * box filtering of half width `r` blocks, applied twice, over the blocks inside the brain box) so
+ * that regional uptake changes gradually instead of along straight lines.
+ */
+function smoothFactorMap(rm: RegionMap, factors: readonly number[], r = 4): Float32Array {
+  const n: [number, number, number] = [rm.nbx, rm.nby, rm.nbz];
+  const f = new Float32Array(rm.map.length);
+  const m = new Float32Array(rm.map.length);
+  for (let b = 0; b < f.length; b++) {
+    const reg = rm.map[b];
+    if (reg !== Region.NONE) {
+      f[b] = factors[reg];
+      m[b] = 1;
+    }
+  }
+  for (let pass = 0; pass < 2; pass++) {
+    for (let a = 0; a < 3; a++) {
+      boxFilterAxis(f, n, a, r);
+      boxFilterAxis(m, n, a, r);
+    }
+  }
+  const out = new Float32Array(f.length);
+  for (let b = 0; b < f.length; b++) out[b] = m[b] > 1e-6 ? f[b] / m[b] : 1;
+  return out;
 }
 
 /** Centre of the bounding box of `labels` in label coordinates (mm). */
@@ -462,6 +520,7 @@ export function simulateStudy(vol: LabelVolume, options: SimulateOptions): Simul
   const petAcc = tracers.map(() => new Accumulator(px, py, nOut));
   const petRows = tracers.map(() => new Float32Array(nx));
   const tables = tracers.map((t) => studies[t]!.table);
+  const gmFactors = tracers.map((t) => smoothFactorMap(regions, studies[t]!.regionFactors));
   const petSpheres = lesions.filter((l) => l.petFactor !== 1).map((l) => ({
     ...l,
     f: l.petFactor,
@@ -518,10 +577,12 @@ export function simulateStudy(vol: LabelVolume, options: SimulateOptions): Simul
       for (let t = 0; t < tracers.length; t++) {
         const row = petRows[t];
         const table = tables[t];
+        const gmf = gmFactors[t];
+        // Row 8 ("none") of the table holds the region-free values.
+        const gmBase = table[Region.NONE * TABLE_STRIDE + Label.GREY_MATTER];
         for (let i = lo; i <= hi; i++) {
           const l = labels[i];
-          const r = l === Label.GREY_MATTER ? rmap[rbase + rbx[i]] : 0;
-          row[i] = table[r * TABLE_STRIDE + l] * texRow[i];
+          row[i] = (l === Label.GREY_MATTER ? gmBase * gmf[rbase + rbx[i]] : table[l]) * texRow[i];
         }
         applySpheres(row, null, petSpheres, y, z, x0, dx);
         applySpheres(row, labels, blobSpheres[t], y, z, x0, dx);
