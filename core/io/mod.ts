@@ -7,14 +7,14 @@
  *
  * @module
  */
+// writeFileAtomic / writeFilesAtomic live in ./files.ts; not re-exported here because
+// core/runtime exports a writeFileAtomic of its own (the root mod.ts re-exports both areas).
 export {
   explainFileError,
   FilePermissionError,
   FormatError,
   readBytes,
   readText,
-  writeFileAtomic,
-  writeFilesAtomic,
 } from "./files.ts";
 export * from "./nifti.ts";
 export * from "./npy.ts";

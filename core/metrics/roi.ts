@@ -254,7 +254,7 @@ export interface NemaSphere {
 }
 
 /** Options of {@linkcode nemaIec}. */
-export interface NemaOptions {
+export interface NemaIecOptions {
   /** The phantom's spheres. */
   spheres: readonly NemaSphere[];
   /** Background ROIs shared by the spheres without their own (NEMA: 12 per slice × 5 slices). */
@@ -282,7 +282,7 @@ export interface NemaSphereResult {
  * sphere and background ROI masks (building the ROIs is the caller's, e.g. the phantom
  * generator's, job).
  */
-export function nemaIec(image: ArrayLike<number>, options: NemaOptions): NemaSphereResult[] {
+export function nemaIec(image: ArrayLike<number>, options: NemaIecOptions): NemaSphereResult[] {
   if (!(options.activityRatio > 1)) {
     throw new RangeError(
       `nemaIec: activityRatio ${options.activityRatio} must exceed 1 (hot spheres over background)`,
