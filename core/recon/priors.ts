@@ -186,7 +186,7 @@ export class NeighbourhoodPrior {
   /** Neighbour offsets and distance weights. */
   readonly offsets: readonly NeighbourOffset[];
   readonly grid: ImageGrid;
-  #offsets: GpuArray;
+  #offsets: GPUBuffer;
   #anat: GpuArray | null;
 
   constructor(
@@ -209,9 +209,9 @@ export class NeighbourhoodPrior {
     if (!(this.epsilon > 0)) throw new RangeError(`RDP epsilon must be > 0, got ${this.epsilon}`);
     const neighbours = options.neighbours ?? (this.grid.shape[2] === 1 ? 8 : 26);
     this.offsets = neighbourhoodOffsets(this.grid, neighbours);
-    const flat = new Float32Array(4 * this.offsets.length);
+    const flat = new Float32Array(4 * 26); // the kernel's uniform array holds 26 neighbours
     this.offsets.forEach((o, i) => flat.set([o.dx, o.dy, o.dz, o.weight], 4 * i));
-    this.#offsets = ctx.array([flat.length], flat);
+    this.#offsets = ctx.uniform(flat);
     const n = voxelCount(this.grid);
     if (options.anatomical && options.anatomical.length !== n * this.offsets.length) {
       throw new RangeError(
@@ -236,7 +236,7 @@ export class NeighbourhoodPrior {
     });
   }
 
-  #bindings(x: GpuArray, a: GpuArray, b: GpuArray): (GpuArray | null)[] {
+  #bindings(x: GpuArray, a: GpuArray, b: GpuArray): (GpuArray | GPUBuffer | null)[] {
     const n = voxelCount(this.grid);
     for (const arr of [x, a, b]) {
       if (arr.length !== n) {
@@ -301,8 +301,7 @@ export class NeighbourhoodPrior {
 
   /** Frees the device arrays. */
   destroy(): void {
-    this.#offsets.destroy();
-    this.#anat?.destroy();
+    this.#anat?.destroy(); // the offsets uniform is owned by the context's cache
   }
 }
 
