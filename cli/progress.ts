@@ -55,6 +55,9 @@ export function progressReporter(options: ProgressOptions): ProgressSink {
   const label = options.label ? `${options.label} ` : "";
   const start = now();
   let last: { done: number; total: number } | null = null;
+  // The rate is measured from the first update on, so that start-up time (imports, model
+  // loading) does not inflate the ETA.
+  let first: { t: number; done: number } | null = null;
   let lastPlain = -Infinity;
   let lastDraw = -Infinity;
   let drawn = false;
@@ -62,7 +65,11 @@ export function progressReporter(options: ProgressOptions): ProgressSink {
   const line = (done: number, total: number): string => {
     const frac = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
     const pct = `${Math.floor(frac * 100)}%`.padStart(4);
-    const eta = formatDuration(etaSeconds(done, total, now() - start));
+    const eta = formatDuration(
+      first && done > first.done
+        ? etaSeconds(done - first.done, total - first.done, now() - first.t)
+        : etaSeconds(done, total, now() - start),
+    );
     const elapsed = formatDuration((now() - start) / 1000);
     if (!options.tty) {
       return `${label}${done}/${total} (${pct.trim()}) elapsed ${elapsed} ETA ${eta}`;
@@ -79,6 +86,7 @@ export function progressReporter(options: ProgressOptions): ProgressSink {
   return {
     update(done, total) {
       last = { done, total };
+      first ??= { t: now(), done };
       const t = now();
       const final = done >= total;
       if (options.tty) {

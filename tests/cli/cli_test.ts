@@ -267,6 +267,15 @@ Deno.test("progress: plain lines are throttled, the bar shows percent and ETA", 
   assertStringIncludes(bar, "\r\x1b[2Khello\n");
   b.finish();
   assert(bar.endsWith("\r\x1b[2K"));
+  // Start-up time (10 s before the first step) does not count in the rate: 1 s/step → ETA 9 s.
+  let slow = "";
+  t = 0;
+  const q = progressReporter({ write: (s) => (slow += s), tty: false, now: () => t });
+  t = 10_000;
+  q.update(1, 11);
+  t = 11_000;
+  q.update(2, 11);
+  assert(slow.endsWith("2/11 (18%) elapsed 11s ETA 9s\n"), slow);
   assertEquals(formatDuration(3725), "1:02:05");
   assertEquals(formatDuration(65), "1:05");
   assertEquals(etaSeconds(0, 10, 1000), NaN);
