@@ -11,7 +11,10 @@
  *   1 wasm thread in Deno): the LoRA parameters are uploaded once per change into GPU buffers on
  *   ORT's device and fed as `gpu-buffer` tensors; images (one 3-slice stack, ~200 KB) travel to
  *   and from the host per call because the sampler and the EM step consume them there. ORT uses
- *   its own GPUDevice, which is not petrel's `GpuContext` device.
+ *   its own GPUDevice, which is not petrel's `GpuContext` device (setting `ort.env.webgpu.device`
+ *   had no effect in 1.30). Because ORT 1.30's WebGPU kernels gave wrong results for this U-Net
+ *   on llvmpipe (a 3×3 Conv with 6 input channels), a WebGPU prior is first cross-checked against
+ *   wasm on one call and falls back to wasm on a mismatch ({@linkcode ScorePrior.providerNote}).
  *
  * Permissions: reading the model directory (`--allow-read=<dir>`). ORT's WebAssembly binary is
  * taken from the module graph with a `bytes` import when Deno runs with `--unstable-raw-imports`
@@ -72,6 +75,11 @@ export interface LoadPriorOptions {
   wasmBinary?: Uint8Array;
   /** Set to false to skip `vjp.onnx` even when it exists (sampling only). */
   loadVjp?: boolean;
+  /**
+   * With the WebGPU provider, first compare one denoiser call against wasm and fall back to
+   * wasm when they disagree (default true; costs one wasm session creation).
+   */
+  crossCheck?: boolean;
 }
 
 /** Model bytes handed to {@linkcode loadPrior} instead of a directory. */
@@ -165,6 +173,60 @@ function explainOrtError(e: unknown, what: string, provider: PriorProvider): Err
   return new Error(`onnxruntime-web (${provider}) failed on ${what}: ${msg}`, { cause: e });
 }
 
+async function createSession(
+  ort: Ort,
+  provider: PriorProvider,
+  model: Uint8Array,
+  what: string,
+): Promise<OrtNs.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(model, {
+      executionProviders: [provider],
+      graphOptimizationLevel: "all",
+      logSeverityLevel: 3, // errors only (ORT warns about shape ops it keeps on the CPU)
+    });
+  } catch (e) {
+    throw explainOrtError(e, what, provider);
+  }
+}
+
+/** A deterministic small input (B = 1, 16×16 rounded up to the spatial multiple) for checks. */
+function crossCheckFeeds(
+  ort: Ort,
+  meta: PriorMetadata,
+  initial: ReadonlyMap<string, Float32Array>,
+): Record<string, OrtTensor> {
+  const m = meta.architecture?.spatial_multiple ?? 1;
+  const side = Math.ceil(16 / m) * m;
+  const c = meta.channels.pet;
+  const cm = meta.channels.mr;
+  const x = Float32Array.from({ length: c * side * side }, (_, i) => Math.sin(0.37 * i + 1));
+  const mr = Float32Array.from(
+    { length: cm * side * side },
+    (_, i) => 0.5 + 0.5 * Math.cos(0.11 * i),
+  );
+  const feeds: Record<string, OrtTensor> = {
+    x_t: new ort.Tensor("float32", x, [1, c, side, side]),
+    t: new ort.Tensor("float32", Float32Array.of(Math.floor(meta.schedule.T / 10)), [1]),
+    mr: new ort.Tensor("float32", mr, [1, cm, side, side]),
+  };
+  for (const p of meta.lora.params) {
+    const name = paramInputName(p.name);
+    feeds[name] = new ort.Tensor("float32", initial.get(name)!, p.shape);
+  }
+  return feeds;
+}
+
+async function runEps(
+  session: OrtNs.InferenceSession,
+  feeds: Record<string, OrtTensor>,
+): Promise<Float32Array> {
+  const out = await session.run(feeds);
+  const eps = await out.eps.getData() as Float32Array;
+  out.eps.dispose();
+  return eps;
+}
+
 async function readOptional(path: string): Promise<Uint8Array | null> {
   try {
     return await Deno.readFile(path);
@@ -250,24 +312,45 @@ export async function loadPrior(
     const adapter = options.adapter !== undefined ? options.adapter : await probeAdapter();
     provider = chooseProvider(adapter);
   } else provider = options.provider;
-  const { ort, threads } = await loadOrt(provider, options.numThreads ?? 2, options.wasmBinary);
-  const sessionOptions: OrtNs.InferenceSession.SessionOptions = {
-    executionProviders: [provider],
-    graphOptimizationLevel: "all",
-  };
-  let denoiserSession: OrtNs.InferenceSession;
-  try {
-    denoiserSession = await ort.InferenceSession.create(bytes.denoiser, sessionOptions);
-  } catch (e) {
-    throw explainOrtError(e, label, provider);
+  const threads = options.numThreads ?? 2;
+  let loaded = await loadOrt(provider, threads, options.wasmBinary);
+  let denoiserSession = await createSession(loaded.ort, provider, bytes.denoiser, label);
+  let providerNote = "";
+  if (provider === "webgpu" && options.crossCheck !== false) {
+    // onnxruntime-web 1.30's WebGPU kernels are not always right (a 3×3 Conv with 6 input
+    // channels and a multiple of 4 outputs, the U-Net stem, gave errors of O(1) on Mesa
+    // llvmpipe): compare one call against the wasm provider and fall back to it on a mismatch.
+    const wasm = await loadOrt("wasm", threads, options.wasmBinary);
+    const wasmSession = await createSession(wasm.ort, "wasm", bytes.denoiser, label);
+    const feedsFor = (ort: Ort): Record<string, OrtTensor> => crossCheckFeeds(ort, meta, initial);
+    const ref = await runEps(wasmSession, feedsFor(wasm.ort));
+    const got = await runEps(denoiserSession, feedsFor(loaded.ort));
+    let diff = 0;
+    let scale = 1;
+    for (let i = 0; i < ref.length; i++) {
+      diff = Math.max(diff, Math.abs(ref[i] - got[i]));
+      scale = Math.max(scale, Math.abs(ref[i]));
+    }
+    if (!(diff <= 1e-3 * scale)) {
+      providerNote = `the WebGPU provider disagreed with wasm by ${diff.toPrecision(3)} (max |ε| ${
+        scale.toPrecision(3)
+      }) on a check input, so the prior runs on wasm`;
+      await denoiserSession.release();
+      denoiserSession = wasmSession;
+      provider = "wasm";
+      loaded = wasm;
+    } else {
+      providerNote = `WebGPU agreed with wasm to ${diff.toPrecision(3)} on a check input`;
+      await wasmSession.release();
+    }
   }
   let vjpSession: OrtNs.InferenceSession | null = null;
   if (vjpBytes) {
     try {
-      vjpSession = await ort.InferenceSession.create(vjpBytes, sessionOptions);
+      vjpSession = await createSession(loaded.ort, provider, vjpBytes, vjpLabel);
     } catch (e) {
       await denoiserSession.release();
-      throw explainOrtError(e, vjpLabel, provider);
+      throw e;
     }
   }
   const specs: ParamSpec[] = meta.lora.params.map((p) => ({
@@ -275,9 +358,10 @@ export async function loadPrior(
     shape: p.shape,
   }));
   return new ScorePrior({
-    ort,
+    ort: loaded.ort,
     provider,
-    threads,
+    threads: loaded.threads,
+    providerNote,
     meta,
     specs,
     initial,
@@ -293,6 +377,7 @@ interface ScorePriorParts {
   ort: Ort;
   provider: PriorProvider;
   threads: number;
+  providerNote: string;
   meta: PriorMetadata;
   specs: ParamSpec[];
   initial: Map<string, Float32Array>;
@@ -309,6 +394,8 @@ export class ScorePrior {
   readonly provider: PriorProvider;
   /** wasm threads ORT runs with. */
   readonly threads: number;
+  /** The outcome of the WebGPU cross-check ("" when it did not run). */
+  readonly providerNote: string;
   /** The validated model card. */
   readonly meta: PriorMetadata;
   /** The diffusion schedule from the metadata. */
@@ -332,6 +419,7 @@ export class ScorePrior {
     this.#p = parts;
     this.provider = parts.provider;
     this.threads = parts.threads;
+    this.providerNote = parts.providerNote;
     this.meta = parts.meta;
     this.schedule = new DdpmSchedule(parts.meta.schedule);
     this.paramSpecs = parts.specs;
