@@ -20,6 +20,7 @@ struct Params {
   origin: vec4<f32>,   // xyz: centre of voxel (0,0,0) in mm
   voxel: vec4<f32>,    // xyz: voxel size in mm; w: log2 of the largest weight of one plane step
   dims: vec4<u32>,     // nx, ny, nz, number of LORs in this chunk
+  flags: vec4<u32>,    // x: 1 when single slices are mirrored in the uniform slots below
 };
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -145,6 +146,40 @@ fn image_at(i: u32, jb: i32, jc: i32, st: vec3<u32>, nb: i32, nc: i32) -> f32 {
   return image_in[i * st.x + u32(jb) * st.y + u32(jc) * st.z];
 }
 
+// Uniform-buffer mirrors of up to four z-slices (nx*ny <= 16384), used on CPU adapters where a
+// uniform load costs about a tenth of a storage load (docs/performance.md). Uniform arrays have
+// a 16-byte stride, hence vec4 packing of consecutive voxels.
+@group(0) @binding(11) var<uniform> slice0: array<vec4<f32>, 4096>;
+@group(0) @binding(12) var<uniform> slice1: array<vec4<f32>, 4096>;
+@group(0) @binding(13) var<uniform> slice2: array<vec4<f32>, 4096>;
+@group(0) @binding(14) var<uniform> slice3: array<vec4<f32>, 4096>;
+
+fn slice_load(slot: u32, k: u32) -> f32 {
+  switch slot {
+    case 0u: { return slice0[k >> 2u][k & 3u]; }
+    case 1u: { return slice1[k >> 2u][k & 3u]; }
+    case 2u: { return slice2[k >> 2u][k & 3u]; }
+    default: { return slice3[k >> 2u][k & 3u]; }
+  }
+}
+
+// Line integral of a ray that stays on z-slice `slot` (c = z, no c-interpolation).
+fn planar_sum(r: Ray, slot: u32) -> f32 {
+  var acc = 0.0;
+  for (var i = r.first; i <= r.last; i++) {
+    let ub = r.ub0 + f32(i) * r.slope_b;
+    let fb = floor(ub);
+    let tb = ub - fb;
+    let jb = i32(fb);
+    let base = u32(i) * r.sa;
+    var v = 0.0;
+    if (jb >= 0) { v += slice_load(slot, base + u32(jb) * r.sb) * (1.0 - tb); }
+    if (jb + 1 < r.nb) { v += slice_load(slot, base + u32(jb + 1) * r.sb) * tb; }
+    acc += v;
+  }
+  return acc;
+}
+
 // Forward projection: a pure gather, one invocation per LOR. Corners outside the grid are
 // skipped, so a single-slice (2-D) ray makes two loads per plane.
 @compute @workgroup_size(64)
@@ -155,6 +190,11 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
   let r = setup_ray(n);
   if (!r.valid) {
     proj_out[n] = 0.0;
+    return;
+  }
+  if (params.flags.x != 0u && r.slope_c == 0.0 && r.sc == params.dims.x * params.dims.y &&
+      fract(r.uc0) == 0.0 && r.uc0 >= 0.0 && r.uc0 < 4.0) {
+    proj_out[n] = planar_sum(r, u32(r.uc0)) * r.weight;
     return;
   }
   let st = vec3<u32>(r.sa, r.sb, r.sc);

@@ -206,6 +206,18 @@ export class KernelRecorder {
     this.encoder.copyBufferToBuffer(s, 0, d, 0, size);
   }
 
+  /** Records a copy of `bytes` bytes between buffers at the given offsets (multiples of 4). */
+  copyRange(
+    src: GPUBuffer,
+    srcOffset: number,
+    dst: GPUBuffer,
+    dstOffset: number,
+    bytes: number,
+  ): void {
+    this.#endPass();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
   /** Records a zero fill of a whole buffer. */
   clear(buf: GpuArray | GPUBuffer): void {
     this.#endPass();

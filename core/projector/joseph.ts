@@ -19,6 +19,12 @@ export interface JosephOptions {
    * Exposed so tests can force chunking on small problems.
    */
   maxLorsPerChunk?: number;
+  /**
+   * Mirror single z-slices in uniform buffers for the forward projection of in-plane rays
+   * (default: on fallback/CPU adapters, where uniform loads are ~10× cheaper; needs ≤ 4 slices of
+   * ≤ 16384 voxels).
+   */
+  uniformSlices?: boolean;
 }
 
 interface Chunk {
@@ -44,6 +50,8 @@ export class JosephProjector implements LinearOperator {
   #accum: GPUBuffer;
   #maxBits: GpuArray;
   #resolveParams: GPUBuffer;
+  /** Uniform mirrors of the image's z-slices (CPU adapters, ≤ 4 slices of ≤ 16384 voxels). */
+  #slices: GPUBuffer[] = [];
 
   constructor(
     readonly ctx: GpuContext,
@@ -80,6 +88,15 @@ export class JosephProjector implements LinearOperator {
     // The largest weight of one plane step (voxel / |cos| ≤ √3 · voxel) fixes the fixed-point
     // exponent on the device together with max |y|.
     const log2Step = Math.log2(Math.sqrt(3) * Math.max(...this.grid.voxelSizeMm));
+    const [nx, ny, nz] = this.grid.shape;
+    if ((options.uniformSlices ?? ctx.adapter.isFallback) && nz <= 4 && nx * ny <= 16384) {
+      for (let k = 0; k < nz; k++) {
+        this.#slices.push(ctx.device.createBuffer({
+          size: 65536,
+          usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        }));
+      }
+    }
     for (let first = 0; first < lors.count; first += perChunk) {
       const count = Math.min(perChunk, lors.count - first);
       const endpoints = ctx.device.createBuffer({
@@ -111,10 +128,21 @@ export class JosephProjector implements LinearOperator {
 
   #params(count: number, log2Step: number): GPUBuffer {
     const g = this.grid;
-    const buf = new ArrayBuffer(48);
+    const buf = new ArrayBuffer(64);
     new Float32Array(buf, 0, 8).set([...g.originMm, 0, ...g.voxelSizeMm, log2Step]);
-    new Uint32Array(buf, 32, 4).set([...g.shape, count]);
+    new Uint32Array(buf, 32, 8).set([...g.shape, count, this.#slices.length > 0 ? 1 : 0, 0, 0, 0]);
     return this.ctx.uniform(new Uint32Array(buf));
+  }
+
+  #dummy: GPUBuffer | null = null;
+  #dummySlice(): GPUBuffer {
+    this.#dummy ??= this.ctx.device.createBuffer({ size: 65536, usage: GPUBufferUsage.UNIFORM });
+    return this.#dummy;
+  }
+
+  /** True when in-plane rays read the image from uniform-buffer slice mirrors. */
+  get usesUniformSlices(): boolean {
+    return this.#slices.length > 0;
   }
 
   /** Number of dispatch chunks the LORs were split into. */
@@ -126,6 +154,10 @@ export class JosephProjector implements LinearOperator {
   apply(rec: KernelRecorder, x: GpuArray, out: GpuArray): void {
     checkShape("JosephProjector.apply input", x, this.inShape);
     checkShape("JosephProjector.apply output", out, this.outShape);
+    const sliceBytes = this.grid.shape[0] * this.grid.shape[1] * 4;
+    this.#slices.forEach((buf, k) => rec.copyRange(x.buffer, k * sliceBytes, buf, 0, sliceBytes));
+    // Unused slots still need a binding: repeat slice 0 (or a dummy) there.
+    const slots = [0, 1, 2, 3].map((k) => this.#slices[k] ?? this.#slices[0] ?? this.#dummySlice());
     for (const c of this.#chunks) {
       rec.dispatch1d("joseph", "forward", [
         c.params,
@@ -136,6 +168,10 @@ export class JosephProjector implements LinearOperator {
         null,
         null,
         x,
+        null,
+        null,
+        null,
+        ...slots,
       ], c.count);
     }
   }
@@ -178,5 +214,7 @@ export class JosephProjector implements LinearOperator {
     for (const c of this.#chunks) c.endpoints.destroy();
     this.#accum.destroy();
     this.#maxBits.destroy();
+    for (const b of this.#slices) b.destroy();
+    this.#dummy?.destroy();
   }
 }

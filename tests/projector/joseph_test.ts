@@ -70,10 +70,11 @@ Deno.test("Joseph forward/back are adjoint for every geometry (rel. error ≤ 1e
   }
 });
 
-Deno.test("WGSL Joseph agrees with the plain-TypeScript reference", async () => {
+Deno.test("WGSL Joseph agrees with the plain-TypeScript reference (storage and uniform-slice paths)", async () => {
   const ctx = await defaultContext();
-  for (const c of cases()) {
-    const P = new JosephProjector(ctx, c.lors, c.grid);
+  for (const c of cases().flatMap((c) => [{ ...c, uni: true }, { ...c, uni: false }])) {
+    const P = new JosephProjector(ctx, c.lors, c.grid, { uniformSlices: c.uni });
+    assertEquals(P.usesUniformSlices, c.uni && c.grid.shape[2] <= 4);
     const x = randomArray(P.inShape.reduce((a, b) => a * b), 11);
     const y = randomArray(c.lors.count, 12);
     const fw = await applyToHost(ctx, P, x);
