@@ -15,3 +15,5 @@ export * from "./phantom_brain.ts";
 export * from "./phantoms.ts";
 export * from "./counts.ts";
 export * from "./dataset.ts";
+export * from "./minc1.ts";
+export * from "./brainweb.ts";
