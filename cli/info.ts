@@ -7,6 +7,9 @@
 
 import { decodeNifti } from "../core/io/nifti.ts";
 import { decodeNpy } from "../core/io/npy.ts";
+import { readSinogram, sidecarPath, type Sinogram } from "../core/io/sinogram.ts";
+import { readInterfileImage, readInterfileSinogram } from "../core/io/interfile.ts";
+import type { RingScanner } from "../core/geometry/scanner.ts";
 import { sha256Bytes } from "../core/runtime/hash.ts";
 import { ManifestSchema } from "../core/runtime/manifest.ts";
 
@@ -27,7 +30,7 @@ export interface FileInfo {
   path: string;
   bytes: number;
   sha256: string;
-  format: "nifti" | "npy" | "f32" | "manifest" | "unknown";
+  format: "nifti" | "npy" | "f32" | "interfile" | "sinogram-sidecar" | "manifest" | "unknown";
   /** Shape, fastest axis first. */
   shape?: number[];
   /** Stored element type. */
@@ -37,6 +40,23 @@ export interface FileInfo {
   /** A hint on how petrel reads the axes (e.g. sinogram `[radial, views, planes]`). */
   layout?: string;
   stats?: ValueStats;
+  /** For sinograms (JSON sidecar beside the data, or Interfile `.hs`): scanner and quantity. */
+  sinogram?: {
+    quantity: string;
+    units: string;
+    scanner: {
+      name: string;
+      radiusMm: number;
+      crystalsPerRing: number;
+      rings: number;
+      ringSpacingMm: number;
+      radialBins: number;
+      maxRingDifference: number;
+      sides?: number;
+      views: number;
+      planes: number;
+    };
+  };
   /** For manifests: the recorded run. */
   manifest?: {
     recipe: string;
@@ -89,8 +109,53 @@ function layoutHint(shape: number[]): string {
   return shape.length >= 3 ? "image [nx, ny, nz] (x fastest)" : `${shape.length}-D array`;
 }
 
+function scannerInfo(scanner: RingScanner, quantity: string, units: string): FileInfo["sinogram"] {
+  const s = scanner.spec;
+  return {
+    quantity,
+    units,
+    scanner: {
+      name: s.name,
+      radiusMm: s.radiusMm,
+      crystalsPerRing: s.crystalsPerRing,
+      rings: s.rings,
+      ringSpacingMm: s.ringSpacingMm,
+      radialBins: s.radialBins,
+      maxRingDifference: s.maxRingDifference,
+      ...(s.sides ? { sides: s.sides } : {}),
+      views: scanner.views,
+      planes: scanner.planes.length,
+    },
+  };
+}
+
+async function sidecarOf(path: string): Promise<Sinogram | null> {
+  let side: string;
+  try {
+    side = sidecarPath(path);
+    await Deno.stat(side);
+  } catch {
+    return null;
+  }
+  return await readSinogram(path);
+}
+
 /** Reads `path` and describes it. Throws (FormatError from core/io) on malformed files. */
 export async function describeFile(path: string): Promise<FileInfo> {
+  const info = await describeData(path);
+  if (info.format === "npy" || info.format === "nifti") {
+    const sino = await sidecarOf(path);
+    if (sino) {
+      info.sinogram = scannerInfo(sino.scanner, sino.sidecar.quantity, sino.sidecar.units);
+      info.layout =
+        "sinogram [radial, views, planes] (radial fastest; planes in segment order 0, −1, +1, …)";
+      delete info.grid;
+    }
+  }
+  return info;
+}
+
+async function describeData(path: string): Promise<FileInfo> {
   const bytes = await Deno.readFile(path);
   const base: FileInfo = {
     path,
@@ -136,6 +201,35 @@ export async function describeFile(path: string): Promise<FileInfo> {
       stats: valueStats(data),
     };
   }
+  if (/\.hv$/i.test(path)) {
+    const img = await readInterfileImage(path);
+    return {
+      ...base,
+      format: "interfile",
+      shape: [...img.grid.shape],
+      dtype: "float32",
+      grid: {
+        voxelSizeMm: [...img.grid.voxelSizeMm],
+        originMm: [...img.grid.originMm],
+        affineSource: "interfile",
+        axisAligned: true,
+      },
+      layout: "image [nx, ny, nz] (x fastest)",
+      stats: valueStats(img.data),
+    };
+  }
+  if (/\.hs$/i.test(path)) {
+    const sino = await readInterfileSinogram(path);
+    return {
+      ...base,
+      format: "interfile",
+      shape: [...sino.shape],
+      dtype: "float32",
+      layout: "sinogram [radial, views, planes] (petrel's order, remapped from STIR)",
+      stats: valueStats(sino.data),
+      sinogram: scannerInfo(sino.scanner, sino.header.get("pet data type") ?? "unknown", "?"),
+    };
+  }
   if (/\.json$/i.test(path)) {
     try {
       const m = ManifestSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
@@ -154,6 +248,19 @@ export async function describeFile(path: string): Promise<FileInfo> {
             adapter: d.adapter?.description ?? null,
             totalMs: d.timings.totalMs,
           },
+        };
+      }
+      const json = JSON.parse(new TextDecoder().decode(bytes));
+      if (json && json.format === "petrel-sinogram") {
+        const sino = await readSinogram(path);
+        return {
+          ...base,
+          format: "sinogram-sidecar",
+          shape: [...sino.shape],
+          dtype: sino.sidecar.dataFormat,
+          layout: "sinogram [radial, views, planes] (radial fastest)",
+          stats: valueStats(sino.data),
+          sinogram: scannerInfo(sino.scanner, sino.sidecar.quantity, sino.sidecar.units),
         };
       }
     } catch {
@@ -182,6 +289,17 @@ export function formatInfo(info: FileInfo): string {
     lines.push(`  origin   [${g.originMm.map(num).join(", ")}] mm (centre of voxel 0)`);
     lines.push(
       `  affine   from ${g.affineSource}${g.axisAligned ? ", axis-aligned" : ", oblique/flipped"}`,
+    );
+  }
+  if (info.sinogram) {
+    const g = info.sinogram;
+    const sc = g.scanner;
+    lines.push(
+      `  quantity ${g.quantity} (${g.units})`,
+      `  scanner  "${sc.name}": radius ${num(sc.radiusMm)} mm, ${sc.crystalsPerRing} crystals${
+        sc.sides ? ` on ${sc.sides} sides` : ""
+      } × ${sc.rings} rings (${num(sc.ringSpacingMm)} mm apart)`,
+      `           ${sc.radialBins} radial bins × ${sc.views} views × ${sc.planes} planes (max ring difference ${sc.maxRingDifference})`,
     );
   }
   if (info.stats) {

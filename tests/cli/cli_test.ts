@@ -6,6 +6,9 @@ import { valueStats } from "../../cli/info.ts";
 import { encodeNpy } from "../../core/io/npy.ts";
 import { encodeNifti } from "../../core/io/nifti.ts";
 import { centredGrid } from "../../core/geometry/grid.ts";
+import { RingScanner } from "../../core/geometry/scanner.ts";
+import { writeSinogram } from "../../core/io/sinogram.ts";
+import { writeInterfileImage } from "../../core/io/interfile.ts";
 import { fixture, ROOT, scratch } from "../runtime/_helpers.ts";
 
 /** Runs the CLI in-process and captures what it prints. */
@@ -304,4 +307,52 @@ Deno.test({
     assertEquals(r.code, EXIT.other);
     assertStringIncludes(r.err, "examples/ddip.ts) is not available yet");
   },
+});
+
+Deno.test("cli info: sinograms (sidecar) show the scanner; Interfile images their grid", async () => {
+  await using s = await scratch();
+  const scanner = new RingScanner({
+    name: "tiny",
+    radiusMm: 80,
+    crystalsPerRing: 32,
+    rings: 2,
+    ringSpacingMm: 4,
+    radialBins: 15,
+    maxRingDifference: 1,
+  });
+  const data = Float32Array.from({ length: scanner.bins }, (_, i) => i % 7);
+  await writeSinogram(`${s.root}/y.npy`, { data, scanner, quantity: "prompts" });
+  const grid = centredGrid([4, 3, 2], [2, 2, 3]);
+  await writeInterfileImage(`${s.root}/x.hv`, { data: new Float32Array(24).fill(2), grid });
+  const r = await cli("info", `${s.root}/y.npy`, `${s.root}/y.json`, `${s.root}/x.hv`, "--json");
+  assertEquals(r.code, EXIT.ok, r.err);
+  const [npy, side, hv] = JSON.parse(r.out);
+  for (const info of [npy, side]) {
+    assertEquals(info.shape, [15, 16, 4]);
+    assertEquals(info.sinogram.quantity, "prompts");
+    assertEquals(info.sinogram.scanner.views, 16);
+    assertEquals(info.sinogram.scanner.planes, 4); // segments 0 (2 planes), −1, +1
+    assertEquals(info.stats.sum, data.reduce((a, b) => a + b, 0));
+  }
+  assertEquals([hv.format, hv.shape, hv.grid.voxelSizeMm, hv.stats.mean], [
+    "interfile",
+    [4, 3, 2],
+    [2, 2, 3],
+    2,
+  ]);
+  const text = await cli("info", `${s.root}/y.npy`);
+  assertMatch(text.out, /scanner\s+"tiny": radius 80 mm, 32 crystals × 2 rings/);
+});
+
+Deno.test("cli bench: --list names bench/*.ts; an unknown benchmark is a usage error", async () => {
+  const expected: string[] = [];
+  for await (const e of Deno.readDir(`${ROOT}/bench`)) {
+    if (e.isFile && e.name.endsWith(".ts")) expected.push(e.name.replace(/\.ts$/, ""));
+  }
+  const list = await cli("bench", "--list");
+  assertEquals(list.code, EXIT.ok);
+  assertEquals(list.out.trim().split("\n"), expected.sort());
+  const bad = await cli("bench", "no_such_bench");
+  assertEquals(bad.code, EXIT.usage);
+  assertStringIncludes(bad.err, "no benchmark no_such_bench.ts in bench/");
 });
