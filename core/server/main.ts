@@ -2,10 +2,12 @@
  * Command line of the server, until `petrel serve` is wired into the CLI:
  *
  * ```sh
- * deno run --allow-read --allow-write --allow-net --allow-run --allow-env \
- *   core/server/main.ts --config server.json [--port 8787] [--hostname 127.0.0.1]
+ * deno run --allow-all core/server/main.ts --config server.json [--port 8787] [--hostname H]
  * deno run core/server/main.ts hash-token [--scrypt] [TOKEN]   # prints a token and its hash
  * ```
+ *
+ * `--allow-all` because Deno grants `/proc/<pid>` only with it, and the sandbox's memory watch and
+ * the clean-up of a crashed server's jobs read it; the jobs themselves run with least permissions.
  *
  * @module
  */

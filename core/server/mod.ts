@@ -4,7 +4,13 @@
  *
  * @module
  */
-export { createServer, type PetrelServer, type RunningServer, serve } from "./server.ts";
+export {
+  canReadProc,
+  createServer,
+  type PetrelServer,
+  type RunningServer,
+  serve,
+} from "./server.ts";
 export type { ServeOptions } from "./server.ts";
 export {
   type Limits,
@@ -36,4 +42,5 @@ export {
   type SandboxRunner,
 } from "./queue.ts";
 export { type AppContext, createHandler, jobView, jsonSubmissionSchema } from "./app.ts";
+export { killOrphanedRuns } from "./orphans.ts";
 export { main as serverMain } from "./main.ts";

@@ -6,7 +6,8 @@
  */
 import { createHandler } from "./app.ts";
 import { loadServerConfig, parseServerConfig, type ServerConfig } from "./config.ts";
-import { JobEvents, JobRunner, type SandboxRunner } from "./queue.ts";
+import { JobEvents, jobOutDir, JobRunner, type SandboxRunner } from "./queue.ts";
+import { killOrphanedRuns } from "./orphans.ts";
 import { runSandboxed } from "./sandbox.ts";
 import { type JobStore, SqliteJobStore } from "./store.ts";
 
@@ -55,6 +56,25 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
     policy: config.onRestart,
     maxAttempts: config.maxAttempts,
   });
+  if (options.verbose !== false && !canReadProc()) {
+    console.error(
+      "petrel serve: warning: Deno denies /proc/<pid> without --allow-all, so the sandbox " +
+        "cannot watch jobs' resident memory (ArrayBuffers escape the memory cap) and processes " +
+        "left by a crashed server cannot be found; run the server with --allow-all",
+    );
+  }
+  // Sandbox processes of the dead server may still run: kill them before anything restarts.
+  const interrupted = [];
+  for (const id of [...recovered.requeued, ...recovered.failed]) {
+    const job = await store.get(id);
+    if (job && job.attempts > 0) interrupted.push(jobOutDir(job));
+  }
+  const orphans = await killOrphanedRuns(interrupted);
+  if (options.verbose !== false && orphans.length) {
+    console.error(
+      `petrel serve: killed ${orphans.length} sandbox process(es) left by the previous server`,
+    );
+  }
   if (options.verbose !== false && (recovered.requeued.length || recovered.failed.length)) {
     console.error(
       `petrel serve: recovered ${recovered.requeued.length} interrupted job(s) into the queue, ` +
@@ -130,4 +150,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   };
   ac.signal.addEventListener("abort", () => void shutdown());
   return { ...app, url, shutdown, finished: httpServer.finished.then(() => stopping) };
+}
+
+/**
+ * Whether this process may read `/proc/<pid>/…` (Deno requires `--allow-all` for it): needed by
+ * the sandbox's resident-memory watch and by {@linkcode killOrphanedRuns}.
+ */
+export function canReadProc(): boolean {
+  try {
+    Deno.readTextFileSync(`/proc/${Deno.pid}/status`);
+    return true;
+  } catch (e) {
+    // Not Linux (NotFound): nothing to warn about that this flag would fix.
+    return !(e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied);
+  }
 }

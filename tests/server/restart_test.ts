@@ -1,6 +1,6 @@
 /**
- * Durability: the server runs as a real subprocess (`core/server/main.ts`, with the permissions
- * the docs give), is killed with SIGKILL while a job runs, and restarted; nothing is lost. Needs
+ * Durability: the server runs as a real subprocess (`core/server/main.ts`, with `--allow-all` as
+ * the docs say), is killed with SIGKILL while a job runs, and restarted; nothing is lost. Needs
  * network permission on 127.0.0.1 (skipped without it).
  */
 import {
@@ -25,11 +25,7 @@ async function startServer(config: string): Promise<Proc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net=127.0.0.1",
-      "--allow-run",
-      "--allow-env",
+      "--allow-all", // as documented: /proc/<pid> needs it (memory watch, orphan clean-up)
       MAIN,
       "--config",
       config,
@@ -63,6 +59,29 @@ async function startServer(config: string): Promise<Proc> {
     }),
   ]);
   return { child, url: u, output };
+}
+
+/** Process ids whose command line has the argument `arg` (test-side check, via /proc). */
+async function processesWith(arg: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const args = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split("\0");
+      if (args.includes(arg)) pids.push(Number(e.name));
+    } catch {
+      // exited
+    }
+  }
+  return pids;
+}
+
+/** Waits (up to 3 s: stderr and stdout come through separate pipes) for a line of the server. */
+async function expectOutput(p: Proc, re: RegExp): Promise<void> {
+  for (let i = 0; i < 30 && !re.test(p.output.join("")); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assertMatch(p.output.join(""), re);
 }
 
 async function kill9(p: Proc): Promise<void> {
@@ -111,7 +130,7 @@ Deno.test({
         jobsPerGpu: 1,
         onRestart,
         maxAttempts: 3,
-        recipes: { sum: `${FIXTURES}sum_recipe.ts` },
+        recipes: { sum: `${FIXTURES}sum_recipe.ts`, hostile: `${FIXTURES}hostile_recipe.ts` },
         limits: {
           timeoutMs: 30_000,
           memoryMb: 256,
@@ -128,14 +147,18 @@ Deno.test({
       procs.push(s1);
       const slow = { recipe: "sum", params: { steps: 15, sleepMs: 100 } };
       const j1 = (await api(s1, "POST", "/api/jobs", slow)).body.id as string;
-      const j2 = (await api(s1, "POST", "/api/jobs", slow)).body.id as string;
+      // j2 loops silently (a printing orphan dies of a broken pipe; a silent one runs on).
+      const j2 = (await api(s1, "POST", "/api/jobs", {
+        recipe: "hostile",
+        params: { attack: "loop" },
+      })).body.id as string;
       await waitFor(s1, j1, running(1), "running");
       await kill9(s1);
 
       // Restart (requeue): j1 runs again as attempt 2 and succeeds; j2 was never lost.
       const s2 = await startServer(cfgPath);
       procs.push(s2);
-      assertMatch(s2.output.join(""), /recovered 1 interrupted job\(s\) into the queue/);
+      await expectOutput(s2, /recovered 1 interrupted job\(s\) into the queue/);
       const d1 = await waitFor(s2, j1, (j) => TERMINAL.has(j.state as string), "finished");
       assertEquals([d1.state, d1.attempts], ["succeeded", 2]);
       const log = (await api(s2, "GET", `/api/jobs/${j1}/log`)).body.lines as { line: string }[];
@@ -145,15 +168,26 @@ Deno.test({
         path: string;
       }[];
       assert(files.some((f) => f.path === "result.json"));
-      // j2 runs next; j3 waits behind it. Kill during j2.
+      // j2 runs next (long: its orphan would outlive the server); j3 waits behind it.
       const j3 = (await api(s2, "POST", "/api/jobs", { recipe: "sum" })).body.id as string;
-      await waitFor(s2, j2, running(1), "running");
+      await waitFor(s2, j2, (j) => j.state === "running", "running");
+      const j2Out = `--allow-write=${dir}/data/jobs/alice/${j2}/out-1`;
+      for (let i = 0; i < 100 && (await processesWith(j2Out)).length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // Past its start-up messages (a write to the dead server's pipe would end it), it only loops.
+      await new Promise((r) => setTimeout(r, 1500));
       await kill9(s2);
+      await new Promise((r) => setTimeout(r, 300));
+      assertEquals((await processesWith(j2Out)).length, 1, "the orphaned sandbox process runs");
 
       // Restart with policy "fail": j2 fails as interrupted; j3 (queued) still runs.
       await Deno.writeTextFile(cfgPath, config("fail"));
       const s3 = await startServer(cfgPath);
       procs.push(s3);
+      await expectOutput(s3, /killed 1 sandbox process\(es\) left by the previous server/);
+      await new Promise((r) => setTimeout(r, 200));
+      assertEquals(await processesWith(j2Out), [], "the orphan was killed at restart");
       const d2 = (await api(s3, "GET", `/api/jobs/${j2}`)).body;
       assertEquals([d2.state, d2.reason], ["failed", "interrupted"]);
       assertMatch(String(d2.error), /server stopped while the job was running/);
@@ -175,8 +209,8 @@ Deno.test({
         }
         await p.child.status;
       }
-      // Let orphaned sandbox children of the killed servers finish (short recipes).
-      await new Promise((r) => setTimeout(r, 2000));
+      // The first server's orphan (a short recipe) ends by itself; give it time.
+      await new Promise((r) => setTimeout(r, 1000));
       await Deno.remove(dir, { recursive: true });
     }
   },
