@@ -28,6 +28,11 @@ export interface EmOptions {
   initial?: GpuArray | number;
   /** Observers called after iterations. */
   callbacks?: readonly ReconCallback[];
+  /**
+   * "iteration" (default): one submit per iteration (all subsets); "subset": one submit per
+   * sub-iteration (shorter command buffers for very large problems).
+   */
+  submit?: "iteration" | "subset";
 }
 
 /** Scratch arrays of one EM run (image-sized). */
@@ -127,14 +132,16 @@ function initialImage(
 }
 
 /**
- * The shared driver: records `step(rec, x)` once per iteration into one submit each, then serves
- * the callbacks that are due (reading back only what they asked for).
+ * The shared driver: records `step(rec, x, part)` for `parts` parts per iteration (sub-iterations)
+ * into one submit per iteration (or per part with `submit: "subset"`), then serves the callbacks
+ * that are due (reading back only what they asked for).
  */
 async function iterate(
   name: string,
   likelihood: PoissonLikelihood,
   options: EmOptions,
-  step: (rec: KernelRecorder, x: GpuArray) => void,
+  parts: number,
+  step: (rec: KernelRecorder, x: GpuArray, part: number) => void,
 ): Promise<GpuArray> {
   const n = options.iterations;
   if (!Number.isInteger(n) || n < 0) {
@@ -152,8 +159,14 @@ async function iterate(
     for (let it = 1; it <= n; it++) {
       const due = callbacks.filter((c) => callbackDue(c, it, n));
       const wantLl = due.some((c) => c.needsLogLikelihood);
-      const rec = ctx.record();
-      step(rec, x);
+      let rec = ctx.record();
+      for (let p = 0; p < parts; p++) {
+        if (p > 0 && options.submit === "subset") {
+          rec.submit();
+          rec = ctx.record();
+        }
+        step(rec, x, p);
+      }
       if (wantLl) likelihood.recordLogLikelihood(rec, x, ll!);
       rec.submit();
       if (due.length === 0) continue;
@@ -182,7 +195,7 @@ async function iterate(
 export async function mlem(likelihood: PoissonLikelihood, options: EmOptions): Promise<GpuArray> {
   const scratch = emScratch(likelihood);
   try {
-    return await iterate("MLEM", likelihood, options, (rec, x) => {
+    return await iterate("MLEM", likelihood, options, 1, (rec, x) => {
       recordEmIteration(rec, likelihood, x, { scratch });
     });
   } finally {
@@ -195,10 +208,9 @@ export async function mlem(likelihood: PoissonLikelihood, options: EmOptions): P
 export async function osem(likelihood: PoissonLikelihood, options: EmOptions): Promise<GpuArray> {
   const scratch = emScratch(likelihood);
   try {
-    return await iterate("OSEM", likelihood, options, (rec, x) => {
-      for (let k = 0; k < likelihood.model.subsetCount; k++) {
-        recordEmSubiteration(rec, likelihood, x, { subset: k, scratch });
-      }
+    const subsets = likelihood.model.subsetCount;
+    return await iterate("OSEM", likelihood, options, subsets, (rec, x, k) => {
+      recordEmSubiteration(rec, likelihood, x, { subset: k, scratch });
     });
   } finally {
     await likelihood.model.ctx.finish();
@@ -226,12 +238,10 @@ export async function mapEm(
   const name = prior.kind === "quadratic" ? "MAP-EM(quadratic)" : "MAP-EM(RDP)";
   const os = (options.orderedSubsets ?? true) && likelihood.model.subsetCount > 1;
   try {
-    return await iterate(name, likelihood, options, (rec, x) => {
-      if (os) {
-        for (let k = 0; k < likelihood.model.subsetCount; k++) {
-          recordEmSubiteration(rec, likelihood, x, { subset: k, scratch, prior });
-        }
-      } else recordEmIteration(rec, likelihood, x, { scratch, prior });
+    const parts = os ? likelihood.model.subsetCount : 1;
+    return await iterate(name, likelihood, options, parts, (rec, x, k) => {
+      if (os) recordEmSubiteration(rec, likelihood, x, { subset: k, scratch, prior });
+      else recordEmIteration(rec, likelihood, x, { scratch, prior });
     });
   } finally {
     await likelihood.model.ctx.finish();

@@ -265,3 +265,13 @@ Deno.test("OSEM and MAP-RDP are bit-identical from run to run (deterministic bac
   lik.destroy();
   model.destroy();
 });
+
+Deno.test("OSEM with one submit per subset is bit-identical to one submit per iteration", async () => {
+  const ctx = await defaultContext();
+  const { model, lik } = await noisyProblem(ctx, 4);
+  const a = await (await osem(lik, { iterations: 2 })).read();
+  const b = await (await osem(lik, { iterations: 2, submit: "subset" })).read();
+  assertIdentical(a, b, "submit per subset vs per iteration");
+  lik.destroy();
+  model.destroy();
+});
