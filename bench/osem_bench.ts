@@ -77,8 +77,12 @@ interface Timing {
  * waiting for the device. CPU time is the stabler figure on a shared, loaded machine.
  */
 async function timeGpu(ctx: GpuContext, fn: () => void, repeats: number): Promise<Timing> {
-  fn(); // warm-up: pipeline compilation, first touch
-  await ctx.finish();
+  // Warm-up (pipeline compilation, first touch); skipped for single-repeat cases (3d), whose
+  // minutes-long runs dwarf the compilation.
+  if (repeats > 1) {
+    fn();
+    await ctx.finish();
+  }
   const times: number[] = [];
   const c0 = cpuMs();
   for (let r = 0; r < repeats; r++) {
