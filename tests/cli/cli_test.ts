@@ -298,17 +298,6 @@ Deno.test("cli simulate/recon --help list the built-in recipe's parameters", asy
   assertMatch(map.out, /--set beta=<number>\s+prior strength β; default 0\.5/);
 });
 
-Deno.test({
-  name: "cli recon: a built-in recipe that does not exist yet exits 1 with a message",
-  ignore: await Deno.stat(`${ROOT}/examples/ddip.ts`).then(() => true, () => false),
-  fn: async () => {
-    await using s = await scratch();
-    const r = await cli("recon", "ddip", "--in", s.inDir, "--out", s.outDir);
-    assertEquals(r.code, EXIT.other);
-    assertStringIncludes(r.err, "examples/ddip.ts) is not available yet");
-  },
-});
-
 Deno.test("cli info: sinograms (sidecar) show the scanner; Interfile images their grid", async () => {
   await using s = await scratch();
   const scanner = new RingScanner({

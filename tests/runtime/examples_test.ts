@@ -156,3 +156,36 @@ Deno.test("example ddip: DDIP-HQS on a simulated 3-slice stack with the tiny tes
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("example tracer_comparison: metrics.json agrees with an independent NRMSE", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    await runExample("tracer_comparison", `${tmp}/out`, {
+      params: { tracers: ["fdg", "tau"], size: 24, iterations: 3, trueCounts: 2e5 },
+    });
+    const rows = JSON.parse(await Deno.readTextFile(`${tmp}/out/metrics.json`));
+    assertEquals(rows.map((r: { tracer: string; method: string }) => `${r.tracer}/${r.method}`), [
+      "fdg/osem",
+      "fdg/map_rdp",
+      "tau/osem",
+      "tau/map_rdp",
+    ]);
+    const mask = (await readNifti(`${tmp}/out/brain_mask.nii`)).data;
+    for (const r of rows) {
+      const truth = (await readNifti(`${tmp}/out/${r.tracer}_truth.nii`)).data;
+      const x = (await readNifti(`${tmp}/out/${r.tracer}_${r.method}.nii`)).data;
+      let se = 0, ss = 0, n = 0;
+      for (let i = 0; i < x.length; i++) {
+        if (!mask[i]) continue;
+        se += (x[i] - truth[i]) ** 2;
+        ss += truth[i] ** 2;
+        n++;
+      }
+      const expected = Math.sqrt(se / n) / Math.sqrt(ss / n);
+      assert(Math.abs(r.nrmse - expected) < 1e-6 * expected, `${r.nrmse} vs ${expected}`);
+      assert(r.nrmse < 0.5 && r.ssim > 0.5, JSON.stringify(r));
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
