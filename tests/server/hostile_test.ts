@@ -12,6 +12,8 @@ import { canReadProc, hashToken } from "../../core/server/mod.ts";
 import { b64, fullLog, setup, TOKENS } from "./_helpers.ts";
 
 const MALLORY = "pt_mallory_token_555555555";
+/** A second attacker with a short wall-clock limit, for the attacks that only a timeout stops. */
+const TRUDY = "pt_trudy_token_666666666666";
 
 Deno.test("server: hostile recipes are contained with a clear job error and nothing leaks", async () => {
   const env = await setup({
@@ -22,7 +24,13 @@ Deno.test("server: hostile recipes are contained with a clear job error and noth
       {
         name: "mallory",
         tokenHash: hashToken(MALLORY),
-        quota: { timeoutMs: 6000, memoryMb: 256, maxOutputBytes: 16 << 20 },
+        // A generous limit: on a busy machine a heap bomb may take seconds to hit its cap.
+        quota: { timeoutMs: 60_000, memoryMb: 256, maxOutputBytes: 16 << 20 },
+      },
+      {
+        name: "trudy",
+        tokenHash: hashToken(TRUDY),
+        quota: { timeoutMs: 3000, memoryMb: 256, maxOutputBytes: 16 << 20 },
       },
     ],
   });
@@ -95,23 +103,25 @@ Deno.test("server: hostile recipes are contained with a clear job error and noth
     if (canReadProc()) {
       cases.push(["memory bomb (buffers)", { attack: "buffers" }, "memory", /memory/]);
     } else console.warn("hostile_test: skipping the ArrayBuffer memory bomb (needs --allow-all)");
-    const ids = await Promise.all(cases.map(async ([name, params]) => {
-      const r = await env.json(MALLORY, "POST", "/api/jobs", { recipe: "hostile", params });
+    const who = (reason: string): string => (reason === "timeout" ? TRUDY : MALLORY);
+    const ids = await Promise.all(cases.map(async ([name, params, reason]) => {
+      const r = await env.json(who(reason), "POST", "/api/jobs", { recipe: "hostile", params });
       assertEquals(r.status, 201, `${name}: ${JSON.stringify(r.body)}`);
       return r.body.id as string;
     }));
     for (const [i, [name, , reason, message]] of cases.entries()) {
-      const job = await env.waitDone(MALLORY, ids[i], 60_000);
+      const token = who(reason);
+      const job = await env.waitDone(token, ids[i], 120_000);
       assertEquals([job.state, job.reason], ["failed", reason], `${name}: ${job.error}`);
       assertMatch(String(job.error), message, `${name}: ${job.error}`);
-      const log = await fullLog(env, MALLORY, ids[i]);
+      const log = await fullLog(env, token, ids[i]);
       assert(!log.includes("LEAK"), `${name} leaked: ${log.slice(0, 300)}`);
       assert(!log.includes(secret) && !log.includes(passwdHead), `${name} leaked a secret`);
       assert(!log.includes("SQLite format"), `${name} leaked the database`);
-      const files = (await env.json(MALLORY, "GET", `/api/jobs/${ids[i]}/files`)).body
+      const files = (await env.json(token, "GET", `/api/jobs/${ids[i]}/files`)).body
         .files as { path: string; size: number }[];
       for (const f of files.filter((f) => f.path.endsWith(".json") || f.path.endsWith(".txt"))) {
-        const text = await (await env.call(MALLORY, "GET", `/api/jobs/${ids[i]}/files/${f.path}`))
+        const text = await (await env.call(token, "GET", `/api/jobs/${ids[i]}/files/${f.path}`))
           .text();
         assert(!text.includes(secret) && !text.includes(passwdHead), `${name}: ${f.path}`);
       }
@@ -130,7 +140,7 @@ Deno.test("server: hostile recipes are contained with a clear job error and noth
     // Mallory sees only mallory's jobs; the server still runs a normal job.
     assertEquals(
       ((await env.json(MALLORY, "GET", "/api/jobs")).body.jobs as unknown[]).length,
-      cases.length,
+      cases.filter((c) => c[2] !== "timeout").length,
     );
     const ok = await env.json(TOKENS.alice, "POST", "/api/jobs", { recipe: "sum" });
     assertEquals((await env.waitDone(TOKENS.alice, ok.body.id as string)).state, "succeeded");
