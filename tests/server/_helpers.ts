@@ -46,7 +46,7 @@ export function testConfig(
     recipes: { sum: `${FIXTURES}sum_recipe.ts`, hostile: `${FIXTURES}hostile_recipe.ts` },
     datasets: { phantom: `${dir}/datasets/phantom` },
     limits: {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000,
       memoryMb: 256,
       maxOutputBytes: 64 << 20,
       maxUploadBytes: 1 << 20,

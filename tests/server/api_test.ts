@@ -235,7 +235,7 @@ Deno.test("server api: cancel a queued and a running job; active-job quota", asy
     const a = (await env.json(A, "POST", "/api/jobs", slow)).body.id as string;
     const b = (await env.json(A, "POST", "/api/jobs", slow)).body.id as string;
     // Wait until the first runs (progress reported), the second is still queued.
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 600; i++) {
       const j = await env.json(A, "GET", `/api/jobs/${a}`);
       if ((j.body.progress as { done: number }).done > 0) break;
       await new Promise((r) => setTimeout(r, 100));
