@@ -27,6 +27,9 @@ import {
   RecipeParamsError,
 } from "./recipe.ts";
 
+// Captured before the recipe is imported, so that a recipe replacing them cannot stop the harness
+// from reporting or exiting.
+const exit = Deno.exit.bind(Deno);
 const encoder = new TextEncoder();
 const stdout = Deno.stdout;
 const writeSync = stdout.writeSync.bind(stdout);
@@ -58,7 +61,7 @@ function fail(err: unknown): never {
     if (err instanceof Error && err.stack && c.kind === "recipe") console.error(err.stack);
     send({ t: "error", ...c });
   }
-  Deno.exit(1);
+  exit(1);
 }
 
 globalThis.addEventListener("unhandledrejection", (e) => {
@@ -187,7 +190,7 @@ async function main(): Promise<void> {
       description: recipe.description ?? null,
       schema: z.toJSONSchema(recipe.params, { io: "input", unrepresentable: "any" }),
     });
-    Deno.exit(0);
+    exit(0);
   }
   const params = parseParams(recipe.params, spec.params);
   send({ t: "params", params });
@@ -195,7 +198,7 @@ async function main(): Promise<void> {
   const t2 = performance.now();
   await recipe.run(ctx);
   send({ t: "done", ms: performance.now() - t2 });
-  Deno.exit(0);
+  exit(0);
 }
 
 main().catch(fail);
