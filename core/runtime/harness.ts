@@ -29,7 +29,7 @@ import {
 
 // Captured before the recipe is imported, so that a recipe replacing them cannot stop the harness
 // from reporting or exiting.
-const exit = Deno.exit.bind(Deno);
+const exit: (code?: number) => never = Deno.exit.bind(Deno);
 const encoder = new TextEncoder();
 const stdout = Deno.stdout;
 const writeSync = stdout.writeSync.bind(stdout);
