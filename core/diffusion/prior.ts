@@ -80,6 +80,11 @@ export interface LoadPriorOptions {
    * wasm when they disagree (default true; costs one wasm session creation).
    */
   crossCheck?: boolean;
+  /**
+   * With the WebGPU provider, keep the LoRA parameters in GPU buffers between calls (re-uploaded
+   * only when the state's version changes). Default true; false feeds them from the host.
+   */
+  paramsOnDevice?: boolean;
 }
 
 /** Model bytes handed to {@linkcode loadPrior} instead of a directory. */
@@ -362,6 +367,7 @@ export async function loadPrior(
     provider,
     threads: loaded.threads,
     providerNote,
+    paramsOnDevice: provider === "webgpu" && options.paramsOnDevice !== false,
     meta,
     specs,
     initial,
@@ -378,6 +384,7 @@ interface ScorePriorParts {
   provider: PriorProvider;
   threads: number;
   providerNote: string;
+  paramsOnDevice: boolean;
   meta: PriorMetadata;
   specs: ParamSpec[];
   initial: Map<string, Float32Array>;
@@ -513,7 +520,7 @@ export class ScorePrior {
   #paramFeeds(params: LoraState): Record<string, OrtTensor> {
     const { ort } = this.#p;
     const feeds: Record<string, OrtTensor> = {};
-    if (this.provider !== "webgpu") {
+    if (!this.#p.paramsOnDevice) {
       for (const s of this.paramSpecs) {
         feeds[s.name] = new ort.Tensor("float32", params.get(s.name), [...s.shape]);
       }
@@ -560,7 +567,7 @@ export class ScorePrior {
 
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#released) throw new Error("this ScorePrior has been released");
-    if (this.provider === "webgpu" && !this.#device) {
+    if (this.#p.paramsOnDevice && !this.#device) {
       this.#device = await this.#p.ort.env.webgpu.device as GPUDevice;
     }
     const next = this.#queue.then(fn, fn);

@@ -48,3 +48,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "WebGPU parameters kept in GPU buffers give the same ε as host-fed ones, and follow edits",
+  ignore: !(await probeAdapter().then((a) =>
+    a !== null && (!a.isFallback || Deno.env.get("PETREL_WEBGPU_TESTS") === "1")
+  )),
+  fn: async () => {
+    const fix = await readTensorBundle(`${DIR}/fixture.json`);
+    const f = (n: string): Float32Array =>
+      fix.get(n)!.data;
+    // same provider on both sides (no cross-check): only where the parameters live differs
+    const opts = { provider: "webgpu" as const, loadVjp: false, crossCheck: false };
+    const onDevice = await loadPrior(DIR, { ...opts, paramsOnDevice: true });
+    const fromHost = await loadPrior(DIR, { ...opts, paramsOnDevice: false });
+    try {
+      const x = f("case0.x_t");
+      const mr = f("case0.mr");
+      const t = f("case0.t")[0];
+      const params = onDevice.createParams();
+      const diff = (a: Float32Array, b: Float32Array): number =>
+        a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+      const a0 = await onDevice.eps(x, t, mr, params);
+      assert(diff(a0, await fromHost.eps(x, t, mr, params)) < 1e-6);
+      for (const name of params.names) params.set(name, f(`case0.${name}`));
+      const a1 = await onDevice.eps(x, t, mr, params);
+      assert(diff(a1, await fromHost.eps(x, t, mr, params)) < 1e-6);
+      assert(diff(a0, a1) > 1e-3, "the edit must reach the device copy");
+    } finally {
+      await onDevice.release();
+      await fromHost.release();
+    }
+  },
+});
