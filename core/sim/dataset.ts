@@ -13,12 +13,12 @@
 
 import { centredGrid, type ImageGrid } from "../geometry/grid.ts";
 import { MMR_VOXEL_MM } from "../geometry/scanner.ts";
-import { readNifti } from "../io/nifti.ts";
+import { readNifti, writeNifti } from "../io/nifti.ts";
 import { encodeNpy } from "../io/npy.ts";
 import { writeFilesAtomic } from "../io/files.ts";
 import { BRAINWEB_SHAPE, type LabelVolume, labelVolumeFromImage } from "./labels.ts";
-import { type SimulateOptions, simulateStudy } from "./simulate.ts";
-import { type TracerName, TRACERS } from "./tracers.ts";
+import { type SimulatedStudy, type SimulateOptions, simulateStudy } from "./simulate.ts";
+import { REGION_NAMES, type TracerName, TRACERS, type TracerStudy } from "./tracers.ts";
 
 /** Format tag of the stacks written by {@linkcode buildDataset}. */
 export const STACKS_FORMAT = "petrel-stacks-v1";
@@ -302,4 +302,57 @@ export async function datasetCli(args: readonly string[]): Promise<StacksManifes
     command: ["scripts/build_dataset.ts", ...args].join(" "),
     log,
   });
+}
+
+/**
+ * Writes a simulated study as NIfTI volumes into `dir`: `activity_<tracer>.nii.gz`,
+ * `mr.nii.gz`, `mu_per_mm.nii.gz`, `labels.nii.gz` (uint8 majority labels),
+ * `regions.nii.gz` (uint8), `brain_fraction.nii.gz`, and `study.json` (seed, shift, per-tracer
+ * parameters, lesions, blobs). Returns the paths written.
+ */
+export async function writeStudy(
+  dir: string,
+  study: SimulatedStudy,
+  meta: Record<string, unknown> = {},
+): Promise<string[]> {
+  await Deno.mkdir(dir, { recursive: true });
+  const grid = study.grid;
+  const paths: string[] = [];
+  const put = async (name: string, data: ArrayLike<number> | undefined, uint8 = false) => {
+    if (!data) return;
+    const path = `${dir}/${name}.nii.gz`;
+    await writeNifti(path, { data, grid }, uint8 ? { dtype: "uint8" } : {});
+    paths.push(path);
+  };
+  for (const [t, v] of Object.entries(study.activity)) {
+    await put(`activity_${t}`, v as Float32Array);
+  }
+  await put("mr", study.mr);
+  await put("mu_per_mm", study.mu);
+  await put("labels", study.labels, true);
+  await put("regions", study.regions, true);
+  await put("brain_fraction", study.brainFraction);
+  const info = {
+    ...meta,
+    grid,
+    seed: study.seed,
+    shiftMm: study.shiftMm,
+    regions: REGION_NAMES,
+    studies: Object.fromEntries(
+      Object.entries(study.studies).map(([t, s]) => {
+        const st = s as TracerStudy;
+        return [t, {
+          globalScale: st.globalScale,
+          regionFactors: st.regionFactors,
+          labelValues: Array.from(st.table.subarray(8 * 16, 8 * 16 + 12)),
+        }];
+      }),
+    ),
+    lesions: study.lesions,
+    blobs: study.blobs,
+  };
+  const path = `${dir}/study.json`;
+  await writeFilesAtomic([{ path, data: JSON.stringify(info, null, 1) + "\n" }]);
+  paths.push(path);
+  return paths;
 }

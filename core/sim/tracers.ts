@@ -237,7 +237,11 @@ export interface TracerStudy {
   readonly tracer: TracerName;
   /** Global scale factor of the study. */
   readonly globalScale: number;
-  /** Activity per (region, label): `table[region * 16 + label]`. */
+  /**
+   * Activity per (region, label): `table[region * 16 + label]` (hard region borders; row 8,
+   * "none", holds the region-free values). `simulateStudy` uses row 8 for every label
+   * and blends `regionFactors` smoothly across region borders for grey matter.
+   */
   readonly table: Float32Array;
   /** Grey-matter factor per region actually used. */
   readonly regionFactors: number[];

@@ -111,3 +111,28 @@ Deno.test("dataset: a float label file, a missing subject and bad options give c
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("writeStudy: NIfTI volumes and study.json read back unchanged", async () => {
+  const { writeStudy } = await import("../../core/sim/dataset.ts");
+  const { readNifti } = await import("../../core/io/nifti.ts");
+  const { brainPhantomStudy } = await import("../../core/sim/phantom_brain.ts");
+  const dir = await Deno.makeTempDir({ prefix: "petrel_study_" });
+  try {
+    const s = brainPhantomStudy({ dims: 2, seed: 2, tracers: ["fdg", "tau"], lesions: 1 });
+    const paths = await writeStudy(dir, s, { source: "test" });
+    equal(paths.length, 8);
+    const fdg = await readNifti(`${dir}/activity_fdg.nii.gz`);
+    deepEqual(fdg.data, s.activity.fdg);
+    // NIfTI stores the affine in float32.
+    fdg.grid.originMm.forEach((o, a) => ok(Math.abs(o - s.grid.originMm[a]) < 1e-4));
+    const labels = await readNifti(`${dir}/labels.nii.gz`);
+    equal(labels.header.dtype, "uint8");
+    deepEqual(Uint8Array.from(labels.data), s.labels);
+    const info = JSON.parse(await Deno.readTextFile(`${dir}/study.json`));
+    equal(info.source, "test");
+    equal(info.lesions.length, 1);
+    equal(info.studies.tau.labelValues.length, 12);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
