@@ -115,7 +115,7 @@ export async function hashOutputs(outDir: string): Promise<HashedFile[]> {
 }
 
 /** Writes `data` to `path` through a temporary file and a rename (never half-written). */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${path}.petrel-tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
