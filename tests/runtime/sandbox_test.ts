@@ -233,3 +233,26 @@ Deno.test({
     assertEquals(m.models.map((f) => f.path.split("/").pop()), ["single_relu.onnx"]);
   },
 });
+
+Deno.test("a recipe outside the checkout imports petrel as @petrel/petrel and zod as zod", async () => {
+  await using s = await scratch();
+  const recipe = `${s.root}/my_recipe.ts`;
+  await Deno.writeTextFile(
+    recipe,
+    `import { z } from "zod";
+import { centredGrid, defineRecipe, voxelCount } from "@petrel/petrel";
+export default defineRecipe({
+  params: z.object({ n: z.number().int().default(4) }),
+  async run(ctx) {
+    const grid = centredGrid([ctx.params.n, ctx.params.n, 1], [2, 2, 2]);
+    await ctx.writeJson("grid.json", { voxels: voxelCount(grid), adapter: (await ctx.gpu()).adapter.description });
+  },
+});
+`,
+  );
+  const r = await runSandboxed({ recipe, inputs: [], outDir: s.outDir, params: { n: 5 } });
+  assertEquals(r.ok, true, r.error);
+  const j = JSON.parse(await Deno.readTextFile(`${s.outDir}/grid.json`));
+  assertEquals(j.voxels, 25);
+  assertEquals(j.adapter, (await readManifest(r.manifestPath!)).adapter!.description);
+});
