@@ -80,6 +80,22 @@ try {
   );
   seen.aliceRows = await page.evaluate(`document.querySelectorAll("#jobs tbody tr").length`);
 
+  // The NIfTI viewer: middle slice first, then the slider moves to the first one.
+  await page.click("#job-files button.view");
+  await page.waitForSelector("#viewer:not([hidden])");
+  const pixels = `(() => {
+    const c = document.getElementById("viewer-canvas");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const grey = [];
+    for (let i = 0; i < d.length; i += 4) grey.push(d[i]);
+    return { w: c.width, h: c.height, grey, index: document.getElementById("viewer-index").textContent };
+  })()`;
+  seen.sliceMiddle = await page.evaluate(pixels);
+  await page.fill("#viewer-slice", "0");
+  await page.dispatchEvent("#viewer-slice", "input");
+  seen.sliceFirst = await page.evaluate(pixels);
+  seen.viewerInfo = await page.textContent("#viewer-info");
+
   // Bob sees none of Alice's jobs.
   await page.click("#logout");
   await page.fill("#token", bob);

@@ -62,7 +62,7 @@ Deno.test("server api: JSON submission runs, logs, reports progress and serves r
     const files = await env.json(A, "GET", `/api/jobs/${id}/files`);
     assertEquals(
       (files.body.files as { path: string }[]).map((f) => f.path),
-      ["images/slices.png", "manifest.json", "result.json"],
+      ["images/slices.png", "manifest.json", "result.json", "volume.nii"],
     );
     const res = await env.call(A, "GET", `/api/jobs/${id}/files/result.json`);
     assertEquals(res.status, 200);

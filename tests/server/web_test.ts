@@ -1,7 +1,7 @@
 /**
  * The web page in headless Chromium (Debian's `chromium`, driven by `playwright-core` in the
  * subprocess `_web_driver.ts`): log in with a token, submit a job with an uploaded input, watch
- * its log and progress, see the PNG result; another user's login shows none of it. Skipped when
+ * its log and progress, see the PNG result and NIfTI slices; another user's login shows none of it. Skipped when
  * `/usr/bin/chromium`, network permission on 127.0.0.1 or run permission is missing.
  */
 import {
@@ -62,6 +62,22 @@ Deno.test({
       assert(seen.image.src.startsWith("blob:"));
       assert(seen.files.some((f: string) => f.startsWith("result.json")), seen.files.join());
       assertEquals([seen.aliceRows, seen.bobRows], [1, 0]);
+      // NIfTI viewer: the volume holds i + 10 j + 100 k (8 × 6 × 3); grey = round(255 (v - 0) /
+      // 257); screen row r shows j = 5 - r. Reference computed here, pixel by pixel.
+      const expected = (k: number): number[] => {
+        const g: number[] = [];
+        for (let r = 0; r < 6; r++) {
+          for (let i = 0; i < 8; i++) {
+            g.push(Math.round((255 * (i + 10 * (5 - r) + 100 * k)) / 257));
+          }
+        }
+        return g;
+      };
+      assertEquals([seen.sliceMiddle.w, seen.sliceMiddle.h], [8, 6]);
+      assertEquals([seen.sliceMiddle.index, seen.sliceFirst.index], ["2 / 3", "1 / 3"]);
+      assertEquals(seen.sliceMiddle.grey, expected(1));
+      assertEquals(seen.sliceFirst.grey, expected(0));
+      assertMatch(seen.viewerInfo, /8 × 6 × 3 voxels, values 0\.000 … 257\.0/);
       assertEquals(seen.problems, []);
       // The job ran with what the page sent (checked on the server side).
       const job = await server.store.get(seen.jobId);

@@ -1,5 +1,6 @@
 // petrel serve web page: log in with a token, submit jobs, watch their log and progress, and view
-// results (PNG images inline, other files as downloads). Plain browser JavaScript, no build step.
+// results (PNG images inline, NIfTI volumes slice by slice on a canvas, other files as downloads).
+// Plain browser JavaScript, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -119,6 +120,7 @@ async function showJob(id) {
   $("job-log").textContent = "";
   $("job-files").replaceChildren();
   $("job-images").replaceChildren();
+  $("viewer").hidden = true;
   for (const u of blobUrls.splice(0)) URL.revokeObjectURL(u);
   let after = 0;
   let refreshed = "";
@@ -164,6 +166,17 @@ async function showResults(id, gen) {
       dl.click();
     });
     li.append(a);
+    if (/\.nii(\.gz)?$/i.test(f.path)) {
+      const v = document.createElement("button");
+      v.type = "button";
+      v.className = "view";
+      v.textContent = "View slices";
+      v.addEventListener("click", () =>
+        viewNifti(id, f.path).catch((e) => {
+          $("job-error").textContent = `cannot show ${f.path}: ${e.message || e}`;
+        }));
+      li.append(v);
+    }
     list.append(li);
   }
   for (const f of files.filter((f) => /\.png$/i.test(f.path))) {
@@ -180,6 +193,90 @@ async function showResults(id, gen) {
     fig.append(img, cap);
     $("job-images").append(fig);
   }
+}
+
+// A tiny NIfTI-1 viewer: axial slices (k) of a 3D volume, grey scale over the volume's range.
+const NIFTI_TYPES = {
+  2: ["getUint8", 1],
+  4: ["getInt16", 2],
+  8: ["getInt32", 4],
+  16: ["getFloat32", 4],
+  64: ["getFloat64", 8],
+  256: ["getInt8", 1],
+  512: ["getUint16", 2],
+  768: ["getUint32", 4],
+};
+
+async function parseNifti(buf) {
+  let bytes = new Uint8Array(buf);
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let le = true;
+  if (dv.getInt32(0, true) !== 348) {
+    if (dv.getInt32(0, false) !== 348) {
+      throw new Error("not a NIfTI-1 file (header size is not 348)");
+    }
+    le = false;
+  }
+  const ndim = dv.getInt16(40, le);
+  const dims = [1, 2, 3].map((i) => (i <= ndim ? Math.max(1, dv.getInt16(40 + 2 * i, le)) : 1));
+  const type = NIFTI_TYPES[dv.getInt16(70, le)];
+  if (!type) throw new Error(`unsupported NIfTI data type ${dv.getInt16(70, le)}`);
+  const offset = Math.max(352, Math.round(dv.getFloat32(108, le)));
+  let slope = dv.getFloat32(112, le);
+  const inter = dv.getFloat32(116, le);
+  if (!slope) slope = 1;
+  const n = dims[0] * dims[1] * dims[2];
+  if (offset + n * type[1] > bytes.length) {
+    throw new Error("the NIfTI file is shorter than its header says");
+  }
+  const data = new Float32Array(n);
+  let min = Infinity, max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = dv[type[0]](offset + i * type[1], le) * slope + inter;
+    data[i] = v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { dims, data, min, max };
+}
+
+function drawSlice(vol, k) {
+  const [nx, ny] = vol.dims;
+  const canvas = $("viewer-canvas");
+  canvas.width = nx;
+  canvas.height = ny;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(nx, ny);
+  const span = vol.max > vol.min ? vol.max - vol.min : 1;
+  for (let j = 0; j < ny; j++) {
+    for (let i = 0; i < nx; i++) {
+      const v = vol.data[i + nx * (j + ny * k)];
+      const g = Math.round((255 * (v - vol.min)) / span);
+      const o = 4 * (i + nx * (ny - 1 - j)); // j grows upwards (anterior) on screen
+      img.data[o] = img.data[o + 1] = img.data[o + 2] = g;
+      img.data[o + 3] = 255;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  $("viewer-index").textContent = `${k + 1} / ${vol.dims[2]}`;
+}
+
+async function viewNifti(id, path) {
+  const vol = await parseNifti(await (await api(fileUrl(id, path))).arrayBuffer());
+  $("viewer").hidden = false;
+  $("viewer-name").textContent = path;
+  $("viewer-info").textContent = `${vol.dims.join(" × ")} voxels, values ${
+    vol.min.toPrecision(4)
+  } … ${vol.max.toPrecision(4)}`;
+  const slider = $("viewer-slice");
+  slider.max = String(vol.dims[2] - 1);
+  slider.value = String(Math.floor(vol.dims[2] / 2));
+  slider.oninput = () => drawSlice(vol, Number(slider.value));
+  drawSlice(vol, Number(slider.value));
 }
 
 function fileUrl(id, path) {
