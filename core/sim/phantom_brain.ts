@@ -235,8 +235,13 @@ export interface BrainPhantomStudyOptions
  * z = 0).
  */
 export function brainPhantomStudy(options: BrainPhantomStudyOptions = {}): SimulatedStudy {
-  const ph = brainPhantomLabels(options);
   const dims = options.dims ?? 3;
+  // In 2D the slice is as thick as the output voxels unless told otherwise.
+  const ph = brainPhantomLabels(
+    dims === 2 && options.grid && options.sliceThicknessMm === undefined
+      ? { ...options, sliceThicknessMm: options.grid.voxelSizeMm[2] }
+      : options,
+  );
   const grid = options.grid ??
     (dims === 3
       ? centredGrid([128, 128, 90], [MMR_VOXEL_MM, MMR_VOXEL_MM, MMR_VOXEL_MM])

@@ -120,6 +120,14 @@ Deno.test("simulate: options are validated", () => {
     () => simulateStudy(vol, { grid: centredGrid([2, 2, 2], [0.5, 0.5, 0.5]) }),
     /fine voxels no larger than the output voxels/,
   );
+  // A 2D phantom takes its slice thickness from the output grid.
+  const thin = brainPhantomStudy({
+    dims: 2,
+    grid: centredGrid([32, 32, 1], [8, 8, 2]),
+    tracers: ["fdg"],
+    mr: false,
+  });
+  ok(thin.activity.fdg!.some((v) => v > 50));
   equal(regionOf(0, 0.8, 0.2), Region.FRONTAL);
   equal(regionOf(0, -0.8, 0.3), Region.OCCIPITAL);
   equal(regionOf(0, -0.6, 1.4), Region.CEREBELLUM);
