@@ -77,4 +77,10 @@ export class GaussianFilter implements LinearOperator {
   adjoint(rec: KernelRecorder, y: GpuArray, out: GpuArray): void {
     this.apply(rec, y, out);
   }
+
+  /** Frees the taps and scratch arrays. */
+  destroy(): void {
+    for (const p of this.#passes) p.taps.destroy();
+    for (const s of this.#scratch) s.destroy();
+  }
 }

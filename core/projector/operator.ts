@@ -18,6 +18,8 @@ export interface LinearOperator {
   apply(rec: KernelRecorder, x: GpuArray, out: GpuArray): void;
   /** Records `out = Aᵀ y`. */
   adjoint(rec: KernelRecorder, y: GpuArray, out: GpuArray): void;
+  /** Frees device memory the operator owns (not its inputs). */
+  destroy?(): void;
 }
 
 function size(shape: readonly number[]): number {
@@ -73,6 +75,10 @@ export function compose(ctx: GpuContext, ...ops: LinearOperator[]): LinearOperat
         ops[i].adjoint(rec, cur, dst);
         cur = dst;
       }
+    },
+    /** Frees the intermediate arrays (the composed operators keep their own memory). */
+    destroy() {
+      for (const s of scratch) s.destroy();
     },
   };
 }
