@@ -10,6 +10,7 @@ import { Authenticator } from "./auth.ts";
 import { type ServerConfig, type UserConfig, userLimits } from "./config.ts";
 import { type JobEvents, jobOutDir, type JobRunner } from "./queue.ts";
 import type { JobRecord, JobStore } from "./store.ts";
+import { describeRecipe, type RecipeDescription } from "./sandbox.ts";
 
 /** What the handler needs. */
 export interface AppContext {
@@ -17,6 +18,8 @@ export interface AppContext {
   store: JobStore;
   runner: JobRunner;
   events: JobEvents;
+  /** Describes a recipe (description and JSON Schema of its parameters); default: the sandbox's. */
+  describeRecipe?: (path: string) => Promise<RecipeDescription>;
 }
 
 /** An HTTP error with a status and a one-sentence message. */
@@ -76,7 +79,10 @@ export function jobView(job: JobRecord): Record<string, unknown> {
     recipe: job.recipe,
     params: job.params,
     seed: job.seed ?? null,
-    inputs: job.inputs.map((p) => p.slice(p.lastIndexOf("/") + 1)),
+    // Uploaded file names only (datasets are listed by name; no server path is shown).
+    inputs: job.inputs.filter((p) => p.startsWith(`${job.jobDir}/in/`)).map((p) =>
+      p.slice(p.lastIndexOf("/") + 1)
+    ),
     datasets: job.datasets,
     limits: job.limits,
     createdAt: job.createdAt,
@@ -320,6 +326,26 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
         "cache-control": "no-cache",
       },
     });
+  }
+
+  /** Recipe descriptions, cached by path and modification time (each costs a sandbox start). */
+  const described = new Map<string, { mtime: number; info: Promise<RecipeDescription> }>();
+  async function recipeInfo(name: string): Promise<Response> {
+    if (!Object.hasOwn(config.recipes, name)) throw new HttpError(404, `no recipe '${name}'`);
+    const path = config.recipes[name];
+    const mtime = (await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? 0;
+    let entry = described.get(path);
+    if (!entry || entry.mtime !== mtime) {
+      entry = { mtime, info: (ctx.describeRecipe ?? describeRecipe)(path) };
+      described.set(path, entry);
+    }
+    try {
+      const info = await entry.info;
+      return json({ name, description: info.description, params: info.schema });
+    } catch (e) {
+      described.delete(path);
+      throw new HttpError(500, `recipe '${name}' cannot be loaded: ${(e as Error).message}`);
+    }
   }
 
   /** The job `id` if it exists AND belongs to `user`; otherwise 404. */
@@ -605,6 +631,10 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
     if (parts.length === 1 && parts[0] === "recipes") {
       allow("GET");
       return json({ recipes: Object.keys(config.recipes) });
+    }
+    if (parts.length === 2 && parts[0] === "recipes") {
+      allow("GET");
+      return await recipeInfo(parts[1]);
     }
     if (parts.length === 1 && parts[0] === "datasets") {
       allow("GET");

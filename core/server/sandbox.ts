@@ -4,5 +4,5 @@
  *
  * @module
  */
-export { runSandboxed } from "../runtime/sandbox.ts";
-export type { SandboxOptions, SandboxResult } from "../runtime/sandbox.ts";
+export { describeRecipe, runSandboxed } from "../runtime/sandbox.ts";
+export type { RecipeDescription, SandboxOptions, SandboxResult } from "../runtime/sandbox.ts";

@@ -49,6 +49,13 @@ try {
     `[...document.querySelectorAll("#recipe option")].map((o) => o.value)`,
   );
 
+  // The recipe's parameters are described and their defaults filled in.
+  await page.waitForFunction(
+    `document.getElementById("recipe-info").textContent.includes("steps")`,
+  );
+  seen.recipeInfo = await page.textContent("#recipe-info");
+  seen.paramsPrefilled = await page.inputValue("#params");
+
   // Submit the allow-listed recipe with an uploaded file and a dataset; watch it finish.
   await page.selectOption("#recipe", "sum");
   await page.fill("#params", JSON.stringify({ steps: 3, scale: 2, sleepMs: 150 }));

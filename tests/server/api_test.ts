@@ -33,6 +33,15 @@ Deno.test("server api: authentication (missing, wrong, sha256, scrypt tokens)", 
     assertEquals([bob.status, bob.body.user], [200, "bob"]);
     assertEquals((await env.json(A, "GET", "/api/recipes")).body.recipes, ["sum", "hostile"]);
     assertEquals((await env.json(A, "GET", "/api/datasets")).body.datasets, ["phantom"]);
+    // A recipe's parameters, from its own zod schema (described in the sandbox).
+    const info = await env.json(A, "GET", "/api/recipes/sum");
+    assertEquals(info.status, 200, JSON.stringify(info.body));
+    const props = (info.body.params as { properties: Record<string, { default?: unknown }> })
+      .properties;
+    assertEquals(Object.keys(props).sort(), ["scale", "sleepMs", "steps"]);
+    assertEquals([props.scale.default, props.steps.default], [1, 3]);
+    assertEquals((await env.json(A, "GET", "/api/recipes/nope")).status, 404);
+    assertEquals((await env.json(undefined, "GET", "/api/recipes/sum")).status, 401);
   } finally {
     await env.close();
   }
@@ -52,7 +61,8 @@ Deno.test("server api: JSON submission runs, logs, reports progress and serves r
     assertEquals(sub.status, 201, JSON.stringify(sub.body));
     const id = sub.body.id as string;
     assertEquals(sub.body.state, "queued");
-    assertEquals(sub.body.inputs, ["a.bin", "phantom"]); // names only, no server paths
+    assertEquals(sub.body.inputs, ["a.bin"]); // names only, no server paths
+    assertEquals(sub.body.datasets, ["phantom"]);
     const job = await env.waitDone(A, id);
     assertEquals(job.state, "succeeded", JSON.stringify(job));
     assertEquals(job.progress, { done: 4, total: 4 });

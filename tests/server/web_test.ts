@@ -55,6 +55,8 @@ Deno.test({
       assertEquals(seen.appHiddenAfterWrongToken, true);
       assertEquals(seen.who, "logged in as alice");
       assertEquals(seen.recipes, ["", "sum", "hostile"]);
+      assertMatch(seen.recipeInfo, /scale \(number\) = 1[^]*steps \(integer\) = 3/);
+      assertEquals(JSON.parse(seen.paramsPrefilled), { scale: 1, steps: 3, sleepMs: 0 });
       assertMatch(seen.log, /step 1 of 3[^]*step 3 of 3/);
       assertEquals(seen.progress, 1);
       // The PNG montage is shown through a blob URL (no token in any URL), at its 8×8 size.

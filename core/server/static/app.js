@@ -63,6 +63,8 @@ async function loadChoices() {
   sel.replaceChildren(new Option("(uploaded recipe)", ""));
   for (const r of recipes) sel.add(new Option(r, r));
   if (recipes.length) sel.value = recipes[0];
+  sel.onchange = () => describe(sel.value);
+  describe(sel.value);
   const { datasets } = await (await api("/api/datasets")).json();
   const fs = $("datasets");
   fs.querySelectorAll("label").forEach((l) => l.remove());
@@ -75,6 +77,34 @@ async function loadChoices() {
     fs.append(label);
   }
   fs.hidden = datasets.length === 0;
+}
+
+// Shows the chosen recipe's description and parameters, and fills in their defaults.
+let prefilled = "{}";
+async function describe(name) {
+  $("recipe-info").textContent = "";
+  if (!name) return;
+  try {
+    const info = await (await api(`/api/recipes/${encodeURIComponent(name)}`)).json();
+    if ($("recipe").value !== name) return;
+    const props = (info.params && info.params.properties) || {};
+    const lines = Object.entries(props).map(([k, p]) =>
+      `${k}${p.type ? ` (${p.type})` : ""}${
+        p.default !== undefined ? ` = ${JSON.stringify(p.default)}` : ""
+      }${p.description ? `: ${p.description}` : ""}`
+    );
+    $("recipe-info").textContent = [info.description || "", ...lines].filter((l) => l).join("\n");
+    const defaults = {};
+    for (const [k, p] of Object.entries(props)) {
+      if (p.default !== undefined) defaults[k] = p.default;
+    }
+    if ($("params").value.trim() === prefilled) {
+      prefilled = JSON.stringify(defaults);
+      $("params").value = prefilled;
+    }
+  } catch (e) {
+    $("recipe-info").textContent = `(no description: ${e.message || e})`;
+  }
 }
 
 function fmtProgress(p) {
