@@ -327,6 +327,21 @@ export function verifyExitCode(r: VerifyReport, rtol?: number): number {
   return within ? EXIT.ok : EXIT.other;
 }
 
+/**
+ * Splits `petrel bench` arguments: leading words are benchmark names; from the first option
+ * (`-x`, `--x`) on, everything goes to each benchmark (`petrel bench projector_bench --cases 2d`).
+ */
+export function splitBenchArgs(
+  args: readonly string[],
+): { names: string[]; passThrough: string[] } {
+  const i = args.findIndex((a) => a.startsWith("-"));
+  const cut = i < 0 ? args.length : i;
+  return {
+    names: args.slice(0, cut),
+    passThrough: args.slice(cut).filter((a, k) => !(k === 0 && a === "--")),
+  };
+}
+
 async function listBenches(): Promise<string[]> {
   const dir = `${petrelRoot()}/bench`;
   const out: string[] = [];
@@ -453,14 +468,13 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
     .argument("[names...]", "benchmarks to run (file names without .ts; default all)")
     .option("--list", "list the benchmarks and exit")
     .allowUnknownOption()
-    .action(async (names: string[], o: { list?: boolean }, cmd: Command) => {
+    .action(async (_names: string[], o: { list?: boolean }, cmd: Command) => {
       const all = await listBenches();
       if (o.list) {
         io.out(all.map((b) => b.replace(/\.ts$/, "")).join("\n") + "\n");
         return setCode(EXIT.ok);
       }
-      const extra = cmd.args.filter((a) => a.startsWith("-"));
-      const wanted = names.filter((n) => !n.startsWith("-"));
+      const { names: wanted, passThrough: extra } = splitBenchArgs(cmd.args);
       const chosen = wanted.length ? wanted.map((n) => n.replace(/\.ts$/, "") + ".ts") : all;
       const missing = chosen.filter((c) => !all.includes(c));
       if (missing.length) {

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../runtime/_assert.ts";
-import { type CliIo, main, parseSets } from "../../cli/main.ts";
+import { type CliIo, main, parseSets, splitBenchArgs } from "../../cli/main.ts";
 import { EXIT, exitCodeFor } from "../../cli/exit_codes.ts";
 import { etaSeconds, formatDuration, progressReporter } from "../../cli/progress.ts";
 import { valueStats } from "../../cli/info.ts";
@@ -344,4 +344,13 @@ Deno.test("cli bench: --list names bench/*.ts; an unknown benchmark is a usage e
   const bad = await cli("bench", "no_such_bench");
   assertEquals(bad.code, EXIT.usage);
   assertStringIncludes(bad.err, "no benchmark no_such_bench.ts in bench/");
+});
+
+Deno.test("splitBenchArgs: names first, then everything for the benchmarks", () => {
+  assertEquals(splitBenchArgs(["projector_bench", "--cases", "2d,stack3", "--json"]), {
+    names: ["projector_bench"],
+    passThrough: ["--cases", "2d,stack3", "--json"],
+  });
+  assertEquals(splitBenchArgs(["--", "--json"]), { names: [], passThrough: ["--json"] });
+  assertEquals(splitBenchArgs(["a", "b"]), { names: ["a", "b"], passThrough: [] });
 });
