@@ -112,7 +112,7 @@ function anatomy(seed: number) {
     waves,
     depthWaves,
     gmThickness: 3 * j(0.1),
-    sulcusDepth: 17 * j(0.15),
+    sulcusDepth: 25 * j(0.15),
   };
 }
 
@@ -168,7 +168,7 @@ function labelAt(an: Anatomy, x: number, y: number, z: number): number {
   const sheet = Math.abs(f) / g;
   let dv = 0;
   for (const w of an.depthWaves) dv += Math.sin(w.k[0] * x + w.k[1] * y + w.k[2] * z + w.phase);
-  const sd = an.sulcusDepth * (1 + 0.25 * dv / 1.7);
+  const sd = an.sulcusDepth * (1 + 0.3 * dv / 1.7);
   const fiss = Math.abs(x);
   const fissDepth = z > 0 ? 30 : 8;
   if ((sheet < GAP && depth < sd) || (fiss < GAP && depth < fissDepth)) return Label.CSF;
