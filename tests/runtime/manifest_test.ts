@@ -84,6 +84,17 @@ Deno.test("verify: reports changed inputs and the size of numeric differences", 
   assertEquals(report.bitIdentical, false);
 });
 
+Deno.test("verify: a record from another adapter is reported as such", async () => {
+  await using s = await scratch();
+  const r = await runFixture("echo", s);
+  const m = JSON.parse(await Deno.readTextFile(r.manifestPath!));
+  m.adapter.description = "NVIDIA H100 (recorded elsewhere)";
+  await Deno.writeTextFile(r.manifestPath!, JSON.stringify(m));
+  const report = await verifyManifest(r.manifestPath!, { outDir: `${s.root}/rerun` });
+  assertEquals(report.sameAdapter, false);
+  assertEquals(report.bitIdentical, true); // this recipe does no floating-point GPU work
+});
+
 Deno.test("compareArrays: max abs/rel difference, NaN-aware", () => {
   const r = compareArrays([1, 2, -4, NaN], [1, 2.5, -3, NaN]);
   assertEquals(r, { maxAbsDiff: 1, maxRelDiff: 0.25, differing: 2 });
