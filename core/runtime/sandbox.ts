@@ -275,18 +275,27 @@ async function runChild(
     describe: null,
     stderrTail: "",
   };
-  const deno = Deno.execPath();
-  const args = sandboxArgs(prep, limits.memoryMb);
-  let cmd = deno;
-  let cmdArgs = args;
-  if (spec.mode === "run" && canRunShell()) {
-    // A per-file size cap enforced by the kernel (SIGXFSZ) backs up the folder polling.
-    const blocks = Math.max(1, Math.ceil(limits.maxOutputBytes / 512));
-    cmd = "/bin/sh";
-    cmdArgs = ["-c", 'ulimit -f "$1" && shift && exec "$@"', "sh", String(blocks), deno, ...args];
-  }
+  let deno = "deno";
   let child: Deno.ChildProcess;
   try {
+    deno = Deno.execPath();
+    const args = sandboxArgs(prep, limits.memoryMb);
+    let cmd = deno;
+    let cmdArgs = args;
+    if (spec.mode === "run" && canRunShell()) {
+      // A per-file size cap enforced by the kernel (SIGXFSZ; dash counts 512-byte blocks) backs
+      // up the folder polling. If the shell refuses the limit, the run goes on without it.
+      const blocks = Math.max(1, Math.ceil(limits.maxOutputBytes / 512));
+      cmd = "/bin/sh";
+      cmdArgs = [
+        "-c",
+        'ulimit -f "$1" 2>/dev/null; shift; exec "$@"',
+        "sh",
+        String(blocks),
+        deno,
+        ...args,
+      ];
+    }
     child = new Deno.Command(cmd, {
       args: cmdArgs,
       cwd: prep.outDir || prep.recipe.slice(0, prep.recipe.lastIndexOf("/")) || "/",

@@ -256,3 +256,12 @@ export default defineRecipe({
   assertEquals(j.voxels, 25);
   assertEquals(j.adapter, (await readManifest(r.manifestPath!)).adapter!.description);
 });
+
+Deno.test("one oversized write is cut by the per-file limit (ulimit -f) and reported as quota", async () => {
+  await using s = await scratch();
+  const quota = 4 << 20;
+  const r = await runFixture("big_write", s, { maxOutputBytes: quota });
+  assertEquals(r.reason, "output-quota", r.error);
+  const size = await Deno.stat(`${s.outDir}/big.bin`).then((st) => st.size, () => 0);
+  assert(size <= quota, `big.bin has ${size} bytes, quota ${quota}`);
+});
