@@ -14,9 +14,13 @@ import { describeRecipe, type RecipeDescription } from "./sandbox.ts";
 
 /** What the handler needs. */
 export interface AppContext {
+  /** The validated configuration. */
   config: ServerConfig;
+  /** Job storage and queue. */
   store: JobStore;
+  /** The runner of queued jobs. */
   runner: JobRunner;
+  /** Change notifications (long-poll, SSE). */
   events: JobEvents;
   /** Describes a recipe (description and JSON Schema of its parameters); default: the sandbox's. */
   describeRecipe?: (path: string) => Promise<RecipeDescription>;

@@ -14,6 +14,7 @@ export {
 export type { ServeOptions } from "./server.ts";
 export {
   type Limits,
+  limitsSchema,
   loadServerConfig,
   parseServerConfig,
   type ServerConfig,
@@ -21,7 +22,9 @@ export {
   serverConfigSchema,
   type UserConfig,
   userLimits,
+  userSchema,
 } from "./config.ts";
+export type { RecipeDescription, SandboxOptions, SandboxResult } from "./sandbox.ts";
 export { Authenticator, generateToken, hashToken, verifyToken } from "./auth.ts";
 export type { TokenHashAlgorithm } from "./auth.ts";
 export {

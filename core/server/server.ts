@@ -33,10 +33,15 @@ export interface ServeOptions {
 
 /** A server's parts without a socket: call `handler` directly, then `close`. */
 export interface PetrelServer {
+  /** The validated configuration. */
   config: ServerConfig;
+  /** Job storage and queue. */
   store: JobStore;
+  /** The runner of queued jobs. */
   runner: JobRunner;
+  /** Change notifications (long-poll, SSE). */
   events: JobEvents;
+  /** The HTTP handler (API and web page). */
   handler: (req: Request) => Promise<Response>;
   /** Jobs found running at start (left by a crashed server) and what became of them. */
   recovered: { requeued: string[]; failed: string[] };

@@ -47,18 +47,27 @@ export interface NewJob {
 
 /** A stored job. */
 export interface JobRecord extends NewJob {
+  /** Current state. */
   state: JobState;
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /** When the current or last run started (ms since the epoch). */
   startedAt: number | null;
+  /** When the job ended (ms since the epoch). */
   finishedAt: number | null;
   /** How many times the job has been started. */
   attempts: number;
+  /** Exit code of the last run's process. */
   exitCode: number | null;
+  /** Why the job failed or stopped. */
   reason: JobReason | null;
+  /** One-sentence description of the failure. */
   error: string | null;
+  /** Progress reported by the recipe: steps done. */
   progressDone: number;
+  /** Progress reported by the recipe: steps in all. */
   progressTotal: number;
+  /** Whether the user asked to cancel it. */
   cancelRequested: boolean;
   /** GPU slot of the current or last run. */
   gpu: number | null;
@@ -72,16 +81,23 @@ export interface JobRecord extends NewJob {
 
 /** How a run ended. */
 export interface JobOutcome {
+  /** Final state. */
   state: "succeeded" | "failed" | "cancelled";
+  /** Exit code of the process (null if it never ran). */
   exitCode: number | null;
+  /** Why it failed or stopped. */
   reason?: JobReason;
+  /** One-sentence description of the failure. */
   error?: string;
+  /** Manifest path relative to the output folder. */
   manifest?: string;
 }
 
 /** One stored log line. */
 export interface LogLine {
+  /** Line number within the job's log (from 1). */
   seq: number;
+  /** The text. */
   line: string;
 }
 
