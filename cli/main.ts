@@ -453,10 +453,17 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
         }
         sink.finish();
         const code = verifyExitCode(report, o.rtol);
+        // A temporary rerun that reproduced everything is not worth keeping.
+        const removed = !o.out && report.bitIdentical;
+        if (removed) await Deno.remove(report.rerunDir, { recursive: true }).catch(() => {});
         if (o.json) {
           const { manifest: _m, ...rest } = report;
-          io.out(JSON.stringify({ ...rest, exitStatus: code }) + "\n");
-        } else io.out(verifyText(report, o.rtol));
+          io.out(JSON.stringify({ ...rest, rerunRemoved: removed, exitStatus: code }) + "\n");
+        } else {
+          io.out(
+            verifyText(report, o.rtol) + (removed ? "(temporary rerun folder removed)\n" : ""),
+          );
+        }
         setCode(code);
       },
     );

@@ -170,7 +170,13 @@ Deno.test("cli verify: bit-identical rerun exits 0; JSON report", async () => {
   assertStringIncludes(r.out, "bit-identical: yes");
   r = await cli("verify", `${s.outDir}/manifest.json`, "--json", "-q");
   const j = JSON.parse(r.out);
-  assertEquals([r.code, j.bitIdentical, j.sameAdapter], [EXIT.ok, true, true]);
+  assertEquals([r.code, j.bitIdentical, j.sameAdapter, j.rerunRemoved], [
+    EXIT.ok,
+    true,
+    true,
+    true,
+  ]);
+  assertEquals(await Deno.stat(j.rerunDir).then(() => true, () => false), false);
   r = await cli("verify", `${s.root}/missing.json`);
   assertEquals(r.code, EXIT.input);
 });
