@@ -662,6 +662,15 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
         allow("POST");
         return await cancel(user, id);
       }
+      if (parts.length === 3 && parts[2] === "purge") {
+        allow("POST");
+        const job = await ownJob(user, id);
+        if (!TERMINAL.has(job.state) || !(await store.remove(id))) {
+          throw new HttpError(409, `job '${id}' has not ended; cancel it first, then purge it`);
+        }
+        await Deno.remove(job.jobDir, { recursive: true }).catch(() => {});
+        return json({ purged: id });
+      }
       if (parts.length === 3 && parts[2] === "log") {
         allow("GET");
         return await longPollLog(user, id, req);

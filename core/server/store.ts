@@ -127,6 +127,8 @@ export interface JobStore {
   cancelQueued(id: string): Promise<boolean>;
   /** Marks a running job as to be cancelled (the owner of the run aborts it). */
   requestCancel(id: string): Promise<void>;
+  /** Deletes a job that has ended, with its log; false if it has not ended (or is missing). */
+  remove(id: string): Promise<boolean>;
   /** Appends log lines; lines beyond `maxLines` are dropped (one note says so). */
   appendLog(id: string, lines: string[], maxLines: number): Promise<void>;
   /** Log lines with `seq > after`, at most `limit`. */
@@ -356,6 +358,19 @@ export class SqliteJobStore implements JobStore {
   requestCancel(id: string): Promise<void> {
     this.#db.prepare("UPDATE jobs SET cancel_requested = 1 WHERE id = ?").run(id);
     return Promise.resolve();
+  }
+
+  /** Deletes a job that has ended, with its log. */
+  remove(id: string): Promise<boolean> {
+    const removed = this.#tx(() => {
+      const r = this.#db.prepare(
+        "DELETE FROM jobs WHERE id = ? AND state IN ('succeeded', 'failed', 'cancelled')",
+      ).run(id);
+      if (Number(r.changes) !== 1) return false;
+      this.#db.prepare("DELETE FROM job_logs WHERE job_id = ?").run(id);
+      return true;
+    });
+    return Promise.resolve(removed);
   }
 
   /** Appends log lines, keeping at most `maxLines` (plus one note). */

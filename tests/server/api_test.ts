@@ -206,6 +206,7 @@ Deno.test("server api: a user never sees, reads or cancels another user's jobs",
         ["GET", `/api/jobs/${id}/files/result.json`],
         ["POST", `/api/jobs/${id}/cancel`],
         ["DELETE", `/api/jobs/${id}`],
+        ["POST", `/api/jobs/${id}/purge`],
       ]
     ) {
       const res = await env.call(B, m, p);
@@ -233,6 +234,16 @@ Deno.test("server api: a user never sees, reads or cancels another user's jobs",
     const res = await env.call(A, "GET", `/api/jobs/${id}/files/db`);
     assertEquals(res.status, 404);
     await res.body?.cancel();
+    // The owner purges the ended job: its record, log and folder are gone.
+    const jobDir = `${env.dir}/data/jobs/alice/${id}`;
+    await Deno.stat(jobDir);
+    assertEquals(await env.json(A, "POST", `/api/jobs/${id}/purge`), {
+      status: 200,
+      body: { purged: id },
+    });
+    assertEquals((await env.json(A, "GET", `/api/jobs/${id}`)).status, 404);
+    assertEquals(await env.server.store.readLog(id, 0, 10), []);
+    await Deno.stat(jobDir).then(() => assert(false, "job folder kept"), () => {});
   } finally {
     await env.close();
   }
@@ -258,6 +269,12 @@ Deno.test("server api: cancel a queued and a running job; active-job quota", asy
     assert((ca.body.progress as { done: number }).done < 100);
     // Cancelling again is harmless.
     assertEquals((await env.json(A, "POST", `/api/jobs/${a}/cancel`)).body.state, "cancelled");
+    // A job that has not ended cannot be purged.
+    const c = (await env.json(A, "POST", "/api/jobs", slow)).body.id as string;
+    const p = await env.json(A, "POST", `/api/jobs/${c}/purge`);
+    assertEquals(p.status, 409);
+    assertMatch(String(p.body.error), /has not ended/);
+    await env.json(A, "POST", `/api/jobs/${c}/cancel`);
   } finally {
     await env.close();
   }
