@@ -397,7 +397,7 @@ export async function ddipStack(
   };
   try {
     // 1. initialisation and scale
-    let t0 = performance.now();
+    const t0 = performance.now();
     const init = options.init ?? await mlemInit(likelihood, config.initIterations);
     if (init.length !== n) {
       throw new RangeError(`init has ${init.length} voxels, expected ${n}`);
