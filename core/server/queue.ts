@@ -85,8 +85,16 @@ export class JobRunner {
     return this.#running.size;
   }
 
-  /** Fills free slots with queued jobs (call after a submission or when a job ends). */
+  /** Fills free slots with queued jobs (call after a submission or when a job ends). Never throws. */
   async kick(): Promise<void> {
+    try {
+      await this.#fill();
+    } catch (e) {
+      console.error("petrel serve: could not take jobs from the queue:", e);
+    }
+  }
+
+  async #fill(): Promise<void> {
     if (this.#kicking) {
       this.#again = true;
       return;
@@ -101,10 +109,14 @@ export class JobRunner {
           const gpu = Math.floor(slot / this.#o.jobsPerGpu);
           const job = await this.#store.claimNext(this.#o.workerId, gpu);
           if (!job) break;
+          // Stopped while claiming: leave it `running`; recovery re-queues it at the next start.
+          if (this.#stopping) break;
           this.#slots[slot] = true;
           this.#o.events.emit(job.id);
           const abort = new AbortController();
-          const done = this.#run(job, abort.signal).finally(() => {
+          const done = this.#run(job, abort.signal).catch((e) => {
+            console.error(`petrel serve: job ${job.id} could not be recorded:`, e);
+          }).finally(() => {
             this.#slots[slot] = false;
             this.#running.delete(job.id);
             this.#o.events.emit(job.id);
