@@ -46,7 +46,12 @@ function classify(err: unknown): { kind: HarnessErrorKind; message: string; reso
   }
   if (err instanceof RecipeParamsError) return { kind: "params", message: err.message };
   if (err instanceof RecipeOutputQuotaError) return { kind: "output-quota", message: err.message };
-  if (err instanceof RecipeInputError || err instanceof Deno.errors.NotFound) {
+  // Missing or malformed inputs/models (core/io's FormatError, the prior's PriorModelError).
+  const inputNames = ["FormatError", "PriorModelError", "OnnxFormatError"];
+  if (
+    err instanceof RecipeInputError || err instanceof Deno.errors.NotFound ||
+    (err instanceof Error && inputNames.includes(err.name))
+  ) {
     return { kind: "input", message: (err as Error).message };
   }
   if (err instanceof Error) return { kind: "recipe", message: `${err.name}: ${err.message}` };

@@ -67,18 +67,25 @@ export interface PermissionInfo {
   resource: string;
 }
 
-/** Recognises Deno's permission errors (NotCapable / PermissionDenied / module-load TypeErrors). */
+/**
+ * Recognises Deno's permission errors (NotCapable / PermissionDenied / module-load TypeErrors),
+ * also when wrapped (e.g. core/io's FilePermissionError keeps the original as `cause`).
+ */
 export function permissionInfo(err: unknown): PermissionInfo | null {
-  if (!(err instanceof Error)) return null;
-  const m = PERMISSION_RE.exec(err.message);
-  if (m) return { permission: m[1], resource: m[2] };
-  const remote = /A remote specifier was requested: "([^"]+)"/.exec(err.message) ??
-    /Could not find a matching package for '([^']+)'/.exec(err.message);
-  if (remote) return { permission: "import", resource: remote[1] };
-  if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-    return { permission: "unknown", resource: err.message };
+  let wrapped: Error | null = null;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const m = PERMISSION_RE.exec(e.message);
+    if (m) return { permission: m[1], resource: m[2] };
+    const remote = /A remote specifier was requested: "([^"]+)"/.exec(e.message) ??
+      /Could not find a matching package for '([^']+)'/.exec(e.message);
+    if (remote) return { permission: "import", resource: remote[1] };
+    if (
+      !wrapped &&
+      (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied ||
+        e.name === "FilePermissionError")
+    ) wrapped = e;
   }
-  return null;
+  return wrapped ? { permission: "unknown", resource: wrapped.message } : null;
 }
 
 /** A one-sentence explanation of a denied permission for users. */
@@ -94,7 +101,8 @@ export function permissionMessage(info: PermissionInfo): string {
     import:
       `import code from ${info.resource} (only petrel and its pinned npm packages can be imported)`,
   };
-  return `permission denied: the recipe tried to ${
-    what[info.permission] ?? info.resource
-  }; a petrel run may only read its inputs, models and petrel itself, and write its output folder`;
+  const tried = what[info.permission]
+    ? `the recipe tried to ${what[info.permission]}`
+    : info.resource;
+  return `permission denied: ${tried}; a petrel run may only read its inputs, models and petrel itself, and write its output folder`;
 }

@@ -140,4 +140,6 @@ Deno.test("permissionInfo recognises Deno's permission errors", () => {
     { permission: "net", resource: "example.com:80" },
   );
   assertEquals(permissionInfo(new Error("unrelated")), null);
+  const wrapped = new Error("cannot read /x: Deno was not granted read access", { cause: e });
+  assertEquals(permissionInfo(wrapped), { permission: "read", resource: "/etc/passwd" });
 });

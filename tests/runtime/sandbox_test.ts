@@ -15,6 +15,7 @@ async function assertContained(s: Awaited<ReturnType<typeof scratch>>): Promise<
 
 const PERMISSION_CASES: [string, Record<string, unknown>, RegExp][] = [
   ["read_passwd", {}, /read "\/etc\/passwd"/],
+  ["read_via_io", {}, /read "\/etc\/passwd"/],
   ["static_import", {}, /read "\/etc\/passwd"/],
   ["net", { how: "fetch" }, /network connection to example\.com:80/],
   ["net", { how: "connect" }, /network connection to 127\.0\.0\.1:80/],
@@ -144,6 +145,12 @@ Deno.test("recipe errors, early exits and missing inputs are reported as such", 
     const r = await runFixture("missing_input", s);
     assertEquals([r.reason, r.errorKind], ["error", "input"]);
     assertStringIncludes(r.error!, "nope.nii");
+  }
+  {
+    await using s = await scratch();
+    const r = await runFixture("bad_input", s);
+    assertEquals([r.reason, r.errorKind], ["error", "input"], r.error);
+    assertMatch(r.error!, /data\.bin/);
   }
 });
 
