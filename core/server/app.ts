@@ -395,11 +395,15 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
       recipeLabel = `upload:${name}`;
     }
     const datasetPaths: string[] = [];
+    sub.datasets = [...new Set(sub.datasets)];
     for (const d of sub.datasets) {
       if (!Object.hasOwn(config.datasets, d)) {
         throw new HttpError(400, `unknown dataset '${d}'; expected one of the server's datasets`);
       }
       datasetPaths.push(config.datasets[d]);
+    }
+    if (sub.inputs.length > 1000) {
+      throw new HttpError(400, `${sub.inputs.length} input files given; at most 1000 are allowed`);
     }
     const names = new Set<string>();
     let total = sub.recipeSource?.length ?? 0;
