@@ -272,3 +272,20 @@ Deno.test("one oversized write is cut by the per-file limit (ulimit -f) and repo
   const size = await Deno.stat(`${s.outDir}/big.bin`).then((st) => st.size, () => 0);
   assert(size <= quota, `big.bin has ${size} bytes, quota ${quota}`);
 });
+
+Deno.test("concurrent runs are independent (6 at once; distinct seeds give distinct outputs)", async () => {
+  await using s = await scratch();
+  const runs = await Promise.all(
+    [0, 1, 2, 3, 4, 5].map((k) =>
+      runFixture("echo", s, { outDir: `${s.root}/out${k}`, seed: k, params: { count: 32 } })
+    ),
+  );
+  const hashes = new Set<string>();
+  for (const [k, r] of runs.entries()) {
+    assertEquals(r.ok, true, `run ${k}: ${r.error}`);
+    const m = await readManifest(r.manifestPath!);
+    assertEquals(m.seed, k);
+    hashes.add(m.outputs.find((o) => o.path === "sub/values.f32")!.sha256);
+  }
+  assertEquals(hashes.size, 6);
+});
