@@ -6,9 +6,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-// Until deno.json maps "playwright-core" (asked of the lead), the version is pinned here.
-// deno-lint-ignore no-import-prefix
-import { chromium } from "npm:playwright-core@1.65.1";
+import { chromium } from "playwright-core";
 
 const [url, alice, bob] = Deno.args;
 const browser = await chromium.launch({
