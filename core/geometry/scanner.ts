@@ -200,6 +200,49 @@ export class RingScanner {
   }
 
   /**
+   * Throws when `grid` does not fit inside the scanner: transaxially every voxel must lie inside
+   * the crystal ring (inner radius for polygons), axially the grid must not extend more than one
+   * ring spacing beyond the outer rings. The message says by how much and what would fit.
+   */
+  checkGridFits(grid: ImageGrid): void {
+    const s = this.spec;
+    const inner = s.radiusMm; // for polygons radiusMm is the inner (side-centre) radius
+    let rMax = 0;
+    for (const ix of [0, grid.shape[0] - 1]) {
+      for (const iy of [0, grid.shape[1] - 1]) {
+        const x = grid.originMm[0] + ix * grid.voxelSizeMm[0];
+        const y = grid.originMm[1] + iy * grid.voxelSizeMm[1];
+        // outer corner of the corner voxel
+        const cx = Math.abs(x) + grid.voxelSizeMm[0] / 2;
+        const cy = Math.abs(y) + grid.voxelSizeMm[1] / 2;
+        rMax = Math.max(rMax, Math.hypot(cx, cy));
+      }
+    }
+    if (rMax >= inner) {
+      throw new RangeError(
+        `image grid does not fit the scanner "${s.name}": its corners reach ${
+          rMax.toFixed(1)
+        } mm from the axis but the crystals sit at ${inner} mm; use fewer or smaller voxels (a centred square of side ≤ ${
+          (inner * Math.SQRT2).toFixed(1)
+        } mm fits)`,
+      );
+    }
+    const zLo = grid.originMm[2] - grid.voxelSizeMm[2] / 2;
+    const zHi = grid.originMm[2] + (grid.shape[2] - 0.5) * grid.voxelSizeMm[2];
+    const ringLo = this.ringZ(0) - s.ringSpacingMm;
+    const ringHi = this.ringZ(s.rings - 1) + s.ringSpacingMm;
+    if (zLo < ringLo - 1e-6 || zHi > ringHi + 1e-6) {
+      throw new RangeError(
+        `image grid does not fit the scanner "${s.name}" axially: it spans z ${zLo.toFixed(1)} … ${
+          zHi.toFixed(1)
+        } mm but the rings cover ${this.ringZ(0).toFixed(1)} … ${
+          this.ringZ(s.rings - 1).toFixed(1)
+        } mm; use fewer slices or a smaller z voxel`,
+      );
+    }
+  }
+
+  /**
    * The natural reconstruction grid: `shape` transaxial voxels of `voxelMm`, and one slice per
    * ring (or `nz` slices of `voxelZMm`), centred on the scanner.
    */
@@ -210,7 +253,9 @@ export class RingScanner {
   ): ImageGrid {
     const nz = axial?.nz ?? this.spec.rings;
     const vz = axial?.voxelZMm ?? this.spec.ringSpacingMm;
-    return centredGrid([transaxial, transaxial, nz], [voxelMm, voxelMm, vz]);
+    const grid = centredGrid([transaxial, transaxial, nz], [voxelMm, voxelMm, vz]);
+    this.checkGridFits(grid);
+    return grid;
   }
 }
 

@@ -350,6 +350,7 @@ export function ringForwardModel(
   options: RingModelOptions & { grid: ImageGrid },
 ): ForwardModel {
   const grid = imageGrid(options.grid);
+  scanner.checkGridFits(grid);
   const nsub = options.subsets ?? 1;
   const blur = options.resolutionFwhmMm && options.resolutionFwhmMm.some((f) => f > 0)
     ? new GaussianFilter(ctx, grid, options.resolutionFwhmMm)

@@ -132,3 +132,15 @@ Deno.test("regular-polygon crystals lie on the flat sides", () => {
   assertClose(Math.hypot(s.crystalXY[0], s.crystalXY[1]), 100, 1e-9);
   assert(Math.hypot(s.crystalXY[8], s.crystalXY[9]) > 100);
 });
+
+Deno.test("a grid that does not fit the scanner is rejected with what would fit", () => {
+  const s = smallScanner(); // radius 60 mm, one ring
+  s.checkGridFits(centredGrid([24, 24, 1], [3, 3, 4])); // corners at 50.9 mm: fits
+  assertThrows(
+    () => s.checkGridFits(centredGrid([32, 32, 1], [3, 3, 4])),
+    /corners reach 67\.9 mm .* crystals sit at 60 mm/,
+  );
+  assertThrows(() => s.checkGridFits(centredGrid([24, 24, 5], [3, 3, 4])), /axially/);
+  assertThrows(() => s.imageGrid(64, 3), /does not fit the scanner/);
+  assertEquals(mmrLike2d().imageGrid(128, 2.086).shape, [128, 128, 1]);
+});
