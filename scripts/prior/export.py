@@ -49,6 +49,8 @@ def load_model(args) -> tuple:
     sd = ck.get("ema") if (ck.get("ema") is not None and not args.no_ema) else ck["model"]
     model.load_state_dict(sd)
     info = dict(ck.get("train_info", {}))
+    if str(info.get("data", "")).startswith(REPO + os.sep):
+        info["data"] = os.path.relpath(info["data"], REPO)
     info["steps"] = int(ck.get("step", 0))
     info["weights"] = "EMA" if (ck.get("ema") is not None and not args.no_ema) else "raw"
     return model, info

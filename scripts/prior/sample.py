@@ -73,11 +73,12 @@ def main() -> None:
     ap.add_argument("--png", default="docs/figures/prior_samples.png")
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--raw", action="store_true", help="use the raw (not EMA) weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from skimage.metrics import structural_similarity
 
-    model = load(args.ckpt)
+    model = load(args.ckpt, use_ema=not args.raw)
     pet = np.load(os.path.join(args.data, "pet.npy")).astype(np.float32)
     mr = np.load(os.path.join(args.data, "mr.npy")).astype(np.float32)
     gen = torch.Generator().manual_seed(args.seed)

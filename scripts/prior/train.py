@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -84,6 +85,9 @@ def main() -> None:
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
+    device = torch.device(args.device)
+    model.to(device)
+    ema.to(device)
     # LoRA factors are not trained here (lora_enabled is False): exclude them from the optimiser
     train_params = [p for name, p in model.named_parameters() if "lora_" not in name]
     opt = torch.optim.AdamW(train_params, lr=args.lr, weight_decay=args.weight_decay)
@@ -114,13 +118,14 @@ def main() -> None:
     command = "/usr/bin/python3 " + " ".join(sys.argv)
 
     def save() -> None:
-        info = {"data": os.path.abspath(args.data), "data_format": manifest.get("format"),
+        info = {"data": args.data, "data_format": manifest.get("format"),
                 "data_command": manifest.get("command"), "stacks": int(n),
                 "subjects": manifest.get("subjects"), "tracer": manifest.get("tracer"),
                 "t_range": f"p={args.p_low} uniform [0,{args.t_low}), else uniform [0,{T_STEPS})",
                 "crop": crop, "batch": args.batch, "lr": args.lr, "ema": args.ema,
                 "optimizer": "AdamW", "seconds": round(elapsed, 1),
-                "hardware": f"CPU, torch {torch.__version__}, {args.threads} thread(s), shared 2-core machine",
+                "hardware": (f"CPU, torch {torch.__version__}, {args.threads} thread(s), shared 2-core machine"
+                             if device.type == "cpu" else f"{device}, torch {torch.__version__}"),
                 "command": command}
         tmp = ckpt_path + ".tmp"
         torch.save({"config": model.config, "model": model.state_dict(), "ema": ema.state_dict(),
@@ -162,6 +167,7 @@ def main() -> None:
                         torch.randint(0, T_STEPS, (args.batch,), generator=gen))
         noise = torch.randn(x0.shape, generator=gen)
         x_t = sqrt_ab[t].view(-1, 1, 1, 1) * x0 + sqrt_1mab[t].view(-1, 1, 1, 1) * noise
+        x_t, t, cond, noise = x_t.to(device), t.to(device), cond.to(device), noise.to(device)
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
