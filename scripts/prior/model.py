@@ -35,8 +35,9 @@ def linear_schedule(T: int = T_STEPS) -> Tuple[torch.Tensor, torch.Tensor]:
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of a float timestep vector [B] -> [B, dim] (cos first, then sin)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None, :]
+    dtype = t.dtype if t.is_floating_point() else torch.float32
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=dtype) / half)
+    args = t.to(dtype)[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
