@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--p-low", type=float, default=0.9)
     ap.add_argument("--max-steps", type=int, default=10 ** 9)
     ap.add_argument("--deadline", default=None, help="stop at HH:MM UTC (or epoch seconds)")
+    ap.add_argument("--decay-minutes", type=float, default=0.0,
+                    help="decay the lr linearly to 10%% over the last N minutes before --deadline")
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
@@ -123,6 +125,9 @@ def main() -> None:
                 "subjects": manifest.get("subjects"), "tracer": manifest.get("tracer"),
                 "t_range": f"p={args.p_low} uniform [0,{args.t_low}), else uniform [0,{T_STEPS})",
                 "crop": crop, "batch": args.batch, "lr": args.lr, "ema": args.ema,
+                "lr_schedule": (f"warm-up {args.warmup} steps, constant, then linear decay to 10% over "
+                                f"the last {args.decay_minutes} min before the deadline (wall clock)"
+                                if args.decay_minutes > 0 else f"warm-up {args.warmup} steps, constant"),
                 "optimizer": "AdamW", "seconds": round(elapsed, 1),
                 "hardware": (f"CPU, torch {torch.__version__}, {args.threads} thread(s), shared 2-core machine"
                              if device.type == "cpu" else f"{device}, torch {torch.__version__}"),
@@ -169,6 +174,9 @@ def main() -> None:
         x_t = sqrt_ab[t].view(-1, 1, 1, 1) * x0 + sqrt_1mab[t].view(-1, 1, 1, 1) * noise
         x_t, t, cond, noise = x_t.to(device), t.to(device), cond.to(device), noise.to(device)
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        if deadline is not None and args.decay_minutes > 0:
+            left = (deadline - time.time()) / (60 * args.decay_minutes)
+            lr *= 0.1 + 0.9 * min(1.0, max(0.0, left))
         for group in opt.param_groups:
             group["lr"] = lr
         loss = torch.mean((model(x_t, t.float(), cond) - noise) ** 2)
