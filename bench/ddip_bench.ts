@@ -3,12 +3,14 @@
  * network (ε forward), VJP, penalised-EM x-step and overhead, on whatever adapter/provider this
  * machine gives (wasm on a CPU fallback adapter, WebGPU on a real GPU).
  *
- *   deno run -A --unstable-raw-imports bench/ddip_bench.ts [--model models/fdg_prior] [--steps 4] [--json]
+ *   deno run -A --unstable-raw-imports bench/ddip_bench.ts [--model models/fdg_prior] [--reps 3] [--skip-vjp] [--json]
  *
- * It runs `--steps` DDIP-HQS steps of the reference per-step work (2 fine-tuning iterations of
- * 5 EM iterations each) on an mMR-like 3-direct-plane stack (224 views × 129 bins × 3 planes,
- * attenuation, randoms) and extrapolates the per-stack time of the reference chain (200 steps) and
- * the CPU preset (25 steps) from the measured per-step time.
+ * It times each part of a reverse step on an mMR-like 3-direct-plane stack (224 views × 129
+ * bins × 3 planes, attenuation, randoms): ε forward, VJP, the x-step (5 penalised-EM
+ * iterations, one submit plus transfers), AdamW and the host sampler arithmetic (medians of
+ * `--reps` calls), composes the per-step cost of DDIP-HQS (2 × (ε + x-step + VJP + AdamW) + ε)
+ * and DDS (ε + x-step), and the per-stack time of the reference chain (200 steps) and the CPU
+ * preset (25 steps).
  *
  * @module
  */
@@ -21,12 +23,18 @@ import { ringForwardModel } from "../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../core/model/likelihood.ts";
 import { simulateCounts } from "../core/model/simulate.ts";
 import { loadPrior } from "../core/diffusion/prior.ts";
-import { DDIP_CPU_PRESET, ddipConfig, ddipStack } from "../core/recon/ddip.ts";
+import { AdamW } from "../core/diffusion/adamw.ts";
+import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts";
+import { DDIP_CPU_PRESET, ddipConfig, mlemInit } from "../core/recon/ddip.ts";
+import { PenalisedEmStep } from "../core/recon/xstep.ts";
+import { Rng } from "../core/sim/rng.ts";
 import { directPlaneScanner } from "../core/recon/ddip_volume.ts";
 
 const o = new Command("ddip_bench")
   .option("--model <dir>", "prior directory", "models/fdg_prior")
-  .option("--steps <n>", "DDIP steps to time", "4")
+  .option("--reps <n>", "repetitions per timed call (median)", "3")
+  .option("--vjp-reps <n>", "repetitions of the VJP call", "1")
+  .option("--skip-vjp", "do not time the VJP graph", false)
   .option("--size <n>", "image size (must match the VJP graph)", "128")
   .option("--json", "print JSON instead of a table", false)
   .parse().opts();
@@ -60,59 +68,115 @@ const likelihood = new PoissonLikelihood(model, sim.counts);
 let mrMax = 0;
 for (const v of truth) mrMax = Math.max(mrMax, v);
 const mr = Float32Array.from(truth, (v) => v / mrMax);
-const steps = Number(o.steps);
-
-// warm-up (session and pipeline compilation), then the timed run
-await ddipStack(prior, { likelihood, grid, mr }, {
-  config: { startT: 200, steps: 1, initIterations: 1 },
-});
-const r = await ddipStack(prior, { likelihood, grid, mr }, {
-  config: { startT: 200, steps, initIterations: 20 },
-});
-const t = r.timings;
-const perStep = (t.totalMs - t.initMs) / t.steps;
-const split = {
-  network: t.networkMs / t.steps,
-  vjp: t.vjpMs / t.steps,
-  em: t.emMs / t.steps,
-  adamw: t.adamMs / t.steps,
-  overhead: t.overheadMs / t.steps,
+const reps = Number(o.reps);
+const k = ddipConfig().fineTuneIterations;
+const emIts = ddipConfig().emIterations;
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+const time = async (fn: () => Promise<unknown>, n: number): Promise<number> => {
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
 };
+const params = prior.createParams();
+const xt = Float32Array.from(truth, (v) => v / mrMax + 0.1);
+const log = (m: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
+// MLEM initialisation (20 its) and the x-step (5 penalised-EM its, one submit + transfers)
+const t0 = performance.now();
+const init = await mlemInit(likelihood, 20);
+const initMs = performance.now() - t0;
+log(`MLEM 20 its ${initMs.toFixed(0)} ms`);
+const dev = new PenalisedEmStep(likelihood);
+const xa = ctx.array(grid.shape);
+const za = ctx.array(grid.shape);
+const xStepMs = await time(async () => {
+  za.write(init);
+  ctx.run((rec) => dev.record(rec, xa, za, { beta: 0.01, iterations: emIts }));
+  await xa.read();
+}, reps);
+log(`x-step ${xStepMs.toFixed(0)} ms`);
+await prior.eps(xt, 150, mr, params); // warm-up
+const epsMs = await time(() => prior.eps(xt, 150, mr, params), reps);
+log(`eps ${epsMs.toFixed(0)} ms`);
+let vjpMs = NaN;
+let adamMs = NaN;
+if (!o.skipVjp && prior.canFineTune) {
+  let grads: Map<string, Float32Array> | null = null;
+  vjpMs = await time(async () => {
+    grads = (await prior.vjp(xt, 150, mr, params, xt)).grads;
+  }, Number(o.vjpReps));
+  log(`vjp ${vjpMs.toFixed(0)} ms`);
+  const opt = new AdamW();
+  adamMs = await time(() => Promise.resolve(opt.step(params.clone(), grads!)), reps);
+}
+// host sampler arithmetic per step: k+1 Tweedie estimates, k loss gradients, one DDIM step
+const rng = new Rng(1);
+const hostMs = await time(() => {
+  for (let i = 0; i < k + 1; i++) tweedie(xt, xt, 0.9);
+  for (let i = 0; i < k; i++) tweedieLossGrad(xt, init, 0.9);
+  ddimStep(xt, xt, { alphaBarPrev: 0.95, eta: 0.85, rng });
+  return Promise.resolve();
+}, reps);
+const split = {
+  network: (k + 1) * epsMs,
+  vjp: k * vjpMs,
+  em: k * xStepMs,
+  adamw: k * adamMs,
+  overhead: hostMs,
+};
+const dds = { network: epsMs, em: xStepMs, overhead: hostMs };
+const perStep = Object.values(split).reduce((a, b) => a + b, 0);
+const perStepDds = Object.values(dds).reduce((a, b) => a + b, 0);
 const ref = ddipConfig();
 const cpu = ddipConfig(DDIP_CPU_PRESET);
 const result = {
-  device: ctx.adapter?.description ?? "unknown adapter",
+  device: ctx.adapter.description,
   provider: prior.provider,
   model: String(o.model),
   image: [n, n, 3],
-  lors: scanner.sinogramShape,
-  stepsTimed: t.steps,
-  perStepMs: perStep,
-  perStepSplitMs: split,
-  perCallMs: {
-    eps: t.networkMs / t.networkCalls,
-    vjp: t.vjpMs / Math.max(1, t.vjpCalls),
-    xStep5Em: t.emMs / Math.max(1, t.xSteps),
+  sinogram: scanner.sinogramShape,
+  perCallMs: { eps: epsMs, vjp: vjpMs, xStep5Em: xStepMs, adamw: adamMs, host: hostMs },
+  ddipHqsPerStepMs: { ...split, total: perStep },
+  ddsPerStepMs: { ...dds, total: perStepDds },
+  initMs,
+  stackSeconds: {
+    ddipHqsReference: (initMs + ref.steps * perStep) / 1000,
+    ddipHqsCpuPreset: (initMs + cpu.steps * perStep) / 1000,
+    ddsReference: (initMs + ref.steps * perStepDds) / 1000,
+    ddsCpuPreset: (initMs + cpu.steps * perStepDds) / 1000,
   },
-  initMs: t.initMs,
-  stackSecondsReference: (t.initMs + ref.steps * perStep) / 1000,
-  stackSecondsCpuPreset: (t.initMs + cpu.steps * perStep) / 1000,
 };
 if (o.json) console.log(JSON.stringify(result, null, 1));
 else {
-  const row = (a: string, b: string) => console.log(`| ${a.padEnd(34)} | ${b.padStart(12)} |`);
+  const row = (a: string, b: string, c = "") =>
+    console.log(`| ${a.padEnd(30)} | ${b.padStart(12)} | ${c.padStart(10)} |`);
   console.log(`DDIP-HQS on ${result.device}, prior on ${result.provider}, stack ${n}×${n}×3`);
-  row("part", "ms per step");
-  row("-".repeat(34), "-".repeat(12));
-  for (const [k, v] of Object.entries(split)) row(k, v.toFixed(1));
-  row("total", perStep.toFixed(1));
-  row("ε forward (per call)", result.perCallMs.eps.toFixed(1));
-  row("VJP (per call)", result.perCallMs.vjp.toFixed(1));
-  row("x-step, 5 EM its (per call)", result.perCallMs.xStep5Em.toFixed(1));
-  row("MLEM init, 20 its", t.initMs.toFixed(1));
-  row("stack, reference (200 steps) [s]", result.stackSecondsReference.toFixed(1));
-  row("stack, CPU preset (25 steps) [s]", result.stackSecondsCpuPreset.toFixed(1));
+  row("per reverse step", "DDIP-HQS ms", "DDS ms");
+  row("-".repeat(30), "-".repeat(12), "-".repeat(10));
+  row(`network (${k + 1} / 1 ε)`, split.network.toFixed(0), dds.network.toFixed(0));
+  row(`VJP (${k})`, split.vjp.toFixed(0), "0");
+  row(`EM x-steps (${k} / 1 × ${emIts} its)`, split.em.toFixed(0), dds.em.toFixed(0));
+  row(`AdamW (${k})`, split.adamw.toFixed(1), "0");
+  row("overhead (host sampler)", split.overhead.toFixed(1), dds.overhead.toFixed(1));
+  row("total", perStep.toFixed(0), perStepDds.toFixed(0));
+  row("MLEM init, 20 its", initMs.toFixed(0), initMs.toFixed(0));
+  row(
+    "stack, 200 steps [s]",
+    result.stackSeconds.ddipHqsReference.toFixed(0),
+    result.stackSeconds.ddsReference.toFixed(0),
+  );
+  row(
+    "stack, 25 steps [s]",
+    result.stackSeconds.ddipHqsCpuPreset.toFixed(0),
+    result.stackSeconds.ddsCpuPreset.toFixed(0),
+  );
 }
+dev.destroy();
+xa.destroy();
+za.destroy();
 likelihood.destroy();
 model.destroy();
 await prior.release();

@@ -47,6 +47,11 @@ export const DdipConfigSchema = z.object({
   steps: z.number().int().positive().default(200),
   /** Fine-tuning iterations per reverse step (reference 2). */
   fineTuneIterations: z.number().int().min(0).default(2),
+  /**
+   * Fine-tune on every `fineTuneEvery`-th reverse step only (reference 1 = every step); a CPU
+   * economy when the VJP graph is expensive. The LoRA weights carry over in between.
+   */
+  fineTuneEvery: z.number().int().positive().default(1),
   /** Penalised-EM iterations per x-step (reference 5). */
   emIterations: z.number().int().min(0).default(5),
   /** HQS coupling β on the prior's [0, 1] scale (reference 0.01). */
@@ -432,7 +437,7 @@ export async function ddipStack(
       const [t, tPrev] = steps[i];
       const ab = sched.alphaBar(t);
       let lastLoss = NaN;
-      if (fineTune) {
+      if (fineTune && i % config.fineTuneEvery === 0) {
         // the optimiser is re-created every step; the LoRA weights carry over
         const opt = new AdamW({
           lr: config.lr,
