@@ -35,13 +35,17 @@ const o = new Command("ddip_bench")
   .option("--reps <n>", "repetitions per timed call (median)", "3")
   .option("--vjp-reps <n>", "repetitions of the VJP call", "1")
   .option("--skip-vjp", "do not time the VJP graph", false)
+  .option("--threads <n>", "onnxruntime-web wasm threads (2 stalls the VJP graph in Deno)", "1")
   .option("--size <n>", "image size (must match the VJP graph)", "128")
   .option("--json", "print JSON instead of a table", false)
   .parse().opts();
 
 const n = Number(o.size);
 const ctx = await defaultContext();
-const prior = await loadPrior(String(o.model), { adapter: ctx.adapter });
+const prior = await loadPrior(String(o.model), {
+  adapter: ctx.adapter,
+  numThreads: Number(o.threads),
+});
 const grid = centredGrid([n, n, 3], [MMR_VOXEL_MM * 128 / n, MMR_VOXEL_MM * 128 / n, MMR_VOXEL_MM]);
 const scanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);
 // a head-sized ellipse with a hot insert

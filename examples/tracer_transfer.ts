@@ -47,13 +47,19 @@ const program = new Command("tracer_transfer")
   .option("--brainweb <dir>", "BrainWeb label volumes", "../shared/data/brainweb")
   .option("--subjects <list>", "held-out subjects", "51,52,53")
   .option("--tracers <list>", "tracers", "fdg,amyloid_neg")
-  .option("--counts <list>", "true counts per slice (comma list)", "100000,30000")
+  .option("--counts <list>", "true counts per slice (comma list)", "300000,100000")
   .option("--realisations <n>", "noise realisations")
   .option("--stacks <n>", "stacks (lesions) per subject")
   .option("--steps <n>", "DDIP reverse steps (strided from startT)")
   .option("--fine-tune <n>", "fine-tuning iterations per step")
   .option("--methods <list>", "methods", "osem,map-rdp,dds,ddip-hqs,ddip-hqs-nomr,ddip-nll")
   .option("--seed <n>", "base seed", "2026")
+  .option(
+    "--threads <n>",
+    "onnxruntime-web wasm threads (1: with 2 the VJP graph stalls in Deno, see docs/ddip.md)",
+    "1",
+  )
+  .option("--ablations-all-levels", "run the ablations at every count level (quick: lowest only)")
   .option("--out <dir>", "output directory", "out/tracer_transfer")
   .parse();
 const o = program.opts();
@@ -68,11 +74,13 @@ const seed = Number(o.seed);
 const outDir = String(o.out);
 const usedSubjects = quick ? subjects.slice(0, 1) : subjects;
 const ddipCfg: DdipConfigInput = {
-  steps: Number(o.steps ?? (quick ? 10 : 25)),
-  fineTuneIterations: Number(o.fineTune ?? 2),
+  steps: Number(o.steps ?? (quick ? 5 : 25)),
+  fineTuneIterations: Number(o.fineTune ?? (quick ? 1 : 2)),
 };
 const OSEM = { subsets: 8, iterations: quick ? 6 : 10, fwhmMm: [0, 3, 5, 7, 9] };
-const RDP_BETAS = quick ? [3, 10, 30] : [1, 3, 10, 30, 100];
+const RDP_BETAS = quick ? [3, 10] : [1, 3, 10, 30, 100];
+const ABLATIONS = ["ddip-hqs-nomr", "ddip-nll"];
+const ablationsEverywhere = Boolean(o.ablationsAllLevels) || !quick;
 const RDP_ITERATIONS = quick ? 6 : 10;
 const DIFFUSION: Record<string, { method: DdipMethod; useMr: boolean; label: string }> = {
   "dds": { method: "dds", useMr: true, label: "DDS (no fine-tuning)" },
@@ -337,7 +345,10 @@ async function runCondition(
       const b = best(sw, truthC, shape);
       add("map-rdp", b.image, b.setting, sw.ms / 1000);
     }
-    const diff = methods.filter((k) => k in DIFFUSION);
+    const diff = methods.filter((k) =>
+      k in DIFFUSION &&
+      (ablationsEverywhere || !ABLATIONS.includes(k) || info.counts === Math.min(...countLevels))
+    );
     if (diff.length) {
       const t0 = performance.now();
       const init = await mlemInit(lik, 20);
@@ -417,7 +428,10 @@ async function main(): Promise<void> {
   const ctx = await defaultContext();
   let prior: ScorePrior;
   try {
-    prior = await loadPrior(String(o.model), { adapter: ctx.adapter });
+    prior = await loadPrior(String(o.model), {
+      adapter: ctx.adapter,
+      numThreads: Number(o.threads),
+    });
   } catch (e) {
     console.error(
       `cannot load the prior from ${o.model}: ${(e as Error).message}\n` +
