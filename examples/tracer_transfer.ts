@@ -59,7 +59,10 @@ const program = new Command("tracer_transfer")
     "onnxruntime-web wasm threads (1: with 2 the VJP graph stalls in Deno, see docs/ddip.md)",
     "1",
   )
-  .option("--ablations-all-levels", "run the ablations at every count level (quick: lowest only)")
+  .option(
+    "--ablations-all-levels",
+    "run the ablations everywhere (quick: lowest count level of the last tracer only)",
+  )
   .option("--out <dir>", "output directory", "out/tracer_transfer")
   .parse();
 const o = program.opts();
@@ -77,8 +80,8 @@ const ddipCfg: DdipConfigInput = {
   steps: Number(o.steps ?? (quick ? 5 : 25)),
   fineTuneIterations: Number(o.fineTune ?? (quick ? 1 : 2)),
 };
-const OSEM = { subsets: 8, iterations: quick ? 6 : 10, fwhmMm: [0, 3, 5, 7, 9] };
-const RDP_BETAS = quick ? [3, 10] : [1, 3, 10, 30, 100];
+const OSEM = { subsets: 8, iterations: quick ? 8 : 12, fwhmMm: [0, 3, 5, 7, 9] };
+const RDP_BETAS = quick ? [1, 3, 10] : [0.3, 1, 3, 10, 30];
 const ABLATIONS = ["ddip-hqs-nomr", "ddip-nll"];
 const ablationsEverywhere = Boolean(o.ablationsAllLevels) || !quick;
 const RDP_ITERATIONS = quick ? 6 : 10;
@@ -347,7 +350,8 @@ async function runCondition(
     }
     const diff = methods.filter((k) =>
       k in DIFFUSION &&
-      (ablationsEverywhere || !ABLATIONS.includes(k) || info.counts === Math.min(...countLevels))
+      (ablationsEverywhere || !ABLATIONS.includes(k) ||
+        (info.counts === Math.min(...countLevels) && info.tracer === tracers[tracers.length - 1]))
     );
     if (diff.length) {
       const t0 = performance.now();
