@@ -1,11 +1,12 @@
 /**
  * Score-prior benchmark: denoiser forward (ε) and VJP times for one 3-slice stack (default 128²)
- * with onnxruntime-web — wasm with 2 threads, plus WebGPU when the adapter is a real GPU — beside
+ * with onnxruntime-web — wasm (`--threads`, default 1: with 2 threads ORT-web's VJP took minutes on
+ * the loaded 2-core machines), plus WebGPU when the adapter is a real GPU — beside
  * onnxruntime-node's native CPU time for the same graphs as a reference, and the host-side
  * Tweedie + DDIM step.
  *
  *   deno run -A --unstable-raw-imports --no-lock bench/prior_bench.ts [--model models/fdg_prior]
- *       [--reps 5] [--warmup 2] [--threads 2] [--no-node] [--json]
+ *       [--reps 5] [--warmup 2] [--threads 1] [--no-node] [--json]
  *
  * (`--no-lock` only until `onnxruntime-node` is in deno.json; it is imported dynamically from
  * `npm:onnxruntime-node@1.30.0`, whose prebuilt native binaries ship in the npm package.) The VJP
@@ -30,9 +31,14 @@ const o = new Command("prior_bench")
   )
   .option("--reps <n>", "timed repetitions", "5")
   .option("--warmup <n>", "untimed warm-up calls", "2")
-  .option("--threads <n>", "CPU threads (wasm and onnxruntime-node)", "2")
+  .option(
+    "--threads <n>",
+    "CPU threads (wasm and onnxruntime-node); see loadPrior's numThreads",
+    "1",
+  )
   .option("--no-node", "skip the onnxruntime-node reference")
   .option("--json", "print JSON instead of a table", false)
+  .option("--quiet", "no progress lines on stderr", false)
   .parse().opts();
 
 const dir = String(o.model);
@@ -54,6 +60,10 @@ interface Row {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function progress(msg: string): void {
+  if (!o.quiet) console.error(`[prior_bench] ${msg}`);
 }
 
 async function time(fn: () => Promise<unknown>): Promise<{ median: number; min: number }> {
@@ -85,9 +95,11 @@ const rows: Row[] = [];
 const agreement: Record<string, number> = {};
 
 async function benchWeb(provider: "wasm" | "webgpu"): Promise<Float32Array> {
+  progress(`loading ${dir} on ORT-web ${provider}`);
   const t0 = performance.now();
   const prior: ScorePrior = await loadPrior(dir, { provider, numThreads: threads });
   const loadMs = performance.now() - t0;
+  progress(`loaded in ${loadMs.toFixed(0)} ms; timing eps`);
   const note = prior.provider !== provider ? prior.providerNote : undefined;
   const label = `ORT-web ${prior.provider}${
     prior.provider === "wasm" ? ` (${prior.threads} thr)` : ""
@@ -108,6 +120,7 @@ async function benchWeb(provider: "wasm" | "webgpu"): Promise<Float32Array> {
     note,
   });
   if (prior.canFineTune) {
+    progress(`eps median ${te.median.toFixed(1)} ms; timing vjp`);
     const tv = await time(() => prior.vjp(xt, t, mr, params, gradEps));
     rows.push({
       runtime: label,
@@ -161,6 +174,7 @@ if (o.node !== false) {
       graphOptimizationLevel: "all" as const,
     };
     const label = `ORT-node cpu (${threads} thr)`;
+    progress("onnxruntime-node");
     const t0 = performance.now();
     const den = await ortNode.InferenceSession.create(denoiserBytes, opts);
     const loadMs = performance.now() - t0;

@@ -4,7 +4,8 @@
  * onnxruntime-web, the execution provider chosen from the WebGPU adapter.
  *
  * Execution providers:
- * - `wasm` (default on a fallback adapter such as Mesa llvmpipe): 2 threads, all tensors live in
+ * - `wasm` (default on a fallback adapter such as Mesa llvmpipe): 1 thread by default (see
+ *   {@linkcode LoadPriorOptions.numThreads}), all tensors live in
  *   host/wasm memory (ORT copies the feeds into the wasm heap on every run; nothing stays "on a
  *   device" because the device is the CPU).
  * - `webgpu` (default on a real GPU; ORT's `onnxruntime-web/webgpu` entry, which must run with
@@ -69,7 +70,12 @@ export interface LoadPriorOptions {
   provider?: PriorProvider | "auto";
   /** The adapter to decide from (e.g. `GpuContext.adapter`); probed when omitted. */
   adapter?: { isFallback: boolean } | null;
-  /** wasm threads (default 2 for wasm; webgpu always uses 1 in Deno). Fixed at first load. */
+  /**
+   * wasm threads (webgpu always uses 1 in Deno); fixed by the first load in a process. Default 1:
+   * on the shared 2-core machines a 2-thread ORT-web made the 128² VJP graph take more than 5
+   * minutes per call instead of 3.5 s (and the forward 1.05 s instead of 0.67 s) under load;
+   * 2 threads only pay off on an otherwise idle machine.
+   */
   numThreads?: number;
   /** ORT's WebAssembly binary, if the caller has it (avoids any read of node_modules). */
   wasmBinary?: Uint8Array;
@@ -317,7 +323,7 @@ export async function loadPrior(
     const adapter = options.adapter !== undefined ? options.adapter : await probeAdapter();
     provider = chooseProvider(adapter);
   } else provider = options.provider;
-  const threads = options.numThreads ?? 2;
+  const threads = options.numThreads ?? 1;
   let loaded = await loadOrt(provider, threads, options.wasmBinary);
   let denoiserSession = await createSession(loaded.ort, provider, bytes.denoiser, label);
   let providerNote = "";

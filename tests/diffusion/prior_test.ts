@@ -50,7 +50,7 @@ function case0Params(prior: ScorePrior): LoraState {
 
 let shared: Promise<ScorePrior> | null = null;
 function fixturePrior(): Promise<ScorePrior> {
-  shared ??= loadPrior(DIR, { provider: "wasm", numThreads: 2 });
+  shared ??= loadPrior(DIR, { provider: "wasm" });
   return shared;
 }
 
@@ -60,7 +60,7 @@ const t = fx("case0.t").data[0];
 
 Deno.test("fixture prior loads with its metadata, LoRA layout and VJP graph", async () => {
   const prior = await fixturePrior();
-  assert(prior.provider === "wasm" && prior.threads === 2);
+  assert(prior.provider === "wasm" && prior.threads === 1, "1 wasm thread by default");
   assert(prior.canFineTune && prior.fineTuneNote === "");
   assert(prior.meta.format === "petrel-prior-v1" && prior.schedule.T === 1000);
   const params = prior.createParams();
