@@ -5,11 +5,11 @@
  * onnxruntime-node's native CPU time for the same graphs as a reference, and the host-side
  * Tweedie + DDIM step.
  *
- *   deno run -A --unstable-raw-imports --no-lock bench/prior_bench.ts [--model models/fdg_prior]
+ *   deno run -A bench/prior_bench.ts [--model models/fdg_prior]
  *       [--reps 5] [--warmup 2] [--threads 1] [--no-node] [--json]
  *
- * (`--no-lock` only until `onnxruntime-node` is in deno.json; it is imported dynamically from
- * `npm:onnxruntime-node@1.30.0`, whose prebuilt native binaries ship in the npm package.) The VJP
+ * (`onnxruntime-node` is mapped in deno.json and imported dynamically; its prebuilt native
+ * binaries ship in the npm package.) The VJP
  * graph has a fixed shape: the stack size is taken from it.
  *
  * @module
@@ -151,9 +151,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 
 if (o.node !== false) {
   try {
-    // TODO(lead): map "onnxruntime-node" in deno.json and import the bare specifier here
-    // deno-lint-ignore no-import-prefix
-    const ortNode = await import("npm:onnxruntime-node@1.30.0");
+    const ortNode = await import("onnxruntime-node");
     const init = await readInitialParams(dir, meta);
     const feeds = (withGrad: boolean): Record<string, InstanceType<typeof ortNode.Tensor>> => {
       const f: Record<string, InstanceType<typeof ortNode.Tensor>> = {
