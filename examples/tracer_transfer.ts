@@ -118,7 +118,10 @@ interface Row {
   scaleRatio?: number;
 }
 
-/** Lesion and background masks of a 3-slice stack (background: same tissue, 8–25 mm away). */
+/**
+ * Lesion and background masks of a 3-slice stack. Background: voxels whose majority label is the
+ * grey or white matter that dominates under the lesion, 8–25 mm from its centre.
+ */
 function masks(
   study: SimulatedStudy,
   lesion: Lesion,
@@ -133,7 +136,23 @@ function masks(
   const ci = Math.round((c[0] - g.originMm[0]) / g.voxelSizeMm[0]);
   const cj = Math.round((c[1] - g.originMm[1]) / g.voxelSizeMm[1]);
   const ck = Math.round((c[2] - g.originMm[2]) / g.voxelSizeMm[2]);
-  const tissue = study.labels![ci + nx * (cj + ny * ck)];
+  void ck;
+  // background tissue: the majority of grey (2) / white (3) matter under the lesion sphere
+  const votes = [0, 0, 0, 0];
+  const inside = (i: number, j: number, k: number) => {
+    const x = g.originMm[0] + i * g.voxelSizeMm[0] - c[0];
+    const y = g.originMm[1] + j * g.voxelSizeMm[1] - c[1];
+    const z = g.originMm[2] + k * g.voxelSizeMm[2] - c[2];
+    return Math.sqrt(x * x + y * y + z * z);
+  };
+  for (let k = first; k < first + 3; k++) {
+    for (let j = Math.max(0, cj - 5); j <= Math.min(ny - 1, cj + 5); j++) {
+      for (let i = Math.max(0, ci - 5); i <= Math.min(nx - 1, ci + 5); i++) {
+        if (inside(i, j, k) <= lesion.radiusMm) votes[study.labels![i + nx * (j + ny * k)]]++;
+      }
+    }
+  }
+  const tissue = votes[3] > votes[2] ? 3 : 2;
   for (let d = 0; d < 3; d++) {
     const k = first + d;
     for (let j = 0; j < ny; j++) {
@@ -471,7 +490,10 @@ async function main(): Promise<void> {
     );
     const nz = study.grid.shape[2];
     const dz = study.grid.voxelSizeMm[2];
-    const hot = study.lesions.filter((l) => l.petFactor > 1);
+    // hot lesions, largest first (CRC of a 3 mm sphere on 2 mm voxels says little)
+    const hot = study.lesions.filter((l) => l.petFactor > 1).sort((a, b) =>
+      b.radiusMm - a.radiusMm
+    );
     const chosen = hot.slice(0, stacksPerSubject);
     if (chosen.length === 0) throw new Error(`subject ${subject} has no hot lesion`);
     for (const lesion of chosen) {
