@@ -52,6 +52,7 @@ const program = new Command("tracer_transfer")
   .option("--stacks <n>", "stacks (lesions) per subject")
   .option("--steps <n>", "DDIP reverse steps (strided from startT)")
   .option("--fine-tune <n>", "fine-tuning iterations per step")
+  .option("--lr <x>", "AdamW learning rate of the fine-tuning (default: the reference 5e-4)")
   .option("--methods <list>", "methods", "osem,map-rdp,dds,ddip-hqs,ddip-hqs-nomr,ddip-nll")
   .option("--seed <n>", "base seed", "2026")
   .option(
@@ -79,6 +80,7 @@ const usedSubjects = quick ? subjects.slice(0, 1) : subjects;
 const ddipCfg: DdipConfigInput = {
   steps: Number(o.steps ?? (quick ? 5 : 25)),
   fineTuneIterations: Number(o.fineTune ?? (quick ? 1 : 2)),
+  ...(o.lr ? { lr: Number(o.lr) } : {}),
 };
 const OSEM = { subsets: 8, iterations: quick ? 8 : 12, fwhmMm: [0, 3, 5, 7, 9] };
 const RDP_BETAS = quick ? [1, 3, 10] : [0.3, 1, 3, 10, 30];

@@ -69,11 +69,13 @@ export const DdipConfigSchema = z.object({
   /**
    * Automatic intensity scale: the `scalePercentile`-th percentile of the MLEM initialisation
    * after a Gaussian filter of `scaleFilterFwhmMm` (in-plane), times `scaleHeadroom`, is mapped to
-   * 1 on the prior's scale (the prior was trained on PET divided by its volume max).
+   * 1 on the prior's scale (the prior was trained on PET divided by its volume max). Default
+   * headroom 1.35 = 1/0.74: in the FDG training stacks (241 stacks, BrainWeb 05–50) the filtered
+   * 99.5th percentile of a stack is 0.74 of the volume max (median; 10–90 %: 0.66–0.81).
    */
   scalePercentile: z.number().gt(0).max(100).default(99.5),
   scaleFilterFwhmMm: z.number().min(0).finite().default(4),
-  scaleHeadroom: z.number().positive().finite().default(1),
+  scaleHeadroom: z.number().positive().finite().default(1.35),
   /** Seed of the start noise and the DDIM noise. */
   seed: z.number().int().default(0),
 }).strict().refine((c) => c.steps <= c.startT, {
