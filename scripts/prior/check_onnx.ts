@@ -107,6 +107,20 @@ async function main(): Promise<void> {
   const eDyn = maxAbsDiff(outDyn.eps, t.get("dyn.out.eps")!);
   console.log(`denoiser at ${t.get("dyn.x_t")!.dims}: max abs err ${eDyn.toExponential(2)}`);
   ok &&= eDyn < doc.tolerance.eps_abs;
+  // timings: best of 3 runs after the checked (warm-up) run
+  const best = async (s: ort.InferenceSession): Promise<number> => {
+    let b = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t1 = performance.now();
+      await s.run(pick("case0", s.inputNames));
+      b = Math.min(b, performance.now() - t1);
+    }
+    return b;
+  };
+  console.log(
+    `timing (wasm, 1 thread, best of 3): denoiser ${(await best(den)).toFixed(0)} ms, ` +
+      `vjp ${(await best(vjp)).toFixed(0)} ms at ${t.get("case0.x_t")!.dims}`,
+  );
   console.log(ok ? "ONNX outputs match PyTorch" : "MISMATCH between ONNX and PyTorch");
   if (!ok) Deno.exit(1);
 }
