@@ -1,7 +1,8 @@
 /**
  * Reconstruction algorithms on the device: MLEM, OSEM, MAP-EM (De Pierro) with quadratic and
  * relative-difference neighbourhood priors (optionally MR-guided), the HQS penalised-EM x-step,
- * Gaussian post-filtering and per-iteration callbacks.
+ * Gaussian post-filtering, per-iteration callbacks, and DDIP-HQS with its baselines (the only
+ * recon modules that use the score prior in `core/diffusion`).
  *
  * @module
  */
@@ -10,3 +11,6 @@ export * from "./callbacks.ts";
 export * from "./filter.ts";
 export * from "./priors.ts";
 export * from "./xstep.ts";
+export * from "./ddip.ts";
+export * from "./ddip_volume.ts";
+export * from "./ddip_baselines.ts";
