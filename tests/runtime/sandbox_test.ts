@@ -114,7 +114,9 @@ Deno.test("writeOutput refuses to exceed the quota", async () => {
   await using s = await scratch();
   const r = await runFixture("echo", s, { maxOutputBytes: 10, params: { count: 64 } });
   assertEquals(r.reason, "output-quota");
-  assertMatch(r.error!, /limit is 10/);
+  // Either writeOutput's own check names the limit, or (when Deno itself writes cache files
+  // first, as on a fresh machine) the `ulimit -f` backstop stops the run: both are clear.
+  assertMatch(r.error!, /limit is 10|exceeded the output quota/);
 });
 
 Deno.test("cancelling through the AbortSignal kills the run", async () => {
