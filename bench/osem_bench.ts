@@ -20,7 +20,8 @@
  * @module
  */
 
-import { defaultContext, type GpuContext } from "../core/gpu/context.ts";
+import { timeGpu } from "./_timing.ts";
+import { defaultContext } from "../core/gpu/context.ts";
 import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
 import { voxelCount } from "../core/geometry/grid.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
@@ -31,7 +32,6 @@ import { emScratch, recordEmSubiteration } from "../core/recon/algorithms.ts";
 import { relativeDifferencePrior } from "../core/recon/priors.ts";
 import { PenalisedEmStep } from "../core/recon/xstep.ts";
 import { fill } from "../core/gpu/ops.ts";
-import process from "node:process";
 
 interface Case {
   name: string;
@@ -55,44 +55,6 @@ const CASES: Case[] = [
     trueCounts: 1e8,
   },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/** Wall and process CPU time of one timed operation (ms). */
-interface Timing {
-  wall: number;
-  cpu: number;
-}
-
-/**
- * Median wall time and mean process CPU time (all threads, llvmpipe's included) of `fn` plus
- * waiting for the device. CPU time is the stabler figure on a shared, loaded machine.
- */
-async function timeGpu(ctx: GpuContext, fn: () => void, repeats: number): Promise<Timing> {
-  // Warm-up (pipeline compilation, first touch); skipped for single-repeat cases (3d), whose
-  // minutes-long runs dwarf the compilation.
-  if (repeats > 1) {
-    fn();
-    await ctx.finish();
-  }
-  const times: number[] = [];
-  const c0 = cpuMs();
-  for (let r = 0; r < repeats; r++) {
-    const t0 = performance.now();
-    fn();
-    await ctx.finish();
-    times.push(performance.now() - t0);
-  }
-  return { wall: median(times), cpu: (cpuMs() - c0) / repeats };
-}
 
 function option(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);

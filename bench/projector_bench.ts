@@ -12,8 +12,8 @@
  * @module
  */
 
-import process from "node:process";
-import { defaultContext, type GpuContext } from "../core/gpu/context.ts";
+import { timeGpu } from "./_timing.ts";
+import { defaultContext } from "../core/gpu/context.ts";
 import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
@@ -43,38 +43,6 @@ const CASES: Case[] = [
     referenceStride: 64,
   },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/**
- * Median wall time, and mean process CPU time (all threads, llvmpipe's included), of `fn` plus
- * waiting for the device. CPU time is the robust figure on a shared, loaded machine.
- */
-async function timeGpu(
-  ctx: GpuContext,
-  fn: () => void,
-  repeats: number,
-): Promise<{ wall: number; cpu: number }> {
-  fn(); // warm-up (pipeline compilation, first-touch)
-  await ctx.finish();
-  const times: number[] = [];
-  const c0 = cpuMs();
-  for (let r = 0; r < repeats; r++) {
-    const t0 = performance.now();
-    fn();
-    await ctx.finish();
-    times.push(performance.now() - t0);
-  }
-  return { wall: median(times), cpu: (cpuMs() - c0) / repeats };
-}
 
 function strided(lors: LorSet, stride: number): LorSet {
   if (stride === 1) return lors;
