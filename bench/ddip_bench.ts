@@ -3,7 +3,7 @@
  * network (ε forward), VJP, penalised-EM x-step and overhead, on whatever adapter/provider this
  * machine gives (wasm on a CPU fallback adapter, WebGPU on a real GPU).
  *
- *   deno run -A --unstable-raw-imports bench/ddip_bench.ts [--model models/fdg_prior] [--reps 3] [--skip-vjp] [--json]
+ *   deno run -A --unstable-raw-imports bench/ddip_bench.ts [--model models/fdg_prior] [--reps 3] [--skip-vjp] [--provider native] [--json]
  *
  * It times each part of a reverse step on an mMR-like 3-direct-plane stack (224 views × 129
  * bins × 3 planes, attenuation, randoms): ε forward, VJP, the x-step (5 penalised-EM
@@ -36,6 +36,11 @@ const o = new Command("ddip_bench")
   .option("--vjp-reps <n>", "repetitions of the VJP call", "1")
   .option("--skip-vjp", "do not time the VJP graph", false)
   .option("--threads <n>", "onnxruntime-web wasm threads (2 stalls the VJP graph in Deno)", "1")
+  .option(
+    "--provider <p>",
+    "prior runtime: auto (ORT-web), wasm, webgpu or native (onnxruntime-node, needs --allow-ffi)",
+    "auto",
+  )
   .option("--size <n>", "image size (must match the VJP graph)", "128")
   .option("--json", "print JSON instead of a table", false)
   .parse().opts();
@@ -45,6 +50,7 @@ const ctx = await defaultContext();
 const prior = await loadPrior(String(o.model), {
   adapter: ctx.adapter,
   numThreads: Number(o.threads),
+  provider: String(o.provider) as "auto" | "wasm" | "webgpu" | "native",
 });
 const grid = centredGrid([n, n, 3], [MMR_VOXEL_MM * 128 / n, MMR_VOXEL_MM * 128 / n, MMR_VOXEL_MM]);
 const scanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);

@@ -13,7 +13,10 @@
  *   deno run -A --unstable-raw-imports examples/tracer_transfer.ts --quick
  *   deno run -A --unstable-raw-imports examples/tracer_transfer.ts            # full
  *
- * Writes `out/tracer_transfer/results.{json,md}` and one PNG per tracer. Without
+ * Writes `out/tracer_transfer/results.{json,md}` and one PNG per tracer. Every finished
+ * condition is appended to `rows.jsonl` at once (its figure images to `fig/*.npy`), so a long run
+ * that stops loses at most the condition in flight; `--resume` skips what `rows.jsonl` already
+ * holds (same seeds, so the remaining conditions see the data they would have seen). Without
  * `../shared/data/brainweb` it falls back to the procedural phantom and says so.
  *
  * @module
@@ -26,7 +29,7 @@ import { MMR_VOXEL_MM, mmrLike2d } from "../core/geometry/scanner.ts";
 import { ringForwardModel } from "../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../core/model/likelihood.ts";
 import { simulateCounts } from "../core/model/simulate.ts";
-import { loadPrior, type ScorePrior } from "../core/diffusion/prior.ts";
+import { loadPrior, type PriorProvider, type ScorePrior } from "../core/diffusion/prior.ts";
 import { type DdipConfigInput, type DdipMethod, ddipStack, mlemInit } from "../core/recon/ddip.ts";
 import { directPlaneScanner } from "../core/recon/ddip_volume.ts";
 import { mapRdpSweep, osemSweep, type Sweep } from "../core/recon/ddip_baselines.ts";
@@ -39,6 +42,7 @@ import { nrmse, psnr, ssim } from "../core/metrics/image.ts";
 import { contrastRecovery } from "../core/metrics/roi.ts";
 import { writePngMontage } from "../core/io/png.ts";
 import { writeFileAtomic } from "../core/io/files.ts";
+import { readNpy, writeNpy } from "../core/io/npy.ts";
 
 const program = new Command("tracer_transfer")
   .description("DDIP-HQS tracer-transfer experiment (FDG prior → FDG and amyloid-negative)")
@@ -53,6 +57,19 @@ const program = new Command("tracer_transfer")
   .option("--steps <n>", "DDIP reverse steps (strided from startT)")
   .option("--fine-tune <n>", "fine-tuning iterations per step")
   .option("--lr <x>", "AdamW learning rate of the fine-tuning (default: the reference 5e-4)")
+  .option("--beta <x>", "HQS coupling β (default: the reference 0.01)")
+  .option("--em-iterations <n>", "penalised-EM iterations per x-step (default: the reference 5)")
+  .option(
+    "--nll-steps <n>",
+    "reverse steps of the NLL ablation (default: as --steps; more steps = equal-quality timing)",
+  )
+  .option(
+    "--provider <p>",
+    "prior runtime: auto (ORT-web, wasm on a CPU adapter), wasm, webgpu, or native " +
+      "(onnxruntime-node, 2.6× faster on a CPU, needs --allow-ffi)",
+    "auto",
+  )
+  .option("--resume", "keep the rows already in <out>/rows.jsonl and run only what is missing")
   .option("--methods <list>", "methods", "osem,map-rdp,dds,ddip-hqs,ddip-hqs-nomr,ddip-nll")
   .option("--seed <n>", "base seed", "2026")
   .option(
@@ -81,7 +98,16 @@ const ddipCfg: DdipConfigInput = {
   steps: Number(o.steps ?? (quick ? 5 : 25)),
   fineTuneIterations: Number(o.fineTune ?? (quick ? 1 : 2)),
   ...(o.lr ? { lr: Number(o.lr) } : {}),
+  ...(o.beta ? { beta: Number(o.beta) } : {}),
+  ...(o.emIterations ? { emIterations: Number(o.emIterations) } : {}),
 };
+const nllCfg: DdipConfigInput = o.nllSteps ? { ...ddipCfg, steps: Number(o.nllSteps) } : ddipCfg;
+const resume = Boolean(o.resume);
+const PROVIDERS = ["auto", "wasm", "webgpu", "native"];
+if (!PROVIDERS.includes(String(o.provider))) {
+  console.error(`--provider must be one of ${PROVIDERS.join(", ")} (got "${o.provider}")`);
+  Deno.exit(2);
+}
 const OSEM = { subsets: 8, iterations: quick ? 8 : 12, fwhmMm: [0, 3, 5, 7, 9] };
 const RDP_BETAS = quick ? [1, 3, 10] : [0.3, 1, 3, 10, 30];
 const ABLATIONS = ["ddip-hqs-nomr", "ddip-nll"];
@@ -248,6 +274,7 @@ async function runCondition(
     counts: number;
     realisation: number;
   },
+  todo: readonly string[],
   rows: Row[],
   figure: Map<string, Float32Array> | null,
 ): Promise<void> {
@@ -353,7 +380,7 @@ async function runCondition(
     );
   };
   try {
-    if (methods.includes("osem")) {
+    if (todo.includes("osem")) {
       const sw = await osemSweep(ctx, lik, grid, {
         iterations: OSEM.iterations,
         fwhmMm: OSEM.fwhmMm,
@@ -361,7 +388,7 @@ async function runCondition(
       const b = best(sw, truthC, shape);
       add("osem", b.image, b.setting, sw.ms / 1000);
     }
-    if (methods.includes("map-rdp")) {
+    if (todo.includes("map-rdp")) {
       const sw = await mapRdpSweep(ctx, lik, grid, {
         betas: RDP_BETAS,
         iterations: RDP_ITERATIONS,
@@ -369,11 +396,7 @@ async function runCondition(
       const b = best(sw, truthC, shape);
       add("map-rdp", b.image, b.setting, sw.ms / 1000);
     }
-    const diff = methods.filter((k) =>
-      k in DIFFUSION &&
-      (ablationsEverywhere || !ABLATIONS.includes(k) ||
-        (info.counts === Math.min(...countLevels) && info.tracer === tracers[tracers.length - 1]))
-    );
+    const diff = todo.filter((k) => k in DIFFUSION);
     if (diff.length) {
       const t0 = performance.now();
       const init = await mlemInit(lik, 20);
@@ -384,7 +407,7 @@ async function runCondition(
         const d = DIFFUSION[key];
         const t1 = performance.now();
         const r = await ddipStack(prior, { likelihood: lik, grid, mr }, {
-          config: { ...ddipCfg, seed: noiseSeed },
+          config: { ...(d.method === "ddip-nll" ? nllCfg : ddipCfg), seed: noiseSeed },
           method: d.method,
           useMr: d.useMr,
           init,
@@ -407,6 +430,40 @@ async function runCondition(
     lik.destroy();
     model.destroy();
   }
+}
+
+/** The methods a condition runs: the ablations only where asked (quick: one condition). */
+function methodsFor(tracer: string, counts: number): string[] {
+  return methods.filter((k) =>
+    !ABLATIONS.includes(k) || ablationsEverywhere ||
+    (counts === Math.min(...countLevels) && tracer === tracers[tracers.length - 1])
+  );
+}
+
+function conditionKey(r: Pick<Row, "subject" | "centre" | "tracer" | "counts" | "realisation">) {
+  return `${r.subject}|${r.centre}|${r.tracer}|${r.counts}|${r.realisation}`;
+}
+
+async function readRows(path: string): Promise<Row[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const rows: Row[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].trim()) continue;
+    try {
+      rows.push(JSON.parse(lines[i]) as Row);
+    } catch {
+      // a line cut by a kill mid-write: that condition simply runs again
+      log(`${path}:${i + 1} is not a complete JSON row; ignoring it`);
+    }
+  }
+  return rows;
 }
 
 function mean(v: number[]): number {
@@ -456,6 +513,7 @@ async function main(): Promise<void> {
     prior = await loadPrior(String(o.model), {
       adapter: ctx.adapter,
       numThreads: Number(o.threads),
+      provider: String(o.provider) as PriorProvider | "auto",
     });
   } catch (e) {
     console.error(
@@ -480,8 +538,13 @@ async function main(): Promise<void> {
       }; ` +
       `counts/slice ${countLevels.join(",")}; realisations ${realisations}`,
   );
-  const rows: Row[] = [];
-  const figures = new Map<string, Map<string, Float32Array>>();
+  const rowsPath = `${outDir}/rows.jsonl`;
+  const figDir = `${outDir}/fig`;
+  await Deno.mkdir(figDir, { recursive: true });
+  const rows: Row[] = resume ? await readRows(rowsPath) : [];
+  if (resume) log(`resuming: ${rows.length} rows already in ${rowsPath}`);
+  else await writeFileAtomic(rowsPath, "");
+  const figureTracers = new Set<string>();
   for (const subject of usedSubjects) {
     const ts = performance.now();
     const study = await loadStudy(subject, fallback);
@@ -504,26 +567,37 @@ async function main(): Promise<void> {
       for (const tracer of tracers) {
         for (const counts of countLevels) {
           for (let r = 0; r < realisations; r++) {
-            const figKey = `${tracer}`;
-            const fig = !figures.has(figKey) && counts === Math.min(...countLevels) && r === 0
-              ? new Map<string, Float32Array>()
-              : null;
-            if (fig) figures.set(figKey, fig);
-            await runCondition(
-              ctx,
-              prior,
-              study,
-              { subject, lesion, centre, tracer, counts, realisation: r },
-              rows,
-              fig,
-            );
+            const info = { subject, lesion, centre, tracer, counts, realisation: r };
+            const key = conditionKey(info);
+            const done = new Set(rows.filter((x) => conditionKey(x) === key).map((x) => x.method));
+            const todo = methodsFor(tracer, counts).filter((m) => !done.has(m));
+            const isFigure = !figureTracers.has(tracer) && counts === Math.min(...countLevels) &&
+              r === 0;
+            if (isFigure) figureTracers.add(tracer);
+            if (todo.length === 0) continue;
+            const fig = isFigure ? new Map<string, Float32Array>() : null;
+            const before = rows.length;
+            await runCondition(ctx, prior, study, info, todo, rows, fig);
+            // append at once: a stopped run keeps every finished condition
+            const fresh = rows.slice(before).map((x) => JSON.stringify(x)).join("\n");
+            await Deno.writeTextFile(rowsPath, fresh + "\n", { append: true });
+            for (const [k, img] of fig ?? []) {
+              await writeNpy(`${figDir}/${tracer}.${k}.npy`, { data: img, shape: [128, 128, 3] });
+            }
           }
         }
       }
     }
   }
   // figures: centre slice of truth, MR and each method, shared window per tracer (MR own window)
-  for (const [tracer, fig] of figures) {
+  for (const tracer of figureTracers) {
+    const fig = new Map<string, Float32Array>();
+    for (const k of ["truth", "mr", ...methods]) {
+      const path = `${figDir}/${tracer}.${k}.npy`;
+      const exists = await Deno.stat(path).then(() => true, () => false);
+      if (exists) fig.set(k, Float32Array.from((await readNpy(path)).data));
+    }
+    if (!fig.has("truth")) continue;
     const truth = fig.get("truth")!;
     let max = 0;
     for (const v of truth) max = Math.max(max, v);
@@ -547,15 +621,21 @@ async function main(): Promise<void> {
   const md = `# Tracer transfer (${quick ? "quick" : "full"})\n\nCommand: \`${cmd}\`\n\n` +
     `Prior: \`${o.model}\`${
       fallback ? " — PROCEDURAL PHANTOM (BrainWeb absent)" : ""
-    }; DDIP config ${
-      JSON.stringify(ddipCfg)
-    }; OSEM ${OSEM.subsets} subsets × ${OSEM.iterations} its, FWHM ${OSEM.fwhmMm.join("/")} mm; ` +
+    }; DDIP config ${JSON.stringify(ddipCfg)}${
+      o.nllSteps ? ` (NLL ablation: ${nllCfg.steps} steps)` : ""
+    }; prior on ${prior.provider}; OSEM ${OSEM.subsets} subsets × ${OSEM.iterations} its, FWHM ${
+      OSEM.fwhmMm.join("/")
+    } mm; ` +
     `MAP-RDP β ${RDP_BETAS.join("/")} (activity in counts), ${RDP_ITERATIONS} its (8 subsets).\n` +
     `Wall time ${minutes.toFixed(1)} min.\n` + table(rows);
   await writeFileAtomic(`${outDir}/results.md`, md);
   await writeFileAtomic(
     `${outDir}/results.json`,
-    JSON.stringify({ command: cmd, ddip: ddipCfg, rows }, null, 1),
+    JSON.stringify(
+      { command: cmd, ddip: ddipCfg, nll: nllCfg, provider: prior.provider, rows },
+      null,
+      1,
+    ),
   );
   console.log(md);
   await prior.release();

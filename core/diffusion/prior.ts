@@ -43,8 +43,12 @@ import {
 type Ort = typeof OrtNs;
 type OrtTensor = OrtNs.Tensor;
 
-/** An onnxruntime-web execution provider petrel can run the prior on. */
-export type PriorProvider = "wasm" | "webgpu";
+/**
+ * Where the prior runs: onnxruntime-web's `wasm` or `webgpu` execution providers, or `native`,
+ * onnxruntime-node's CPU provider (opt-in, never chosen automatically; see
+ * {@linkcode LoadPriorOptions.provider}).
+ */
+export type PriorProvider = "wasm" | "webgpu" | "native";
 
 /** Chooses the provider from an adapter: WebGPU on a real GPU, wasm on a fallback/no adapter. */
 export function chooseProvider(adapter: { isFallback: boolean } | null | undefined): PriorProvider {
@@ -66,7 +70,14 @@ export async function probeAdapter(): Promise<{ isFallback: boolean; description
 
 /** Options of {@linkcode loadPrior}. */
 export interface LoadPriorOptions {
-  /** "auto" (default) picks from the adapter (see {@linkcode chooseProvider}). */
+  /**
+   * "auto" (default) picks from the adapter (see {@linkcode chooseProvider}). `"native"` runs the
+   * same graphs on onnxruntime-node's CPU provider: 2.6× faster than the wasm build on the 2-core
+   * CPU machines (denoiser 110 vs 283 ms, VJP 428 vs 1102 ms for one 128² stack, 1 thread,
+   * `bench/prior_bench.ts`), agreeing with wasm to ~3e-5. It loads a prebuilt native library,
+   * so it needs `--allow-ffi` (and read access to `node_modules/`): meant for trusted
+   * experiment and benchmark runs, not for sandboxed recipes, which keep ORT-web.
+   */
   provider?: PriorProvider | "auto";
   /** The adapter to decide from (e.g. `GpuContext.adapter`); probed when omitted. */
   adapter?: { isFallback: boolean } | null;
@@ -135,6 +146,7 @@ export const PRIOR_FILES = {
 } as const;
 
 const ortCache = new Map<PriorProvider, Promise<{ ort: Ort; threads: number }>>();
+let nativeOrt: Promise<Ort> | undefined;
 
 async function rawWasm(provider: PriorProvider): Promise<Uint8Array | undefined> {
   // Needs --unstable-raw-imports; without it the import throws and ORT reads the file itself.
@@ -155,6 +167,19 @@ function loadOrt(
   numThreads: number,
   wasmBinary?: Uint8Array,
 ): Promise<{ ort: Ort; threads: number }> {
+  if (provider === "native") {
+    // onnxruntime-node shares onnxruntime-common's API with onnxruntime-web (InferenceSession,
+    // Tensor, env); its threads are set per session (intraOpNumThreads), not per process.
+    nativeOrt ??= importNative().then((ort) => {
+      ort.env.logLevel = "error";
+      return ort;
+    });
+    const pending = nativeOrt;
+    return pending.then((ort) => ({ ort, threads: numThreads }), (e) => {
+      nativeOrt = undefined;
+      throw e;
+    });
+  }
   let p = ortCache.get(provider);
   if (!p) {
     p = (async () => {
@@ -173,8 +198,27 @@ function loadOrt(
   return p;
 }
 
+async function importNative(): Promise<Ort> {
+  try {
+    return await import("onnxruntime-node") as unknown as Ort;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(
+      `the native prior provider needs onnxruntime-node, which could not be loaded: ${
+        /ffi|NotCapable|PermissionDenied|Requires/.test(msg)
+          ? 'run Deno with --allow-ffi and read access to node_modules/ (or use provider "wasm")'
+          : 'install it with `deno install` (or use provider "wasm")'
+      } (${msg})`,
+      { cause: e },
+    );
+  }
+}
+
 function explainOrtError(e: unknown, what: string, provider: PriorProvider): Error {
   const msg = e instanceof Error ? e.message : String(e);
+  if (provider === "native") {
+    return new Error(`onnxruntime-node (native) failed on ${what}: ${msg}`, { cause: e });
+  }
   if (/NotCapable|Requires read access/.test(msg)) {
     return new Error(
       `onnxruntime-web (${provider}) could not read its WebAssembly binary while loading ${what}: run Deno with --unstable-raw-imports (the binary then comes from the module graph), or grant --allow-read to node_modules/, or pass the bytes as options.wasmBinary (${msg})`,
@@ -189,12 +233,18 @@ async function createSession(
   provider: PriorProvider,
   model: Uint8Array,
   what: string,
+  threads = 1,
 ): Promise<OrtNs.InferenceSession> {
   try {
     return await ort.InferenceSession.create(model, {
-      executionProviders: [provider],
+      executionProviders: [provider === "native" ? "cpu" : provider],
       graphOptimizationLevel: "all",
       logSeverityLevel: 3, // errors only (ORT warns about shape ops it keeps on the CPU)
+      // native only (ORT-web takes its threads from env.wasm): a fixed intra-op thread count
+      // and sequential execution keep the results reproducible run to run
+      ...(provider === "native"
+        ? { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const }
+        : {}),
     });
   } catch (e) {
     throw explainOrtError(e, what, provider);
@@ -325,7 +375,13 @@ export async function loadPrior(
   } else provider = options.provider;
   const threads = options.numThreads ?? 1;
   let loaded = await loadOrt(provider, threads, options.wasmBinary);
-  let denoiserSession = await createSession(loaded.ort, provider, bytes.denoiser, label);
+  let denoiserSession = await createSession(
+    loaded.ort,
+    provider,
+    bytes.denoiser,
+    label,
+    loaded.threads,
+  );
   let providerNote = "";
   if (provider === "webgpu" && options.crossCheck !== false) {
     // onnxruntime-web 1.30's WebGPU kernels are not always right (a 3×3 Conv with 6 input
@@ -358,7 +414,7 @@ export async function loadPrior(
   let vjpSession: OrtNs.InferenceSession | null = null;
   if (vjpBytes) {
     try {
-      vjpSession = await createSession(loaded.ort, provider, vjpBytes, vjpLabel);
+      vjpSession = await createSession(loaded.ort, provider, vjpBytes, vjpLabel, loaded.threads);
     } catch (e) {
       await denoiserSession.release();
       throw e;

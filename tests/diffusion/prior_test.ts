@@ -295,3 +295,26 @@ Deno.test({
     if (shared) await (await shared).release();
   },
 });
+
+Deno.test("the native provider (onnxruntime-node) matches PyTorch and is bit-identical on a rerun", async () => {
+  const prior = await loadPrior(DIR, { provider: "native" });
+  try {
+    assert(prior.provider === "native" && prior.threads === 1, "native, 1 thread by default");
+    const params = case0Params(prior);
+    const eps = await prior.eps(x, t, mr, params);
+    assert(maxAbsDiff(eps, fx("case0.out.eps").data) < TOL.eps_abs, "ε vs PyTorch");
+    const { grads } = await prior.vjp(x, t, mr, params, fx("case0.grad_eps").data);
+    let gmax = 0;
+    for (const name of params.names) {
+      gmax = Math.max(gmax, maxAbs(fx(`case0.out.grad.${name.slice(2)}`).data));
+    }
+    for (const name of params.names) {
+      const d = maxAbsDiff(grads.get(name)!, fx(`case0.out.grad.${name.slice(2)}`).data);
+      assert(d <= TOL.grad_rel_to_max * gmax, `${name}: ${d} vs max ${gmax}`);
+    }
+    const again = await prior.eps(x, t, mr, params);
+    assert(again.every((v, i) => Object.is(v, eps[i])), "rerun is bit-identical");
+  } finally {
+    await prior.release();
+  }
+});
