@@ -520,8 +520,43 @@ function table(rows: Row[]): string {
         } | ${f("seconds", 1)} | ${rs.length} |`,
       );
     }
+    lines.push(...paired(sub));
   }
   return lines.join("\n") + "\n";
+}
+
+/**
+ * DDIP-HQS minus each other method on the same data (subject, stack, realisation): the paired
+ * differences remove the variation between stacks and noise draws that the ± of the table holds.
+ */
+function paired(sub: Row[]): string[] {
+  const hqs = new Map(sub.filter((r) => r.method === "ddip-hqs").map((r) => [conditionKey(r), r]));
+  if (hqs.size === 0) return [];
+  const out = [
+    "",
+    "| DDIP-HQS minus | ΔPSNR (dB) | wins | ΔSSIM | wins | pairs |",
+    "|---|---|---|---|---|---|",
+  ];
+  for (const method of [...new Set(sub.map((r) => r.method))]) {
+    if (method === "ddip-hqs") continue;
+    const pairs = sub.filter((r) => r.method === method && hqs.has(conditionKey(r)))
+      .map((r) => [hqs.get(conditionKey(r))!, r] as const);
+    if (pairs.length === 0) continue;
+    const dp = pairs.map(([a, b]) => a.psnr - b.psnr);
+    const ds = pairs.map(([a, b]) => a.ssim - b.ssim);
+    const pm = (v: number[], d: number) =>
+      `${mean(v) >= 0 ? "+" : ""}${mean(v).toFixed(d)}${
+        v.length > 1 ? ` ± ${sd(v).toFixed(d)}` : ""
+      }`;
+    out.push(
+      `| ${LABELS[method] ?? method} | ${pm(dp, 2)} | ${
+        dp.filter((v) => v > 0).length
+      }/${dp.length} | ${pm(ds, 4)} | ${
+        ds.filter((v) => v > 0).length
+      }/${ds.length} | ${pairs.length} |`,
+    );
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
