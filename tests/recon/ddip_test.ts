@@ -8,6 +8,7 @@ import { loadPrior, type ScorePrior } from "../../core/diffusion/prior.ts";
 import { tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
 import { Rng } from "../../core/sim/rng.ts";
 import {
+  DDIP_CPU_PRESET,
   ddipConfig,
   ddipStack,
   type DdipStackProblem,
@@ -69,6 +70,11 @@ Deno.test("DDIP config: reference defaults, CPU preset, and readable validation 
   assert(c.startT === 200 && c.steps === 200 && c.fineTuneIterations === 2);
   assert(c.emIterations === 5 && c.beta === 0.01 && c.lr === 5e-4 && c.eta === 0.85);
   assert(c.initIterations === 20 && c.clipNorm === 1 && c.fineTuneEvery === 1);
+  assert(c.scaleHeadroom === 1.8 && c.scalePercentile === 99.5);
+  // the CPU preset changes only the chain length and (to make up for fewer steps) the lr
+  const cpu = ddipConfig(DDIP_CPU_PRESET);
+  assert(cpu.steps === 25 && cpu.lr === 2e-3);
+  assert(JSON.stringify({ ...cpu, steps: 200, lr: 5e-4 }) === JSON.stringify(c));
   assertThrows(() => ddipConfig({ steps: 300 }), /steps must be ≤ startT/);
   assertThrows(() => ddipConfig({ beta: -1 }), /invalid DDIP configuration: beta/);
   assertThrows(() => ddipConfig({ eta: 1.5 }), /eta/);
