@@ -101,6 +101,25 @@ function perLabel(values: Partial<Record<number, number>>): number[] {
 }
 const ONES = new Array<number>(REGION_COUNT).fill(1);
 
+/**
+ * Nominal amyloid uptake per label, one table for both amyloid models: negative and positive
+ * studies differ only in their grey-matter region factors (`regionFactors`, `raised`), so their
+ * per-label baselines must not drift apart.
+ */
+const AMYLOID_LABEL_VALUES: readonly number[] = perLabel({
+  [L.CSF]: 3,
+  [L.GREY_MATTER]: 40,
+  [L.WHITE_MATTER]: 72,
+  [L.FAT]: 8,
+  [L.MUSCLE]: 14,
+  [L.MUSCLE_SKIN]: 16,
+  [L.SKULL]: 4,
+  [L.VESSELS]: 30,
+  [L.AROUND_FAT]: 8,
+  [L.DURA]: 16,
+  [L.MARROW]: 10,
+});
+
 /** The tracer models (nominal values; per-study variability is added by {@linkcode sampleStudy}). */
 export const TRACER_MODELS: Readonly<Record<TracerName, TracerModel>> = {
   fdg: {
@@ -126,19 +145,7 @@ export const TRACER_MODELS: Readonly<Record<TracerName, TracerModel>> = {
   amyloid_neg: {
     name: "amyloid_neg",
     description: "amyloid-negative: non-specific white-matter binding, white matter above grey",
-    labelValues: perLabel({
-      [L.CSF]: 3,
-      [L.GREY_MATTER]: 40,
-      [L.WHITE_MATTER]: 72,
-      [L.FAT]: 8,
-      [L.MUSCLE]: 14,
-      [L.MUSCLE_SKIN]: 16,
-      [L.SKULL]: 4,
-      [L.VESSELS]: 30,
-      [L.AROUND_FAT]: 8,
-      [L.DURA]: 16,
-      [L.MARROW]: 10,
-    }),
+    labelValues: AMYLOID_LABEL_VALUES,
     regionFactors: [1, 1, 1, 1, 1, 1, 1.1, 1, 1],
     regionSd: 0.04,
   },
@@ -146,19 +153,7 @@ export const TRACER_MODELS: Readonly<Record<TracerName, TracerModel>> = {
     name: "amyloid_pos",
     description:
       "amyloid-positive: cortical grey matter raised region by region (cerebellum spared)",
-    labelValues: perLabel({
-      [L.CSF]: 3,
-      [L.GREY_MATTER]: 40,
-      [L.WHITE_MATTER]: 72,
-      [L.FAT]: 8,
-      [L.MUSCLE]: 14,
-      [L.MUSCLE_SKIN]: 16,
-      [L.SKULL]: 4,
-      [L.VESSELS]: 30,
-      [L.AROUND_FAT]: 8,
-      [L.DURA]: 16,
-      [L.MARROW]: 10,
-    }),
+    labelValues: AMYLOID_LABEL_VALUES,
     regionFactors: ONES,
     regionSd: 0.04,
     raised: {
