@@ -192,6 +192,26 @@ export interface DdipTimings {
   xSteps: number;
 }
 
+/**
+ * A {@linkcode DdipTimings} with every field 0: the start of a run's tally, and of the sum over
+ * the stacks of a volume (which adds each stack's timings field by field).
+ */
+export function zeroDdipTimings(): DdipTimings {
+  return {
+    totalMs: 0,
+    initMs: 0,
+    networkMs: 0,
+    vjpMs: 0,
+    emMs: 0,
+    adamMs: 0,
+    overheadMs: 0,
+    steps: 0,
+    networkCalls: 0,
+    vjpCalls: 0,
+    xSteps: 0,
+  };
+}
+
 /** Result of {@linkcode ddipStack}. */
 export interface DdipStackResult {
   /** The reconstruction `s · clip(x̂0, 0, 1)` in activity units, `[nx, ny, 3]`. */
@@ -396,19 +416,7 @@ export async function ddipStack(
   const tStart = performance.now();
   const stats0 = { ...prior.stats };
   const dev = new DeviceStep(likelihood);
-  const timings: DdipTimings = {
-    totalMs: 0,
-    initMs: 0,
-    networkMs: 0,
-    vjpMs: 0,
-    emMs: 0,
-    adamMs: 0,
-    overheadMs: 0,
-    steps: 0,
-    networkCalls: 0,
-    vjpCalls: 0,
-    xSteps: 0,
-  };
+  const timings = zeroDdipTimings();
   try {
     // 1. initialisation and scale
     const t0 = performance.now();

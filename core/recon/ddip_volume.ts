@@ -33,6 +33,7 @@ import {
   type DdipTimings,
   mlemInit,
   percentile,
+  zeroDdipTimings,
 } from "./ddip.ts";
 import { ddipStack } from "./ddip.ts";
 import { gaussianPostFilter } from "./filter.ts";
@@ -224,19 +225,7 @@ export async function ddipVolume(
   const weight = new Float64Array(nz);
   const fromCentre = new Uint8Array(nz);
   const shared = scope === "volume" ? options.params ?? prior.createParams() : null;
-  const timings: DdipTimings = {
-    totalMs: 0,
-    initMs: 0,
-    networkMs: 0,
-    vjpMs: 0,
-    emMs: 0,
-    adamMs: 0,
-    overheadMs: 0,
-    steps: 0,
-    networkCalls: 0,
-    vjpCalls: 0,
-    xSteps: 0,
-  };
+  const timings = zeroDdipTimings();
   for (const [i, c] of centres.entries()) {
     const st = stackSetup(ctx, vol, c);
     let result: DdipStackResult;
