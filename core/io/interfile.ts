@@ -149,6 +149,61 @@ function float32Bytes(data: ArrayLike<number>): Uint8Array {
 
 const fmtNum = (v: number) => String(Number(v.toPrecision(10)));
 
+/** What differs between the STIR headers of petrel's images and projection data. */
+interface Float32InterfileHeader {
+  /** Extension of the raw data file, replacing the header's 3-character one (".v", ".s"). */
+  dataExtension: string;
+  /** "originating system" key, written after the data file name when given. */
+  originatingSystem?: string;
+  /** "!PET data type" value ("Image", "Emission", …). */
+  petDataType: string;
+  /** The whole key line after the data type ("process status", "applied corrections"). */
+  status: string;
+  /** "number of dimensions" value. */
+  dimensions: number;
+  /** The type's own key lines, between "number of dimensions" and "!END OF INTERFILE". */
+  keys: readonly string[];
+}
+
+/**
+ * Writes `data` as raw float32 little-endian beside a STIR Interfile header at `path`, both
+ * together or not at all. One place writes the bytes and the keys that declare them (byte
+ * order, number format, bytes per pixel), so images and projection data cannot disagree on them.
+ */
+async function writeFloat32Interfile(
+  path: string,
+  data: ArrayLike<number>,
+  header: Float32InterfileHeader,
+): Promise<void> {
+  const dataPath = path.slice(0, -3) + header.dataExtension;
+  const lines = [
+    "!INTERFILE  :=",
+    "!imaging modality := PT",
+    `name of data file := ${baseName(dataPath)}`,
+    ...(header.originatingSystem === undefined
+      ? []
+      : [`originating system := ${header.originatingSystem}`]),
+    "!version of keys := STIR4.0",
+    "!GENERAL DATA :=",
+    "!GENERAL IMAGE DATA :=",
+    "!type of data := PET",
+    "imagedata byte order := LITTLEENDIAN",
+    "!PET STUDY (General) :=",
+    `!PET data type := ${header.petDataType}`,
+    header.status,
+    "!number format := float",
+    "!number of bytes per pixel := 4",
+    `number of dimensions := ${header.dimensions}`,
+    ...header.keys,
+    "!END OF INTERFILE :=",
+    "",
+  ];
+  await writeFilesAtomic([
+    { path: dataPath, data: float32Bytes(data) },
+    { path, data: lines.join("\n") },
+  ]);
+}
+
 /** Options of {@linkcode writeInterfileImage} / {@linkcode readInterfileImage}. */
 export interface InterfileImageOptions {
   /** Scanner the image belongs to: z offsets are then relative to ring 0, as STIR counts them. */
@@ -183,24 +238,9 @@ export async function writeInterfileImage(
         `have ${image.data.length}`,
     );
   }
-  const dataPath = path.slice(0, -3) + ".v";
   const z0 = options.scanner ? options.scanner.ringZ(0) : 0;
   const axes = ["x", "y", "z"];
-  const lines = [
-    "!INTERFILE  :=",
-    "!imaging modality := PT",
-    `name of data file := ${baseName(dataPath)}`,
-    "!version of keys := STIR4.0",
-    "!GENERAL DATA :=",
-    "!GENERAL IMAGE DATA :=",
-    "!type of data := PET",
-    "imagedata byte order := LITTLEENDIAN",
-    "!PET STUDY (General) :=",
-    "!PET data type := Image",
-    "process status := Reconstructed",
-    "!number format := float",
-    "!number of bytes per pixel := 4",
-    "number of dimensions := 3",
+  const keys = [
     ...[0, 1, 2].flatMap((a) => [
       `matrix axis label [${a + 1}] := ${axes[a]}`,
       `!matrix size [${a + 1}] := ${g.shape[a]}`,
@@ -214,13 +254,14 @@ export async function writeInterfileImage(
     "data offset in bytes[1] := 0",
     "quantification units := 1",
     "; written by petrel: voxels x fastest, then y, then z",
-    "!END OF INTERFILE :=",
-    "",
   ];
-  await writeFilesAtomic([
-    { path: dataPath, data: float32Bytes(image.data) },
-    { path, data: lines.join("\n") },
-  ]);
+  await writeFloat32Interfile(path, image.data, {
+    dataExtension: ".v",
+    petDataType: "Image",
+    status: "process status := Reconstructed",
+    dimensions: 3,
+    keys,
+  });
 }
 
 /** Reads a STIR Interfile image (`.hv` header; the data file is found from the header). */
@@ -319,23 +360,7 @@ export async function writeInterfileSinogram(
     out = c;
   }
   const binCm = (s.radiusMm * Math.sin(Math.PI / s.crystalsPerRing)) / 10;
-  const dataPath = path.slice(0, -3) + ".s";
-  const lines = [
-    "!INTERFILE  :=",
-    "!imaging modality := PT",
-    `name of data file := ${baseName(dataPath)}`,
-    "originating system := userdefined",
-    "!version of keys := STIR4.0",
-    "!GENERAL DATA :=",
-    "!GENERAL IMAGE DATA :=",
-    "!type of data := PET",
-    "imagedata byte order := LITTLEENDIAN",
-    "!PET STUDY (General) :=",
-    `!PET data type := ${options.petDataType ?? "Emission"}`,
-    "applied corrections := {None}",
-    "!number format := float",
-    "!number of bytes per pixel := 4",
-    "number of dimensions := 4",
+  const keys = [
     "matrix axis label [4] := segment",
     `!matrix size [4] := ${segs.length}`,
     "matrix axis label [3] := axial coordinate",
@@ -370,13 +395,15 @@ export async function writeInterfileSinogram(
     "end scanner parameters:=",
     `effective central bin size (cm) := ${fmtNum(binCm)}`,
     "number of time frames := 1",
-    "!END OF INTERFILE :=",
-    "",
   ];
-  await writeFilesAtomic([
-    { path: dataPath, data: float32Bytes(out) },
-    { path, data: lines.join("\n") },
-  ]);
+  await writeFloat32Interfile(path, out, {
+    dataExtension: ".s",
+    originatingSystem: "userdefined",
+    petDataType: options.petDataType ?? "Emission",
+    status: "applied corrections := {None}",
+    dimensions: 4,
+    keys,
+  });
 }
 
 /**
