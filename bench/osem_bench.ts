@@ -20,9 +20,9 @@
  * @module
  */
 
-import { timeGpu } from "./_timing.ts";
+import { adapterTitle, scannerCases, selectCases, timeGpu } from "./_timing.ts";
 import { defaultContext } from "../core/gpu/context.ts";
-import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
+import { MMR_VOXEL_MM } from "../core/geometry/scanner.ts";
 import { voxelCount } from "../core/geometry/grid.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
 import { ringForwardModel } from "../core/model/forward_model.ts";
@@ -33,28 +33,11 @@ import { relativeDifferencePrior } from "../core/recon/priors.ts";
 import { PenalisedEmStep } from "../core/recon/xstep.ts";
 import { fill } from "../core/gpu/ops.ts";
 
-interface Case {
-  name: string;
-  scanner: () => RingScanner;
-  repeats: number;
-  trueCounts: number;
-}
-
-const CASES: Case[] = [
-  { name: "2d", scanner: mmrLike2d, repeats: 10, trueCounts: 1e6 },
-  {
-    name: "stack3",
-    scanner: () => mmrLike3d({ rings: 3, maxRingDifference: 0 }),
-    repeats: 5,
-    trueCounts: 3e6,
-  },
-  {
-    name: "3d",
-    scanner: () => mmrLike3d({ rings: 32, maxRingDifference: 7 }),
-    repeats: 1,
-    trueCounts: 1e8,
-  },
-];
+const CASES = scannerCases({
+  "2d": { repeats: 10, trueCounts: 1e6 },
+  stack3: { repeats: 5, trueCounts: 3e6 },
+  "3d": { repeats: 1, trueCounts: 1e8 },
+});
 
 function option(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -66,18 +49,13 @@ export async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   const wanted = (option(args, "--cases") ?? "2d,stack3").split(",");
   const subsets = Number(option(args, "--subsets") ?? 14);
-  const unknown = wanted.filter((w) => !CASES.some((c) => c.name === w));
-  if (unknown.length) {
-    throw new Error(
-      `unknown case(s) ${unknown.join(", ")}; choose from ${CASES.map((c) => c.name).join(", ")}`,
-    );
-  }
+  const cases = selectCases(CASES, wanted);
   if (!Number.isInteger(subsets) || subsets < 1) {
     throw new Error(`--subsets must be a positive integer, got ${option(args, "--subsets")}`);
   }
   const ctx = await defaultContext();
   const rows = [];
-  for (const c of CASES.filter((c) => wanted.includes(c.name))) {
+  for (const c of cases) {
     const scanner = c.scanner();
     const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
     const n = voxelCount(grid);
@@ -199,11 +177,7 @@ export async function main(args: string[]): Promise<void> {
     model.destroy();
   }
   if (!json) {
-    console.log(
-      `OSEM iteration vs projector pair on ${ctx.adapter.description}${
-        ctx.adapter.isFallback ? " (fallback adapter)" : ""
-      }`,
-    );
+    console.log(adapterTitle("OSEM iteration vs projector pair", ctx));
     console.table(rows.map((r) => ({
       case: r.case,
       LORs: r.lors,

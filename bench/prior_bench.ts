@@ -77,6 +77,26 @@ async function time(fn: () => Promise<unknown>): Promise<{ median: number; min: 
   return { median: median(ts), min: Math.min(...ts) };
 }
 
+/**
+ * The table row of a timed graph: `t`'s median and minimum over the `reps` calls on the stack
+ * `shape`, so every runtime's rows carry the same figures.
+ */
+function timedRow(
+  t: { median: number; min: number },
+  row: { runtime: string; graph: Row["graph"]; loadMs: number | null; note?: string },
+): Row {
+  return {
+    runtime: row.runtime,
+    graph: row.graph,
+    shape,
+    loadMs: row.loadMs,
+    medianMs: t.median,
+    minMs: t.min,
+    reps,
+    note: row.note,
+  };
+}
+
 const denoiserBytes = await Deno.readFile(`${dir}/denoiser.onnx`);
 const vjpBytes = await Deno.readFile(`${dir}/vjp.onnx`).catch(() => null);
 const meta = parsePriorMetadata(readOnnxHeader(denoiserBytes), `${dir}/denoiser.onnx`);
@@ -109,28 +129,11 @@ async function benchWeb(provider: "wasm" | "webgpu"): Promise<Float32Array> {
   const te = await time(async () => {
     eps = await prior.eps(xt, t, mr, params, { shape: [w, h, c] });
   });
-  rows.push({
-    runtime: label,
-    graph: "eps",
-    shape,
-    loadMs,
-    medianMs: te.median,
-    minMs: te.min,
-    reps,
-    note,
-  });
+  rows.push(timedRow(te, { runtime: label, graph: "eps", loadMs, note }));
   if (prior.canFineTune) {
     progress(`eps median ${te.median.toFixed(1)} ms; timing vjp`);
     const tv = await time(() => prior.vjp(xt, t, mr, params, gradEps));
-    rows.push({
-      runtime: label,
-      graph: "vjp",
-      shape,
-      loadMs: null,
-      medianMs: tv.median,
-      minMs: tv.min,
-      reps,
-    });
+    rows.push(timedRow(tv, { runtime: label, graph: "vjp", loadMs: null }));
   }
   await prior.release();
   return eps;
@@ -180,30 +183,14 @@ if (o.node !== false) {
     const te = await time(async () => {
       eps = (await den.run(feeds(false))).eps.data as Float32Array;
     });
-    rows.push({
-      runtime: label,
-      graph: "eps",
-      shape,
-      loadMs,
-      medianMs: te.median,
-      minMs: te.min,
-      reps,
-    });
+    rows.push(timedRow(te, { runtime: label, graph: "eps", loadMs }));
     agreement["node vs wasm"] = maxDiff(eps, epsWasm);
     if (vjpBytes) {
       const t1 = performance.now();
       const vjp = await ortNode.InferenceSession.create(vjpBytes, opts);
       const vl = performance.now() - t1;
       const tv = await time(() => vjp.run(feeds(true)));
-      rows.push({
-        runtime: label,
-        graph: "vjp",
-        shape,
-        loadMs: vl,
-        medianMs: tv.median,
-        minMs: tv.min,
-        reps,
-      });
+      rows.push(timedRow(tv, { runtime: label, graph: "vjp", loadMs: vl }));
       await vjp.release();
     }
     await den.release();
@@ -230,15 +217,7 @@ if (o.node !== false) {
     ddimStep(x0, epsWasm, { alphaBarPrev: 0.67, eta: 0.85, rng: noiseRng });
     return Promise.resolve();
   });
-  rows.push({
-    runtime: "TypeScript",
-    graph: "host step",
-    shape,
-    loadMs: null,
-    medianMs: th.median,
-    minMs: th.min,
-    reps,
-  });
+  rows.push(timedRow(th, { runtime: "TypeScript", graph: "host step", loadMs: null }));
 }
 
 const arch = meta.architecture ?? {};

@@ -12,37 +12,20 @@
  * @module
  */
 
-import { timeGpu } from "./_timing.ts";
+import { adapterTitle, scannerCases, selectCases, timeGpu } from "./_timing.ts";
 import { defaultContext } from "../core/gpu/context.ts";
-import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, type RingScanner } from "../core/geometry/scanner.ts";
+import { MMR_VOXEL_MM } from "../core/geometry/scanner.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
 import { josephBackReference, josephForwardReference } from "../core/projector/reference.ts";
 import type { ImageGrid } from "../core/geometry/grid.ts";
 
-/** One benchmark case. */
-interface Case {
-  name: string;
-  scanner: () => RingScanner;
-  repeats: number;
-  referenceStride: number;
-}
-
-const CASES: Case[] = [
-  { name: "2d", scanner: mmrLike2d, repeats: 20, referenceStride: 1 },
-  {
-    name: "stack3",
-    scanner: () => mmrLike3d({ rings: 3, maxRingDifference: 0 }),
-    repeats: 10,
-    referenceStride: 1,
-  },
-  {
-    name: "3d",
-    scanner: () => mmrLike3d({ rings: 32, maxRingDifference: 7 }),
-    repeats: 1,
-    referenceStride: 64,
-  },
-];
+/** The cases: repeats of the WGSL timings, and every how-many-th LOR the TS reference times. */
+const CASES = scannerCases({
+  "2d": { repeats: 20, referenceStride: 1 },
+  stack3: { repeats: 10, referenceStride: 1 },
+  "3d": { repeats: 1, referenceStride: 64 },
+});
 
 function strided(lors: LorSet, stride: number): LorSet {
   if (stride === 1) return lors;
@@ -71,15 +54,10 @@ export async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   const ci = args.indexOf("--cases");
   const wanted = ci >= 0 ? args[ci + 1].split(",") : CASES.map((c) => c.name);
-  const unknown = wanted.filter((w) => !CASES.some((c) => c.name === w));
-  if (unknown.length) {
-    throw new Error(
-      `unknown case(s) ${unknown.join(", ")}; choose from ${CASES.map((c) => c.name).join(", ")}`,
-    );
-  }
+  const cases = selectCases(CASES, wanted);
   const ctx = await defaultContext();
   const rows = [];
-  for (const c of CASES.filter((c) => wanted.includes(c.name))) {
+  for (const c of cases) {
     const scanner = c.scanner();
     const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
     const lors = scanner.lors();
@@ -117,11 +95,7 @@ export async function main(args: string[]): Promise<void> {
     b.destroy();
   }
   if (!json) {
-    console.log(
-      `Joseph projector on ${ctx.adapter.description}${
-        ctx.adapter.isFallback ? " (fallback adapter)" : ""
-      }`,
-    );
+    console.log(adapterTitle("Joseph projector", ctx));
     console.table(rows.map((r) => ({
       case: r.case,
       LORs: r.lors,
