@@ -10,8 +10,8 @@
  * invisible or faint in the MR. The "best" baseline settings are chosen against the truth (an
  * oracle; the most favourable case for the baselines).
  *
- *   deno run -A --unstable-raw-imports examples/tracer_transfer.ts --quick
- *   deno run -A --unstable-raw-imports examples/tracer_transfer.ts            # full
+ *   deno task experiment --quick     # = deno run -A examples/tracer_transfer.ts --provider native --quick
+ *   deno task experiment             # full: 3 subjects × 2 tracers × 2 count levels × 2 realisations
  *
  * Writes `out/tracer_transfer/results.{json,md}` and one PNG per tracer. Every finished
  * condition is appended to `rows.jsonl` at once (its figure images to `fig/*.npy`), so a long run
@@ -58,8 +58,8 @@ const program = new Command("tracer_transfer")
   .option("--subjects <list>", "held-out subjects", "51,52,53")
   .option("--tracers <list>", "tracers", "fdg,amyloid_neg")
   .option("--counts <list>", "true counts per slice (comma list)", "300000,100000")
-  .option("--realisations <n>", "noise realisations")
-  .option("--stacks <n>", "stacks (lesions) per subject")
+  .option("--realisations <n>", "noise realisations (default: quick 1, full 2)")
+  .option("--stacks <n>", "stacks per subject, one per hot lesion, largest first (default 1)")
   .option("--steps <n>", "DDIP reverse steps (strided from startT)")
   .option("--fine-tune <n>", "fine-tuning iterations per step")
   .option(
@@ -99,8 +99,8 @@ const quick = Boolean(o.quick);
 const subjects = String(o.subjects).split(",").filter(Boolean);
 const tracers = String(o.tracers).split(",").filter(Boolean) as TracerName[];
 const countLevels = String(o.counts).split(",").map(Number);
-const realisations = Number(o.realisations ?? (quick ? 1 : 3));
-const stacksPerSubject = Number(o.stacks ?? (quick ? 1 : 2));
+const realisations = Number(o.realisations ?? (quick ? 1 : 2));
+const stacksPerSubject = Number(o.stacks ?? 1);
 const methods = String(o.methods).split(",").filter(Boolean);
 const seed = Number(o.seed);
 const outDir = String(o.out);
