@@ -178,6 +178,7 @@ const result = {
     ddipHqsCpuPreset: (initMs + cpu.steps * perStep) / 1000,
     ddsReference: (initMs + ref.steps * perStepDds) / 1000,
     ddsCpuPreset: (initMs + cpu.steps * perStepDds) / 1000,
+    ddipNllReference: (initMs + ref.steps * perStepNll) / 1000,
     ddipNllCpuPreset: (initMs + cpu.steps * perStepNll) / 1000,
   },
 };
@@ -214,6 +215,7 @@ else {
     "stack, 200 steps [s]",
     result.stackSeconds.ddipHqsReference.toFixed(0),
     result.stackSeconds.ddsReference.toFixed(0),
+    result.stackSeconds.ddipNllReference.toFixed(0),
   );
   row(
     "stack, 25 steps [s]",
