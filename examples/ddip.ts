@@ -16,6 +16,7 @@ export const params = z.object({
   steps: z.number().int().positive().default(25).describe("reverse steps (reference 200)"),
   startT: z.number().int().positive().default(200),
   fineTuneIterations: z.number().int().min(0).default(2),
+  lr: z.number().positive().default(2e-3).describe("AdamW lr (CPU preset 2e-3; reference 5e-4)"),
   emIterations: z.number().int().min(0).default(5),
   initIterations: z.number().int().min(0).default(20).describe("MLEM iterations of the start"),
 });
