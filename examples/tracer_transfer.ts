@@ -29,7 +29,12 @@ import { MMR_VOXEL_MM, mmrLike2d } from "../core/geometry/scanner.ts";
 import { ringForwardModel } from "../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../core/model/likelihood.ts";
 import { simulateCounts } from "../core/model/simulate.ts";
-import { loadPrior, type PriorProvider, type ScorePrior } from "../core/diffusion/prior.ts";
+import {
+  loadPrior,
+  PRIOR_PROVIDERS,
+  type PriorProvider,
+  type ScorePrior,
+} from "../core/diffusion/prior.ts";
 import {
   DDIP_CPU_PRESET,
   type DdipConfigInput,
@@ -122,7 +127,7 @@ const nllCfg: DdipConfigInput = {
   lr: Number(o.nllLr ?? 1e-4),
 };
 const resume = Boolean(o.resume);
-const PROVIDERS = ["auto", "wasm", "webgpu", "native"];
+const PROVIDERS = ["auto", ...PRIOR_PROVIDERS];
 if (!PROVIDERS.includes(String(o.provider))) {
   console.error(`--provider must be one of ${PROVIDERS.join(", ")} (got "${o.provider}")`);
   Deno.exit(2);

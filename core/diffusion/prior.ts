@@ -50,6 +50,9 @@ type OrtTensor = OrtNs.Tensor;
  */
 export type PriorProvider = "wasm" | "webgpu" | "native";
 
+/** Every {@linkcode PriorProvider}, for validating user input. */
+export const PRIOR_PROVIDERS: readonly PriorProvider[] = ["wasm", "webgpu", "native"];
+
 /** Chooses the provider from an adapter: WebGPU on a real GPU, wasm on a fallback/no adapter. */
 export function chooseProvider(adapter: { isFallback: boolean } | null | undefined): PriorProvider {
   return adapter && !adapter.isFallback ? "webgpu" : "wasm";
@@ -372,7 +375,14 @@ export async function loadPrior(
   if (!options.provider || options.provider === "auto") {
     const adapter = options.adapter !== undefined ? options.adapter : await probeAdapter();
     provider = chooseProvider(adapter);
-  } else provider = options.provider;
+  } else if (PRIOR_PROVIDERS.includes(options.provider)) provider = options.provider;
+  else {
+    throw new PriorModelError(
+      `unknown prior provider "${options.provider}": use "auto", ${
+        PRIOR_PROVIDERS.map((p) => `"${p}"`).join(", ")
+      }`,
+    );
+  }
   const threads = options.numThreads ?? 1;
   let loaded = await loadOrt(provider, threads, options.wasmBinary);
   let denoiserSession = await createSession(

@@ -258,6 +258,11 @@ Deno.test("wrong metadata or graph inputs give errors naming what is expected", 
     /no initial values for \d+ adaptable parameter/,
   );
   await assertRejects(loadPrior("/nonexistent/prior"), /no denoiser\.onnx in \/nonexistent\/prior/);
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    loadPrior(DIR, { provider: "cuda" as any }),
+    /unknown prior provider "cuda": use "auto", "wasm", "webgpu", "native"/,
+  );
 });
 
 Deno.test("calls with wrong sizes are refused before reaching onnxruntime", async () => {
