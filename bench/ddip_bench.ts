@@ -22,7 +22,7 @@ import { MMR_VOXEL_MM, mmrLike2d } from "../core/geometry/scanner.ts";
 import { ringForwardModel } from "../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../core/model/likelihood.ts";
 import { simulateCounts } from "../core/model/simulate.ts";
-import { loadPrior } from "../core/diffusion/prior.ts";
+import { loadPrior } from "../core/diffusion/load.ts";
 import { AdamW } from "../core/diffusion/adamw.ts";
 import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts";
 import { DDIP_CPU_PRESET, ddipConfig, mlemInit } from "../core/recon/ddip.ts";

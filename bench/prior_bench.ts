@@ -16,8 +16,9 @@
  */
 
 import { Command } from "commander";
-import { loadPrior, probeAdapter, type ScorePrior } from "../core/diffusion/prior.ts";
-import { readInitialParams } from "../core/diffusion/prior.ts";
+import { loadPrior, readInitialParams } from "../core/diffusion/load.ts";
+import { probeAdapter } from "../core/diffusion/provider.ts";
+import type { ScorePrior } from "../core/diffusion/prior.ts";
 import { parsePriorMetadata } from "../core/diffusion/metadata.ts";
 import { readOnnxHeader } from "../core/diffusion/onnx_proto.ts";
 import { ddimStep, tweedie } from "../core/diffusion/sampler.ts";

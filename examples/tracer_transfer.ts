@@ -29,12 +29,9 @@ import { MMR_VOXEL_MM, mmrLike2d } from "../core/geometry/scanner.ts";
 import { ringForwardModel } from "../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../core/model/likelihood.ts";
 import { simulateCounts } from "../core/model/simulate.ts";
-import {
-  loadPrior,
-  PRIOR_PROVIDERS,
-  type PriorProvider,
-  type ScorePrior,
-} from "../core/diffusion/prior.ts";
+import { loadPrior } from "../core/diffusion/load.ts";
+import { PRIOR_PROVIDERS, type PriorProvider } from "../core/diffusion/provider.ts";
+import type { ScorePrior } from "../core/diffusion/prior.ts";
 import {
   DDIP_CPU_PRESET,
   type DdipConfigInput,

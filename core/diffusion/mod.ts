@@ -27,5 +27,7 @@ export * from "./adamw.ts";
 export * from "./sampler.ts";
 export * from "./onnx_proto.ts";
 export * from "./metadata.ts";
+export * from "./provider.ts";
 export * from "./prior.ts";
+export * from "./load.ts";
 export * from "./tensor_bundle.ts";

@@ -1,5 +1,6 @@
 import { ok as assert } from "node:assert/strict";
-import { chooseProvider, loadPrior, probeAdapter } from "../../core/diffusion/prior.ts";
+import { loadPrior } from "../../core/diffusion/load.ts";
+import { chooseProvider, probeAdapter } from "../../core/diffusion/provider.ts";
 import { readTensorBundle } from "../../core/diffusion/tensor_bundle.ts";
 
 const DIR = new URL("../fixtures/prior", import.meta.url).pathname;

@@ -4,7 +4,8 @@ import { centredGrid, type ImageGrid } from "../../core/geometry/grid.ts";
 import { ringForwardModel } from "../../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../../core/model/likelihood.ts";
 import { simulateCounts } from "../../core/model/simulate.ts";
-import { loadPrior, type ScorePrior } from "../../core/diffusion/prior.ts";
+import { loadPrior } from "../../core/diffusion/load.ts";
+import type { ScorePrior } from "../../core/diffusion/prior.ts";
 import { tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
 import { Rng } from "../../core/sim/rng.ts";
 import {
