@@ -370,6 +370,98 @@ function tracerBlobs(
   return out;
 }
 
+/** What a study is made of, fixed before the streaming pass: grid, placement and random draws. */
+interface StudyPlan {
+  grid: ImageGrid;
+  seed: number;
+  tracers: TracerName[];
+  shiftMm: [number, number, number];
+  frame: BrainFrame;
+  studies: Partial<Record<TracerName, TracerStudy>>;
+  lesions: Lesion[];
+  blobs: Blob[];
+  /** Whether label and region fractions are wanted. */
+  wantFractions: boolean;
+}
+
+/** Step 1: validates the tracers, places the labels and draws the per-study parameters. */
+function planStudy(vol: LabelVolume, options: SimulateOptions): StudyPlan {
+  const grid = imageGrid(options.grid);
+  const seed = options.seed ?? 0;
+  const tracers = [...new Set(options.tracers ?? ["fdg"])] as TracerName[];
+  for (const t of tracers) {
+    if (!TRACERS.includes(t)) {
+      throw new RangeError(`unknown tracer "${t}"; expected one of ${TRACERS.join(", ")}`);
+    }
+  }
+  const shiftMm = placementShift(vol, options.placement);
+  const frame = options.frame ?? brainFrame(vol);
+  const variability = options.variability === false
+    ? { globalSd: 0, labelSd: 0, regionSdScale: 0 }
+    : options.variability ?? {};
+  const studies: Partial<Record<TracerName, TracerStudy>> = {};
+  for (const t of tracers) {
+    studies[t] = sampleTracerStudy(t, new Rng(subSeed(seed, `tracer:${t}`)), variability);
+  }
+  const lesions: Lesion[] = typeof options.lesions === "number"
+    ? randomLesions(vol, options.lesions, { seed, shiftMm })
+    : [...(options.lesions ?? [])];
+  const blobs: Blob[] = [...(options.blobs ?? [])];
+  for (const t of tracers) blobs.push(...tracerBlobs(vol, frame, t, seed, shiftMm));
+  const wantFractions = options.labelFractions ?? true;
+  return { grid, seed, tracers, shiftMm, frame, studies, lesions, blobs, wantFractions };
+}
+
+/** Per-label lookup tables and smooth fields that modulate each fine row. */
+interface StudyFields {
+  texture: SmoothField | null;
+  bias: SmoothField | null;
+  /** MR value per label, or null without MR. */
+  mrTable: Float32Array | null;
+  /** μ per label (1/mm), or null without μ-map. */
+  muTable: Float32Array | null;
+}
+
+/** Step 2: the activity texture, MR bias field and per-label MR/μ tables (own seeded streams). */
+function studyFields(vol: LabelVolume, plan: StudyPlan, options: SimulateOptions): StudyFields {
+  const fg = vol.grid;
+  const { seed, shiftMm } = plan;
+  // Smooth fields span the label volume's extent (output coordinates).
+  const boxMinMm = [0, 1, 2].map((a) => fg.originMm[a] + shiftMm[a]) as [number, number, number];
+  const boxMaxMm = [0, 1, 2].map((a) =>
+    fg.originMm[a] + shiftMm[a] + (fg.shape[a] - 1) * fg.voxelSizeMm[a]
+  ) as [number, number, number];
+  const texAmp = options.texture?.amplitude ?? 0.08;
+  const texture = texAmp > 0
+    ? new SmoothField(new Rng(subSeed(seed, "texture")), {
+      boxMinMm,
+      boxMaxMm,
+      spacingMm: options.texture?.spacingMm ?? 18,
+      amplitude: texAmp,
+    })
+    : null;
+  const mrOpt = options.mr === false ? null : options.mr ?? {};
+  const biasAmp = mrOpt?.biasAmplitude ?? 0.08;
+  const bias = mrOpt && biasAmp > 0
+    ? new SmoothField(new Rng(subSeed(seed, "bias")), {
+      boxMinMm,
+      boxMaxMm,
+      spacingMm: 60,
+      amplitude: biasAmp,
+    })
+    : null;
+  let mrTable: Float32Array | null = null;
+  if (mrOpt) {
+    mrTable = new Float32Array(TABLE_STRIDE);
+    const rng = new Rng(subSeed(seed, "mr"));
+    for (let l = 0; l < LABEL_COUNT; l++) {
+      mrTable[l] = MR_T1_VALUES[l] * (options.variability === false ? 1 : 1 + 0.03 * rng.normal());
+    }
+  }
+  const muTable = (options.mu ?? true) ? Float32Array.from(MU_VALUES_PER_MM) : null;
+  return { texture, bias, mrTable, muTable };
+}
+
 /** Padded accumulation planes for one output quantity. */
 class Accumulator {
   readonly row: Float64Array;
@@ -379,6 +471,25 @@ class Accumulator {
     this.row = new Float64Array(px);
     this.plane = new Float64Array(px * py);
     this.out = new Float32Array(n);
+  }
+}
+
+/** Adds `values[lo..hi]` of a fine row into the padded output row `acc` with the x weights. */
+function addRow(
+  acc: Float64Array,
+  values: ArrayLike<number>,
+  wx: AxisWeights,
+  lo: number,
+  hi: number,
+): void {
+  const { slot: sx, w0: wx0, w1: wx1 } = wx;
+  for (let i = lo; i <= hi; i++) {
+    const v = values[i];
+    if (v !== 0) {
+      const s = sx[i];
+      acc[s] += v * wx0[i];
+      acc[s + 1] += v * wx1[i];
+    }
   }
 }
 
@@ -434,127 +545,71 @@ function applySpheres(
   }
 }
 
+/** One fine row of the label volume as the streaming pass sees it. */
+interface FineRow {
+  /** Labels of the row. */
+  labels: Uint8Array;
+  /** First and last non-background voxel. */
+  lo: number;
+  hi: number;
+  /** World y and z of the row (mm). */
+  y: number;
+  z: number;
+  /** Offset of the row's (y, z) block in the region map. */
+  rbase: number;
+}
+
+/** The output accumulators of the streaming pass (null/empty for what was not asked). */
+interface StudySums {
+  pet: Accumulator[];
+  mr: Accumulator | null;
+  mu: Accumulator | null;
+  fractions: Accumulator[];
+  regions: Accumulator[];
+}
+
 /**
- * Simulates a study from a label volume onto `options.grid`: per-tracer activity with seeded
- * per-study variability, texture, lesions and focal blobs; a T1-like MR with bias field and Rician
- * noise; the μ-map (1/mm); label fractions, majority labels and regions. Streaming: memory is a
- * few fine rows plus the output volumes.
+ * Step 3: the streaming pass. Each non-empty fine row is turned into every output quantity
+ * (activity per tracer, MR, μ, label and region fractions) and box-averaged onto the output grid
+ * row by row, then plane by plane; only a few rows and one padded plane per quantity are held.
  */
-export function simulateStudy(vol: LabelVolume, options: SimulateOptions): SimulatedStudy {
-  const grid = imageGrid(options.grid);
-  const seed = options.seed ?? 0;
-  const tracers = [...new Set(options.tracers ?? ["fdg"])] as TracerName[];
-  for (const t of tracers) {
-    if (!TRACERS.includes(t)) {
-      throw new RangeError(`unknown tracer "${t}"; expected one of ${TRACERS.join(", ")}`);
-    }
-  }
+function streamLabels(vol: LabelVolume, plan: StudyPlan, fields: StudyFields): StudySums {
+  const { grid, tracers, shiftMm } = plan;
   const fg = vol.grid;
   const [nx, ny, nz] = fg.shape;
   const [ox, oy] = grid.shape;
   const nOut = voxelCount(grid);
-  const shiftMm = placementShift(vol, options.placement);
-  const frame = options.frame ?? brainFrame(vol);
-  const regions = buildRegionMap(vol, frame);
+  const regions = buildRegionMap(vol, plan.frame);
   const [wx, wy, wz] = gridWeights(fg, grid, shiftMm);
   const px = ox + 2, py = oy + 2;
-
-  // Per-study parameters.
-  const variability = options.variability === false
-    ? { globalSd: 0, labelSd: 0, regionSdScale: 0 }
-    : options.variability ?? {};
-  const studies: Partial<Record<TracerName, TracerStudy>> = {};
-  for (const t of tracers) {
-    studies[t] = sampleTracerStudy(t, new Rng(subSeed(seed, `tracer:${t}`)), variability);
+  const newAcc = () => new Accumulator(px, py, nOut);
+  const sums: StudySums = {
+    pet: tracers.map(newAcc),
+    mr: fields.mrTable ? newAcc() : null,
+    mu: fields.muTable ? newAcc() : null,
+    fractions: [],
+    regions: [],
+  };
+  const wantFractions = plan.wantFractions;
+  if (wantFractions) {
+    sums.fractions = Array.from({ length: LABEL_COUNT }, newAcc);
+    sums.regions = Array.from({ length: REGION_COUNT }, newAcc);
   }
-  const lesions: Lesion[] = typeof options.lesions === "number"
-    ? randomLesions(vol, options.lesions, { seed, shiftMm })
-    : [...(options.lesions ?? [])];
-  const blobs: Blob[] = [...(options.blobs ?? [])];
-  for (const t of tracers) blobs.push(...tracerBlobs(vol, frame, t, seed, shiftMm));
-
-  // Smooth fields over the label volume's extent (output coordinates).
-  const boxMinMm = [0, 1, 2].map((a) => fg.originMm[a] + shiftMm[a]) as [number, number, number];
-  const boxMaxMm = [0, 1, 2].map((a) =>
-    fg.originMm[a] + shiftMm[a] + (fg.shape[a] - 1) * fg.voxelSizeMm[a]
-  ) as [number, number, number];
-  const texAmp = options.texture?.amplitude ?? 0.08;
-  const texture = texAmp > 0
-    ? new SmoothField(new Rng(subSeed(seed, "texture")), {
-      boxMinMm,
-      boxMaxMm,
-      spacingMm: options.texture?.spacingMm ?? 18,
-      amplitude: texAmp,
-    })
-    : null;
-  const mrOpt = options.mr === false ? null : options.mr ?? {};
-  const biasAmp = mrOpt?.biasAmplitude ?? 0.08;
-  const bias = mrOpt && biasAmp > 0
-    ? new SmoothField(new Rng(subSeed(seed, "bias")), {
-      boxMinMm,
-      boxMaxMm,
-      spacingMm: 60,
-      amplitude: biasAmp,
-    })
-    : null;
-  const mrTable = new Float32Array(TABLE_STRIDE);
-  if (mrOpt) {
-    const rng = new Rng(subSeed(seed, "mr"));
-    for (let l = 0; l < LABEL_COUNT; l++) {
-      mrTable[l] = MR_T1_VALUES[l] * (options.variability === false ? 1 : 1 + 0.03 * rng.normal());
-    }
-  }
-  const wantMu = options.mu ?? true;
-  const muTable = Float32Array.from(MU_VALUES_PER_MM);
-  const wantFractions = options.labelFractions ?? true;
 
   const xs = Float64Array.from(
     { length: nx },
     (_, i) => fg.originMm[0] + shiftMm[0] + i * fg.voxelSizeMm[0],
   );
-  const texCols = texture?.prepareX(xs);
-  const biasCols = bias?.prepareX(xs);
-  const texRow = new Float32Array(nx).fill(1);
-  const biasRow = new Float32Array(nx).fill(1);
-
-  const petAcc = tracers.map(() => new Accumulator(px, py, nOut));
-  const petRows = tracers.map(() => new Float32Array(nx));
-  const tables = tracers.map((t) => studies[t]!.table);
-  const gmFactors = tracers.map((t) => smoothFactorMap(regions, studies[t]!.regionFactors));
-  const petSpheres = lesions.filter((l) => l.petFactor !== 1).map((l) => ({
-    ...l,
-    f: l.petFactor,
-  }));
-  const blobSpheres = tracers.map((t) =>
-    blobs.filter((b) => b.tracer === t).map((b) => ({ ...b, f: b.factor }))
-  );
-  const mrSpheres = lesions.filter((l) => (l.mrFactor ?? 1) !== 1).map((l) => ({
-    ...l,
-    f: l.mrFactor ?? 1,
-  }));
-  const mrAcc = mrOpt ? new Accumulator(px, py, nOut) : null;
-  const mrRow = new Float32Array(nx);
-  const muAcc = wantMu ? new Accumulator(px, py, nOut) : null;
-  const fracAcc = wantFractions
-    ? Array.from({ length: LABEL_COUNT }, () => new Accumulator(px, py, nOut))
-    : [];
-  const regAcc = wantFractions
-    ? Array.from({ length: REGION_COUNT }, () => new Accumulator(px, py, nOut))
-    : [];
+  const rowMaker = new RowMaker(plan, fields, regions, xs, fg.voxelSizeMm[0]);
   const touched = new Uint8Array(LABEL_COUNT);
   const touchedReg = new Uint8Array(REGION_COUNT);
   const lab = vol.labels;
-  const { slot: sx, w0: wx0, w1: wx1 } = wx;
-  const rmap = regions.map;
-  const rbx = regions.bx;
-  const x0 = xs[0];
-  const dx = fg.voxelSizeMm[0];
   const all: Accumulator[] = [
-    ...petAcc,
-    ...(mrAcc ? [mrAcc] : []),
-    ...(muAcc ? [muAcc] : []),
-    ...fracAcc,
-    ...regAcc,
+    ...sums.pet,
+    ...(sums.mr ? [sums.mr] : []),
+    ...(sums.mu ? [sums.mu] : []),
+    ...sums.fractions,
+    ...sums.regions,
   ];
 
   for (let k = 0; k < nz; k++) {
@@ -570,163 +625,275 @@ export function simulateStudy(vol: LabelVolume, options: SimulateOptions): Simul
       let hi = nx - 1;
       while (lab[base + hi] === 0) hi--;
       sliceUsed = true;
-      const y = fg.originMm[1] + shiftMm[1] + j * fg.voxelSizeMm[1];
-      const labels = lab.subarray(base, base + nx);
-      const rbase = regions.nbx * (regions.by[j] + regions.nby * regions.bz[k]);
-      if (texture) texture.fillRow(texRow, y, z, texCols!);
+      const row: FineRow = {
+        labels: lab.subarray(base, base + nx),
+        lo,
+        hi,
+        y: fg.originMm[1] + shiftMm[1] + j * fg.voxelSizeMm[1],
+        z,
+        rbase: regions.nbx * (regions.by[j] + regions.nby * regions.bz[k]),
+      };
+      rowMaker.begin(row);
       for (let t = 0; t < tracers.length; t++) {
-        const row = petRows[t];
-        const table = tables[t];
-        const gmf = gmFactors[t];
-        // Row 8 ("none") of the table holds the region-free values.
-        const gmBase = table[Region.NONE * TABLE_STRIDE + Label.GREY_MATTER];
-        for (let i = lo; i <= hi; i++) {
-          const l = labels[i];
-          row[i] = (l === Label.GREY_MATTER ? gmBase * gmf[rbase + rbx[i]] : table[l]) * texRow[i];
-        }
-        applySpheres(row, null, petSpheres, y, z, x0, dx);
-        applySpheres(row, labels, blobSpheres[t], y, z, x0, dx);
-        const acc = petAcc[t].row;
-        for (let i = lo; i <= hi; i++) {
-          const v = row[i];
-          if (v !== 0) {
-            const s = sx[i];
-            acc[s] += v * wx0[i];
-            acc[s + 1] += v * wx1[i];
-          }
-        }
-        row.fill(0, lo, hi + 1);
+        const values = rowMaker.activity(t, row);
+        addRow(sums.pet[t].row, values, wx, lo, hi);
+        values.fill(0, lo, hi + 1);
       }
-      if (mrAcc) {
-        if (bias) bias.fillRow(biasRow, y, z, biasCols!);
-        for (let i = lo; i <= hi; i++) mrRow[i] = mrTable[labels[i]] * biasRow[i];
-        applySpheres(mrRow, null, mrSpheres, y, z, x0, dx);
-        const acc = mrAcc.row;
-        for (let i = lo; i <= hi; i++) {
-          const v = mrRow[i];
-          if (v !== 0) {
-            const s = sx[i];
-            acc[s] += v * wx0[i];
-            acc[s + 1] += v * wx1[i];
-          }
-        }
-      }
-      if (muAcc) {
-        const acc = muAcc.row;
-        for (let i = lo; i <= hi; i++) {
-          const v = muTable[labels[i]];
-          if (v !== 0) {
-            const s = sx[i];
-            acc[s] += v * wx0[i];
-            acc[s + 1] += v * wx1[i];
-          }
-        }
-      }
+      if (sums.mr) addRow(sums.mr.row, rowMaker.mr(row), wx, lo, hi);
+      if (sums.mu) addRow(sums.mu.row, rowMaker.mu(row), wx, lo, hi);
       if (wantFractions) {
-        for (let i = lo; i <= hi; i++) {
-          const l = labels[i];
-          if (l === 0) continue;
-          touched[l] = 1;
-          const acc = fracAcc[l].row;
-          const s = sx[i];
-          acc[s] += wx0[i];
-          acc[s + 1] += wx1[i];
-          if (l === Label.GREY_MATTER) {
-            const r = rmap[rbase + rbx[i]];
-            touchedReg[r] = 1;
-            const ra = regAcc[r].row;
-            ra[s] += wx0[i];
-            ra[s + 1] += wx1[i];
-          }
-        }
+        addFractionRows(sums, row, wx, regions, touched, touchedReg);
       }
-      for (const a of petAcc) spreadRow(a, wy, j);
-      if (mrAcc) spreadRow(mrAcc, wy, j);
-      if (muAcc) spreadRow(muAcc, wy, j);
+      for (const a of sums.pet) spreadRow(a, wy, j);
+      if (sums.mr) spreadRow(sums.mr, wy, j);
+      if (sums.mu) spreadRow(sums.mu, wy, j);
       for (let l = 0; l < LABEL_COUNT; l++) {
         if (touched[l]) {
-          spreadRow(fracAcc[l], wy, j);
+          spreadRow(sums.fractions[l], wy, j);
           touched[l] = 0;
         }
       }
       for (let r = 0; r < REGION_COUNT; r++) {
         if (touchedReg[r]) {
-          spreadRow(regAcc[r], wy, j);
+          spreadRow(sums.regions[r], wy, j);
           touchedReg[r] = 0;
         }
       }
     }
     if (sliceUsed) { for (const a of all) spreadPlane(a, wz, k, ox, oy); }
   }
+  return sums;
+}
 
+/** Fills the fine-row values of each quantity (activity per tracer, MR, μ) into reused buffers. */
+class RowMaker {
+  readonly #petRows: Float32Array[];
+  readonly #tables: Float32Array[];
+  readonly #gmFactors: Float32Array[];
+  readonly #petSpheres: (Sphere & { f: number })[];
+  readonly #blobSpheres: (Sphere & { f: number })[][];
+  readonly #mrSpheres: (Sphere & { f: number })[];
+  readonly #texRow: Float32Array;
+  readonly #biasRow: Float32Array;
+  readonly #mrRow: Float32Array;
+  readonly #muRow: Float32Array;
+  readonly #texCols;
+  readonly #biasCols;
+  readonly #x0: number;
+
+  constructor(
+    plan: StudyPlan,
+    readonly fields: StudyFields,
+    readonly regions: RegionMap,
+    xs: Float64Array,
+    readonly dx: number,
+  ) {
+    const nx = xs.length;
+    const { tracers, studies, lesions, blobs } = plan;
+    this.#petRows = tracers.map(() => new Float32Array(nx));
+    this.#tables = tracers.map((t) => studies[t]!.table);
+    this.#gmFactors = tracers.map((t) => smoothFactorMap(regions, studies[t]!.regionFactors));
+    this.#petSpheres = lesions.filter((l) => l.petFactor !== 1).map((l) => ({
+      ...l,
+      f: l.petFactor,
+    }));
+    this.#blobSpheres = tracers.map((t) =>
+      blobs.filter((b) => b.tracer === t).map((b) => ({ ...b, f: b.factor }))
+    );
+    this.#mrSpheres = lesions.filter((l) => (l.mrFactor ?? 1) !== 1).map((l) => ({
+      ...l,
+      f: l.mrFactor ?? 1,
+    }));
+    this.#texCols = fields.texture?.prepareX(xs);
+    this.#biasCols = fields.bias?.prepareX(xs);
+    this.#texRow = new Float32Array(nx).fill(1);
+    this.#biasRow = new Float32Array(nx).fill(1);
+    this.#mrRow = new Float32Array(nx);
+    this.#muRow = new Float32Array(nx);
+    this.#x0 = xs[0];
+  }
+
+  /** Starts a row: fills the texture shared by every tracer. */
+  begin(row: FineRow): void {
+    if (this.fields.texture) {
+      this.fields.texture.fillRow(this.#texRow, row.y, row.z, this.#texCols!);
+    }
+  }
+
+  /**
+   * Activity of tracer `t` along the row: per-label value (grey matter by its smoothed regional
+   * factor), times the texture, then lesions and blobs. The caller zeroes `[lo, hi]` after use.
+   */
+  activity(t: number, row: FineRow): Float32Array {
+    const { labels, lo, hi, y, z, rbase } = row;
+    const out = this.#petRows[t];
+    const table = this.#tables[t];
+    const gmf = this.#gmFactors[t];
+    const texRow = this.#texRow;
+    const rbx = this.regions.bx;
+    // Row 8 ("none") of the table holds the region-free values.
+    const gmBase = table[Region.NONE * TABLE_STRIDE + Label.GREY_MATTER];
+    for (let i = lo; i <= hi; i++) {
+      const l = labels[i];
+      out[i] = (l === Label.GREY_MATTER ? gmBase * gmf[rbase + rbx[i]] : table[l]) * texRow[i];
+    }
+    applySpheres(out, null, this.#petSpheres, y, z, this.#x0, this.dx);
+    applySpheres(out, labels, this.#blobSpheres[t], y, z, this.#x0, this.dx);
+    return out;
+  }
+
+  /** T1-like MR along the row: per-label value times the bias field, then MR-visible lesions. */
+  mr(row: FineRow): Float32Array {
+    const { labels, lo, hi, y, z } = row;
+    const mrTable = this.fields.mrTable!;
+    if (this.fields.bias) this.fields.bias.fillRow(this.#biasRow, y, z, this.#biasCols!);
+    const out = this.#mrRow;
+    const biasRow = this.#biasRow;
+    for (let i = lo; i <= hi; i++) out[i] = mrTable[labels[i]] * biasRow[i];
+    applySpheres(out, null, this.#mrSpheres, y, z, this.#x0, this.dx);
+    return out;
+  }
+
+  /** μ (1/mm) along the row, per label. */
+  mu(row: FineRow): Float32Array {
+    const { labels, lo, hi } = row;
+    const muTable = this.fields.muTable!;
+    const out = this.#muRow;
+    for (let i = lo; i <= hi; i++) out[i] = muTable[labels[i]];
+    return out;
+  }
+}
+
+/** Adds a fine row's label indicator (and grey-matter region indicator) to the fraction sums. */
+function addFractionRows(
+  sums: StudySums,
+  row: FineRow,
+  wx: AxisWeights,
+  regions: RegionMap,
+  touched: Uint8Array,
+  touchedReg: Uint8Array,
+): void {
+  const { labels, lo, hi, rbase } = row;
+  const { slot: sx, w0: wx0, w1: wx1 } = wx;
+  const rmap = regions.map;
+  const rbx = regions.bx;
+  for (let i = lo; i <= hi; i++) {
+    const l = labels[i];
+    if (l === 0) continue;
+    touched[l] = 1;
+    const acc = sums.fractions[l].row;
+    const s = sx[i];
+    acc[s] += wx0[i];
+    acc[s + 1] += wx1[i];
+    if (l === Label.GREY_MATTER) {
+      const r = rmap[rbase + rbx[i]];
+      touchedReg[r] = 1;
+      const ra = sums.regions[r].row;
+      ra[s] += wx0[i];
+      ra[s + 1] += wx1[i];
+    }
+  }
+}
+
+/** Step 4: Rician noise on the clean MR (sd in MR units; 0 returns the clean MR itself). */
+function ricianMr(mrClean: Float32Array, sd: number, seed: number): Float32Array {
+  if (!(sd > 0)) return mrClean;
+  const rng = new Rng(subSeed(seed, "mr-noise"));
+  const mr = new Float32Array(mrClean.length);
+  for (let i = 0; i < mrClean.length; i++) {
+    const a = mrClean[i] + sd * rng.normal();
+    const b = sd * rng.normal();
+    mr[i] = Math.sqrt(a * a + b * b);
+  }
+  return mr;
+}
+
+/** Per-voxel summaries of the label fractions. */
+interface LabelSummary {
+  labelFractions: Float32Array[];
+  labels: Uint8Array;
+  brainFraction: Float32Array;
+  regions: Uint8Array;
+}
+
+/**
+ * Step 5: background fraction (1 − the rest), majority label, grey + white fraction and majority
+ * grey-matter region per output voxel.
+ */
+function summariseLabels(fractions: Accumulator[], regionSums: Accumulator[]): LabelSummary {
+  const labelFractions = fractions.map((a) => a.out);
+  const nOut = labelFractions[0].length;
+  const bg = labelFractions[0];
+  for (let i = 0; i < nOut; i++) {
+    let s = 0;
+    for (let l = 1; l < LABEL_COUNT; l++) s += labelFractions[l][i];
+    bg[i] = Math.max(0, 1 - s);
+  }
+  const labels = new Uint8Array(nOut);
+  const brainFraction = new Float32Array(nOut);
+  const regions = new Uint8Array(nOut).fill(Region.NONE);
+  for (let i = 0; i < nOut; i++) {
+    let best = 0, bv = -1;
+    for (let l = 0; l < LABEL_COUNT; l++) {
+      if (labelFractions[l][i] > bv) {
+        bv = labelFractions[l][i];
+        best = l;
+      }
+    }
+    labels[i] = best;
+    brainFraction[i] = labelFractions[Label.GREY_MATTER][i] +
+      labelFractions[Label.WHITE_MATTER][i];
+    let br: number = Region.NONE, brv = 0;
+    for (let r = 0; r < REGION_COUNT; r++) {
+      const v = regionSums[r].out[i];
+      if (v > brv) {
+        brv = v;
+        br = r;
+      }
+    }
+    regions[i] = br;
+  }
+  return { labelFractions, labels, brainFraction, regions };
+}
+
+/**
+ * Simulates a study from a label volume onto `options.grid`: per-tracer activity with seeded
+ * per-study variability, texture, lesions and focal blobs; a T1-like MR with bias field and Rician
+ * noise; the μ-map (1/mm); label fractions, majority labels and regions. Streaming: memory is a
+ * few fine rows plus the output volumes.
+ *
+ * The steps: `planStudy` (placement and random draws), `studyFields` (texture, bias,
+ * per-label tables), `streamLabels` (the box-averaging pass), `ricianMr`, `summariseLabels`.
+ *
+ * @example
+ * ```ts
+ * const s = simulateStudy(vol, { grid: centredGrid([64, 64, 40], [2.5, 2.5, 2.5]), seed: 1 });
+ * s.activity.fdg; // Float32Array [nx, ny, nz]
+ * ```
+ */
+export function simulateStudy(vol: LabelVolume, options: SimulateOptions): SimulatedStudy {
+  const plan = planStudy(vol, options);
+  const fields = studyFields(vol, plan, options);
+  const sums = streamLabels(vol, plan, fields);
   const activity: Partial<Record<TracerName, Float32Array>> = {};
-  tracers.forEach((t, n) => activity[t] = petAcc[n].out);
-  let mr: Float32Array | undefined;
-  let mrClean: Float32Array | undefined;
-  if (mrAcc) {
-    mrClean = mrAcc.out;
-    const sd = mrOpt?.noiseSd ?? 0.01;
-    if (sd > 0) {
-      const rng = new Rng(subSeed(seed, "mr-noise"));
-      mr = new Float32Array(nOut);
-      for (let i = 0; i < nOut; i++) {
-        const a = mrClean[i] + sd * rng.normal();
-        const b = sd * rng.normal();
-        mr[i] = Math.sqrt(a * a + b * b);
-      }
-    } else mr = mrClean;
-  }
-  let labelFractions: Float32Array[] | undefined;
-  let labelsOut: Uint8Array | undefined;
-  let brainFraction: Float32Array | undefined;
-  let regionsOut: Uint8Array | undefined;
-  if (wantFractions) {
-    labelFractions = fracAcc.map((a) => a.out);
-    const bg = labelFractions[0];
-    for (let i = 0; i < nOut; i++) {
-      let s = 0;
-      for (let l = 1; l < LABEL_COUNT; l++) s += labelFractions[l][i];
-      bg[i] = Math.max(0, 1 - s);
-    }
-    labelsOut = new Uint8Array(nOut);
-    brainFraction = new Float32Array(nOut);
-    regionsOut = new Uint8Array(nOut).fill(Region.NONE);
-    for (let i = 0; i < nOut; i++) {
-      let best = 0, bv = -1;
-      for (let l = 0; l < LABEL_COUNT; l++) {
-        if (labelFractions[l][i] > bv) {
-          bv = labelFractions[l][i];
-          best = l;
-        }
-      }
-      labelsOut[i] = best;
-      brainFraction[i] = labelFractions[Label.GREY_MATTER][i] +
-        labelFractions[Label.WHITE_MATTER][i];
-      let br: number = Region.NONE, brv = 0;
-      for (let r = 0; r < REGION_COUNT; r++) {
-        const v = regAcc[r].out[i];
-        if (v > brv) {
-          brv = v;
-          br = r;
-        }
-      }
-      regionsOut[i] = br;
-    }
-  }
+  plan.tracers.forEach((t, n) => activity[t] = sums.pet[n].out);
+  const mrClean = sums.mr?.out;
+  const mr = mrClean && ricianMr(mrClean, (options.mr || {}).noiseSd ?? 0.01, plan.seed);
+  const summary = plan.wantFractions ? summariseLabels(sums.fractions, sums.regions) : undefined;
   return {
-    grid,
-    seed,
-    shiftMm,
+    grid: plan.grid,
+    seed: plan.seed,
+    shiftMm: plan.shiftMm,
     activity,
-    studies,
+    studies: plan.studies,
     mr,
     mrClean,
-    mu: muAcc?.out,
-    labelFractions,
-    labels: labelsOut,
-    brainFraction,
-    regions: regionsOut,
-    lesions,
-    blobs,
+    mu: sums.mu?.out,
+    labelFractions: summary?.labelFractions,
+    labels: summary?.labels,
+    brainFraction: summary?.brainFraction,
+    regions: summary?.regions,
+    lesions: plan.lesions,
+    blobs: plan.blobs,
   };
 }
