@@ -31,3 +31,4 @@ export * from "./provider.ts";
 export * from "./prior.ts";
 export * from "./load.ts";
 export * from "./tensor_bundle.ts";
+export * from "./grid.ts";

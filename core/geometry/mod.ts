@@ -6,3 +6,4 @@
 export * from "./grid.ts";
 export * from "./lors.ts";
 export * from "./scanner.ts";
+export * from "./affine.ts";

@@ -22,3 +22,4 @@ export * from "./sinogram.ts";
 export * from "./interfile.ts";
 export * from "./png.ts";
 export * from "./image.ts";
+export * from "./study.ts";

@@ -23,8 +23,9 @@ import {
   writeFileAtomic,
 } from "./files.ts";
 
-/** A 4×4 affine, row-major: `affine[r][c]`, mapping voxel (i, j, k, 1) to mm (x, y, z, 1). */
-export type Affine = number[][];
+import type { Affine } from "../geometry/affine.ts";
+/** A 4×4 affine, row-major (defined in `core/geometry/affine.ts`). */
+export type { Affine };
 
 /** Voxel types petrel can write to NIfTI. */
 export type NiftiWriteDtype = "float32" | "float64" | "uint8" | "int16" | "int32";

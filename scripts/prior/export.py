@@ -80,6 +80,8 @@ def main() -> None:
                     help="write the check bundle into --out as fixture.json/.bin (test model)")
     ap.add_argument("--check-dir", default=None, help="where to write the check bundle")
     ap.add_argument("--no-deno-check", action="store_true")
+    ap.add_argument("--voxel-mm", type=float, default=2.086,
+                    help="voxel size of the training data (mm, isotropic), stamped as grid.voxel_mm")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("PETREL_THREADS", "1")))
     t_start = time.time()
@@ -122,6 +124,11 @@ def main() -> None:
         },
         "training": train_info,
     }
+    if not args.random:
+        # what the runtime checks a study's grid against (core/diffusion/grid.ts)
+        metadata["grid"] = {"voxel_mm": [args.voxel_mm] * 3, "rel_tolerance": 0.05,
+                            "note": "voxel size of the training stacks; a study's grid must be within "
+                                    "rel_tolerance of it"}
 
     # initial values
     write_bundle(os.path.join(args.out, "lora_init.json"),
