@@ -24,6 +24,8 @@
  *
  * @module
  */
+export * from "./core/random.ts";
+export * from "./core/stats.ts";
 export * from "./core/gpu/mod.ts";
 export * from "./core/geometry/mod.ts";
 export * from "./core/projector/mod.ts";

@@ -25,10 +25,14 @@ import { simulateCounts } from "../core/model/simulate.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
 import { AdamW } from "../core/diffusion/adamw.ts";
 import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts";
-import { DDIP_CPU_PRESET, ddipConfig, mlemInit } from "../core/recon/ddip.ts";
+import {
+  DDIP_CPU_PRESET,
+  ddipConfig,
+  directPlaneScanner,
+  mlemInit,
+} from "../core/recon/ddip/mod.ts";
 import { PenalisedEmStep } from "../core/recon/xstep.ts";
-import { Rng } from "../core/sim/rng.ts";
-import { directPlaneScanner } from "../core/recon/ddip_volume.ts";
+import { Rng } from "../core/random.ts";
 
 const o = new Command("ddip_bench")
   .option("--model <dir>", "prior directory", "models/fdg_prior")

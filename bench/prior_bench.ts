@@ -22,7 +22,7 @@ import type { ScorePrior } from "../core/diffusion/prior.ts";
 import { parsePriorMetadata } from "../core/diffusion/metadata.ts";
 import { readOnnxHeader } from "../core/diffusion/onnx_proto.ts";
 import { ddimStep, tweedie } from "../core/diffusion/sampler.ts";
-import { Rng } from "../core/sim/rng.ts";
+import { Rng } from "../core/random.ts";
 
 const o = new Command("prior_bench")
   .option(

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { RecipeContext } from "../core/runtime/mod.ts";
 import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
-import { DDIP_METHODS, ddipStack } from "../core/recon/ddip.ts";
+import { DDIP_METHODS, ddipStack } from "../core/recon/ddip/mod.ts";
 import { loadPrior } from "../core/diffusion/mod.ts";
 import { readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
 

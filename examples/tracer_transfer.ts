@@ -37,15 +37,15 @@ import {
   type DdipConfigInput,
   type DdipMethod,
   ddipStack,
+  directPlaneScanner,
   mlemInit,
-} from "../core/recon/ddip.ts";
-import { directPlaneScanner } from "../core/recon/ddip_volume.ts";
-import { mapRdpSweep, osemSweep, type Sweep } from "../core/recon/ddip_baselines.ts";
+} from "../core/recon/ddip/mod.ts";
+import { mapRdpSweep, osemSweep, type Sweep } from "../core/recon/sweeps.ts";
 import { brainPhantomStudy } from "../core/sim/phantom_brain.ts";
 import { readLabelVolume } from "../core/sim/dataset.ts";
-import { type Lesion, type SimulatedStudy, simulateStudy, subSeed } from "../core/sim/simulate.ts";
+import { type Lesion, type SimulatedStudy, simulateStudy } from "../core/sim/simulate.ts";
 import type { TracerName } from "../core/sim/tracers.ts";
-import { Rng } from "../core/sim/rng.ts";
+import { Rng, subSeed } from "../core/random.ts";
 import { nrmse, psnr, ssim } from "../core/metrics/image.ts";
 import { contrastRecovery } from "../core/metrics/roi.ts";
 import { writePngMontage } from "../core/io/png.ts";

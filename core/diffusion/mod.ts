@@ -5,7 +5,7 @@
  * @example One fine-tuning iteration and one DDS step on a 3-slice stack `xt` with MR `mr`
  * ```ts
  * import { AdamW, ddimStep, loadPrior, tweedie, tweedieLossGrad } from "./mod.ts";
- * import { Rng } from "../sim/rng.ts";
+ * import { Rng } from "../random.ts";
  * const prior = await loadPrior("models/fdg_prior"); // provider from the adapter
  * const params = prior.createParams(); // LoRA up = 0: the base model
  * const ab = prior.schedule.alphaBar(t);

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Rng } from "../sim/rng.ts";
+import type { Rng } from "../random.ts";
 
 function sameLength(what: string, a: ArrayLike<number>, b: ArrayLike<number>): void {
   if (a.length !== b.length) {

@@ -16,6 +16,7 @@
 
 import { deflateSync } from "node:zlib";
 import { writeFileAtomic } from "./files.ts";
+import { percentileOfSorted } from "../stats.ts";
 
 /** An 8-bit raster: `channels` values per pixel (1 grey, 3 RGB, 4 RGBA), rows top to bottom. */
 export interface Raster {
@@ -201,14 +202,6 @@ export interface MontageOptions {
   yUp?: boolean;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  const x = (Math.min(100, Math.max(0, p)) / 100) * (sorted.length - 1);
-  const lo = Math.floor(x);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
-}
-
 function resolveWindow(values: ArrayLike<number>[], w: DisplayWindow = {}): [number, number] {
   let n = 0;
   for (const v of values) n += v.length;
@@ -221,8 +214,8 @@ function resolveWindow(values: ArrayLike<number>[], w: DisplayWindow = {}): [num
   }
   const s = all.subarray(0, o).sort();
   const [plo, phi] = w.percentiles ?? [0, 100];
-  const min = w.min ?? percentile(s, plo);
-  let max = w.max ?? percentile(s, phi);
+  const min = w.min ?? percentileOfSorted(s, plo);
+  let max = w.max ?? percentileOfSorted(s, phi);
   if (!(max > min)) max = min + 1;
   return [min, max];
 }

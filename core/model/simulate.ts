@@ -4,13 +4,13 @@
  * randoms, and Poisson noise from the seeded {@linkcode Rng}.
  *
  * The projection runs on the device; the Poisson draws run on the host (the seeded generator in
- * `core/sim/rng.ts` is sequential, so the counts are identical on every machine for one seed).
+ * `core/random.ts` is sequential, so the counts are identical on every machine for one seed).
  *
  * @module
  */
 
 import type { GpuArray } from "../gpu/context.ts";
-import { Rng } from "../sim/rng.ts";
+import { Rng } from "../random.ts";
 import type { ForwardModel } from "./forward_model.ts";
 
 /** Options of {@linkcode simulateCounts}. */

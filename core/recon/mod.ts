@@ -11,6 +11,5 @@ export * from "./callbacks.ts";
 export * from "./filter.ts";
 export * from "./priors.ts";
 export * from "./xstep.ts";
-export * from "./ddip.ts";
-export * from "./ddip_volume.ts";
-export * from "./ddip_baselines.ts";
+export * from "./sweeps.ts";
+export * from "./ddip/mod.ts";

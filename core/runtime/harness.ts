@@ -9,7 +9,7 @@
 
 import { z } from "zod";
 import { defaultContext } from "../gpu/context.ts";
-import { Rng } from "../sim/rng.ts";
+import { Rng } from "../random.ts";
 import {
   encodeMessage,
   type HarnessErrorKind,

@@ -19,7 +19,7 @@
 
 import { z } from "zod";
 import type { GpuContext } from "../gpu/context.ts";
-import type { Rng } from "../sim/rng.ts";
+import type { Rng } from "../random.ts";
 
 /** A zod object schema describing a recipe's parameters. */
 // deno-lint-ignore no-explicit-any

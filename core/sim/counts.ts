@@ -7,7 +7,7 @@
  */
 
 import { z } from "zod";
-import { subSeed } from "./simulate.ts";
+import { subSeed } from "../random.ts";
 
 /** The usual reduced-dose fractions: full, 1/4, 1/10, 1/20. */
 export const STANDARD_DOSE_FRACTIONS: readonly number[] = [1, 1 / 4, 1 / 10, 1 / 20];

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../random.ts";
 
 /** Options of {@linkcode SmoothField}. */
 export interface SmoothFieldOptions {

@@ -1,11 +1,10 @@
 /**
- * Simulation: seeded RNG, BrainWeb-style label volumes, multi-tracer brain PET/MR studies on a
+ * Simulation: BrainWeb-style label volumes, multi-tracer brain PET/MR studies on a
  * reconstruction grid (activity, T1-like MR, μ-map, label and region masks), the procedural brain
  * phantom, NEMA IEC and Derenzo phantoms, count levels, and the 2.5D stacks dataset builder.
  *
  * @module
  */
-export * from "./rng.ts";
 export * from "./labels.ts";
 export * from "./field.ts";
 export * from "./downsample.ts";

@@ -12,13 +12,12 @@
 import { centredGrid, type ImageGrid } from "../geometry/grid.ts";
 import { MMR_VOXEL_MM } from "../geometry/scanner.ts";
 import { Label, type LabelVolume, labelVolume } from "./labels.ts";
-import { Rng } from "./rng.ts";
+import { Rng, subSeed } from "../random.ts";
 import {
   type BrainFrame,
   type SimulatedStudy,
   type SimulateOptions,
   simulateStudy,
-  subSeed,
 } from "./simulate.ts";
 
 /** Options of {@linkcode brainPhantomLabels}. */

@@ -11,7 +11,7 @@ import { type ImageGrid, imageGrid, voxelCount } from "../geometry/grid.ts";
 import { type AxisWeights, gridWeights } from "./downsample.ts";
 import { SmoothField } from "./field.ts";
 import { Label, LABEL_COUNT, labelBoundingBox, type LabelVolume } from "./labels.ts";
-import { Rng } from "./rng.ts";
+import { Rng, subSeed } from "../random.ts";
 import {
   MR_T1_VALUES,
   MU_VALUES_PER_MM,
@@ -113,17 +113,6 @@ export interface SimulatedStudy {
   readonly regions?: Uint8Array;
   readonly lesions: Lesion[];
   readonly blobs: Blob[];
-}
-
-/** A derived seed for one component of a study (independent streams per component). */
-export function subSeed(seed: number, tag: string): number {
-  let h = 0x811c9dc5 ^ (Math.trunc(seed) | 0);
-  for (let i = 0; i < tag.length; i++) {
-    h = Math.imul(h ^ tag.charCodeAt(i), 0x01000193);
-  }
-  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
-  h = Math.imul(h ^ (h >>> 12), 0x297a2d39);
-  return (h ^ (h >>> 15)) | 0;
 }
 
 /** Brain-normalised frame of a label volume (for {@linkcode regionOf}). */

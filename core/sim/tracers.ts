@@ -9,7 +9,7 @@
  */
 
 import { Label, LABEL_COUNT } from "./labels.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "../random.ts";
 
 /** Tracers the simulator knows. */
 export const TRACERS = ["fdg", "amyloid_neg", "amyloid_pos", "tau"] as const;

@@ -8,7 +8,7 @@ import { readOnnxHeader } from "../../core/diffusion/onnx_proto.ts";
 import { parsePriorMetadata } from "../../core/diffusion/metadata.ts";
 import { ddimStep, noiseTo, tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
 import { type NamedTensor, readTensorBundle } from "../../core/diffusion/tensor_bundle.ts";
-import { Rng } from "../../core/sim/rng.ts";
+import { Rng } from "../../core/random.ts";
 
 const DIR = new URL("../fixtures/prior", import.meta.url).pathname;
 const FIX = await readTensorBundle(`${DIR}/fixture.json`);

@@ -1,6 +1,6 @@
 import { ok as assert, throws as assertThrows } from "node:assert/strict";
 import { ddimStep, noiseTo, tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
-import { Rng } from "../../core/sim/rng.ts";
+import { Rng } from "../../core/random.ts";
 
 const N = 300;
 function ramp(n: number, f: (i: number) => number): Float32Array {

@@ -8,7 +8,7 @@ import { josephBackReference, josephForwardReference } from "../../core/projecto
 import { ringForwardModel } from "../../core/model/forward_model.ts";
 import { PoissonLikelihood, poissonLogLikelihood } from "../../core/model/likelihood.ts";
 import { simulateCounts } from "../../core/model/simulate.ts";
-import { Rng } from "../../core/sim/rng.ts";
+import { Rng } from "../../core/random.ts";
 import { addDisc, smallGrid, smallScanner, testPhantom } from "./fixtures.ts";
 
 function rel(a: number, b: number): number {

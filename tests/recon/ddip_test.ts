@@ -7,21 +7,19 @@ import { simulateCounts } from "../../core/model/simulate.ts";
 import { loadPrior } from "../../core/diffusion/load.ts";
 import type { ScorePrior } from "../../core/diffusion/prior.ts";
 import { tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
-import { Rng } from "../../core/sim/rng.ts";
+import { Rng } from "../../core/random.ts";
 import {
   DDIP_CPU_PRESET,
   ddipConfig,
   ddipStack,
   type DdipStackProblem,
-  nllLossGradEps,
-  percentile,
-} from "../../core/recon/ddip.ts";
-import {
   ddipVolume,
   directPlaneScanner,
   type DirectPlaneVolume,
+  nllLossGradEps,
   volumeStackCentres,
-} from "../../core/recon/ddip_volume.ts";
+} from "../../core/recon/ddip/mod.ts";
+import { percentile } from "../../core/stats.ts";
 import { addDisc, assertIdentical } from "../model/fixtures.ts";
 import { smallScanner } from "../_helpers.ts";
 

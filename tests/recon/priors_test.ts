@@ -11,7 +11,7 @@ import {
   type PriorKind,
   priorValueReference,
 } from "../../core/recon/priors.ts";
-import { Rng } from "../../core/sim/rng.ts";
+import { Rng } from "../../core/random.ts";
 import { assert, assertClose, smallGrid, smallScanner, testPhantom } from "../model/fixtures.ts";
 
 const grid3 = centredGrid([8, 7, 4], [2, 2, 3]);

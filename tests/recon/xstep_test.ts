@@ -5,7 +5,7 @@ import { penalisedSolve, recordXStepUpdate } from "../../core/model/kernels.ts";
 import { simulateCounts } from "../../core/model/simulate.ts";
 import { mlem } from "../../core/recon/algorithms.ts";
 import { PenalisedEmStep } from "../../core/recon/xstep.ts";
-import { Rng } from "../../core/sim/rng.ts";
+import { Rng } from "../../core/random.ts";
 import { assert, assertClose, smallGrid, smallScanner, testPhantom } from "../model/fixtures.ts";
 
 /** argmin over x > 0 of −(c log x − s x − (a/2) x² + bz x) by golden-section search (float64). */

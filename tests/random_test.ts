@@ -1,5 +1,5 @@
 import { equal, ok } from "node:assert/strict";
-import { logFactorial, Rng } from "../../core/sim/rng.ts";
+import { logFactorial, Rng } from "../core/random.ts";
 
 Deno.test("rng: same seed → same sequence, different seed → different", () => {
   const a = new Rng(42), b = new Rng(42), c = new Rng(43);

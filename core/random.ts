@@ -1,6 +1,15 @@
 /**
  * Seeded pseudo-random numbers (xoshiro128**, seeded through splitmix32): uniform, normal and
- * Poisson variates that are identical on every platform for the same seed.
+ * Poisson variates that are identical on every platform for the same seed, and {@linkcode subSeed}
+ * for independent streams. A leaf module: every layer may import it, it imports nothing.
+ *
+ * @example
+ * ```ts
+ * import { Rng, subSeed } from "./random.ts";
+ * const rng = new Rng(subSeed(2026, "noise"));
+ * const counts = rng.poisson(12.5);
+ * const n = rng.normals(16);
+ * ```
  *
  * @module
  */
@@ -127,4 +136,24 @@ export function logFactorial(k: number): number {
   const x = k + 1;
   return (x - 0.5) * Math.log(x) - x + 0.5 * Math.log(2 * Math.PI) + 1 / (12 * x) -
     1 / (360 * x ** 3);
+}
+
+/**
+ * A derived seed for one component of a run (independent streams per component): an FNV-1a hash
+ * of `tag` mixed with `seed`.
+ *
+ * @example
+ * ```ts
+ * import { Rng, subSeed } from "./random.ts";
+ * const lesions = new Rng(subSeed(7, "lesions")); // unaffected by how many "noise" draws happen
+ * ```
+ */
+export function subSeed(seed: number, tag: string): number {
+  let h = 0x811c9dc5 ^ (Math.trunc(seed) | 0);
+  for (let i = 0; i < tag.length; i++) {
+    h = Math.imul(h ^ tag.charCodeAt(i), 0x01000193);
+  }
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  h = Math.imul(h ^ (h >>> 12), 0x297a2d39);
+  return (h ^ (h >>> 15)) | 0;
 }

@@ -16,7 +16,7 @@
  * - `useMr: false` runs any of them with zero MR channels (the "no anatomical prior" ablation).
  *
  * One call reconstructs one 3-slice stack ({@linkcode ddipStack}); {@linkcode ddipVolume} covers
- * a whole volume with overlapping stacks (`core/recon/ddip_volume.ts`).
+ * a whole volume with overlapping stacks (`volume.ts`).
  *
  * Images travel between the prior (onnxruntime-web, host arrays) and the EM step (WebGPU) once per
  * x-step; each x-step (all its EM iterations) is one submit.
@@ -24,105 +24,26 @@
  * @module
  */
 
-import { z } from "zod";
-import type { GpuArray } from "../gpu/context.ts";
-import type { ImageGrid } from "../geometry/grid.ts";
-import type { PoissonLikelihood } from "../model/likelihood.ts";
-import { AdamW } from "../diffusion/adamw.ts";
-import type { LoraState } from "../diffusion/lora.ts";
-import type { ScorePrior } from "../diffusion/prior.ts";
-import { ddimStep, noiseTo, tweedie, tweedieLossGrad } from "../diffusion/sampler.ts";
-import { Rng } from "../sim/rng.ts";
-import { mlem } from "./algorithms.ts";
-import type { IterationState, ReconCallback } from "./callbacks.ts";
-import { callbackDue } from "./callbacks.ts";
-import { gaussianPostFilter } from "./filter.ts";
-import { PenalisedEmStep } from "./xstep.ts";
-
-/** zod schema of the DDIP-HQS constants; every default is the reference value of method.md. */
-export const DdipConfigSchema = z.object({
-  /** Start time of the reverse chain (exclusive upper bound; reference 200 of T = 1000). */
-  startT: z.number().int().positive().default(200),
-  /** Reverse steps, evenly strided from startT − 1 down to 0 (reference 200 = every t). */
-  steps: z.number().int().positive().default(200),
-  /** Fine-tuning iterations per reverse step (reference 2). */
-  fineTuneIterations: z.number().int().min(0).default(2),
-  /**
-   * Fine-tune on every `fineTuneEvery`-th reverse step only (reference 1 = every step); a CPU
-   * economy when the VJP graph is expensive. The LoRA weights carry over in between.
-   */
-  fineTuneEvery: z.number().int().positive().default(1),
-  /** Penalised-EM iterations per x-step (reference 5). */
-  emIterations: z.number().int().min(0).default(5),
-  /** HQS coupling β on the prior's [0, 1] scale (reference 0.01). */
-  beta: z.number().positive().finite().default(0.01),
-  /** AdamW learning rate (reference 5e-4). */
-  lr: z.number().positive().finite().default(5e-4),
-  /** AdamW decoupled weight decay (PyTorch's AdamW default, 0.01). */
-  weightDecay: z.number().min(0).finite().default(0.01),
-  /** Global gradient-norm clip (reference 1.0). */
-  clipNorm: z.number().positive().default(1.0),
-  /** DDIM stochasticity η (reference 0.85). */
-  eta: z.number().min(0).max(1).default(0.85),
-  /** MLEM iterations of the initialisation (reference 20, from a uniform image). */
-  initIterations: z.number().int().min(0).default(20),
-  /**
-   * Automatic intensity scale: the `scalePercentile`-th percentile of the MLEM initialisation
-   * after a Gaussian filter of `scaleFilterFwhmMm` (in-plane), times `scaleHeadroom`, is mapped to
-   * 1 on the prior's scale (the prior was trained on PET divided by its volume max). In the FDG
-   * training stacks (241 stacks, BrainWeb 05–50) the filtered 99.5th percentile of a stack is 0.74
-   * of the volume max (median; 10–90 %: 0.66–0.81), so 1/0.74 = 1.35 would put the data's
-   * statistic where the training data's was; but the sampler's final `clip(x̂0, 0, 1)` then cuts
-   * focal uptake above the normal brain (a ×2.3 lesion). Default 1.8, chosen on a validation
-   * condition (BrainWeb 50, amyloid-negative, not a test subject): PSNR 32.82 / 33.00 / 31.65 dB
-   * and lesion CRC 0.53 / 0.74 / 0.82 at 1.35 / 1.8 / 2.5.
-   */
-  scalePercentile: z.number().gt(0).max(100).default(99.5),
-  scaleFilterFwhmMm: z.number().min(0).finite().default(4),
-  scaleHeadroom: z.number().positive().finite().default(1.8),
-  /** Seed of the start noise and the DDIM noise. */
-  seed: z.number().int().default(0),
-}).strict().refine((c) => c.steps <= c.startT, {
-  message: "steps must be ≤ startT (one network evaluation per integer timestep at most)",
-  path: ["steps"],
-});
-
-/** The constants as given (all optional). */
-export type DdipConfigInput = z.input<typeof DdipConfigSchema>;
-/** The resolved constants. */
-export type DdipConfig = z.output<typeof DdipConfigSchema>;
-
-/** The reference constants (method.md): 200 steps from t = 200, 2 × (5 EM + 1 AdamW) per step. */
-export const DDIP_REFERENCE: DdipConfigInput = {};
-
-/**
- * The faster CPU preset: the same start time and per-step work, but 25 strided reverse steps
- * (t = 199, 191, …, 0; 50 AdamW steps and 125 EM x-step iterations in all instead of 400 and
- * 2000), about 8× cheaper than the reference chain, with the learning rate raised to 2e-3 to
- * make up for 8× fewer AdamW steps. 2e-3 was chosen on a validation condition (BrainWeb 50,
- * amyloid-negative, 1·10⁵ counts/slice; not one of the test subjects 51–53): PSNR 31.33 / 32.82 /
- * 32.67 dB at lr 5e-4 / 2e-3 / 5e-3 (`docs/results.md`, "Tuning").
- */
-export const DDIP_CPU_PRESET: DdipConfigInput = { steps: 25, lr: 2e-3 };
-
-/** Validates DDIP constants; throws one readable error listing every problem. */
-export function ddipConfig(input: DdipConfigInput = {}): DdipConfig {
-  const r = DdipConfigSchema.safeParse(input);
-  if (!r.success) {
-    throw new RangeError(
-      `invalid DDIP configuration: ${
-        r.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`).join("; ")
-      } (see DdipConfigSchema for the expected fields)`,
-    );
-  }
-  return r.data;
-}
-
-/** The diffusion-based methods this module runs. */
-export type DdipMethod = "ddip-hqs" | "dds" | "ddip-nll";
-
-/** The methods, for validation and listings. */
-export const DDIP_METHODS: readonly DdipMethod[] = ["ddip-hqs", "dds", "ddip-nll"];
+import type { GpuArray } from "../../gpu/context.ts";
+import type { ImageGrid } from "../../geometry/grid.ts";
+import type { PoissonLikelihood } from "../../model/likelihood.ts";
+import { AdamW } from "../../diffusion/adamw.ts";
+import type { LoraState } from "../../diffusion/lora.ts";
+import type { ScorePrior } from "../../diffusion/prior.ts";
+import { ddimStep, noiseTo, tweedie, tweedieLossGrad } from "../../diffusion/sampler.ts";
+import { Rng } from "../../random.ts";
+import { mlem } from "../algorithms.ts";
+import type { IterationState, ReconCallback } from "../callbacks.ts";
+import { callbackDue } from "../callbacks.ts";
+import { PenalisedEmStep } from "../xstep.ts";
+import {
+  DDIP_METHODS,
+  type DdipConfig,
+  ddipConfig,
+  type DdipConfigInput,
+  type DdipMethod,
+} from "./config.ts";
+import { autoScale } from "./scale.ts";
 
 /** One 3-slice stack to reconstruct. */
 export interface DdipStackProblem {
@@ -231,46 +152,6 @@ export interface DdipStackResult {
   useMr: boolean;
   config: DdipConfig;
   seed: number;
-}
-
-/** `q`-th percentile (0–100, linear interpolation between order statistics) of `v`. */
-export function percentile(v: ArrayLike<number>, q: number): number {
-  if (v.length === 0) throw new RangeError("percentile of an empty array");
-  const s = Float64Array.from(v as ArrayLike<number>).sort();
-  const pos = (q / 100) * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, s.length - 1);
-  return s[lo] + (pos - lo) * (s[hi] - s[lo]);
-}
-
-function scaleFrom(img: Float32Array, config: DdipConfig): number {
-  const p = percentile(img, config.scalePercentile) * config.scaleHeadroom;
-  if (!(p > 0) || !Number.isFinite(p)) {
-    throw new RangeError(
-      `automatic intensity scale is ${p}: the MLEM initialisation has no positive activity at the ${config.scalePercentile}th percentile; pass options.scale`,
-    );
-  }
-  return p;
-}
-
-/**
- * The automatic intensity scale (activity per prior unit) of an MLEM image: the configured
- * percentile of the in-plane Gaussian-filtered image (filtered on the device) times the headroom.
- */
-export async function autoScale(
-  likelihood: PoissonLikelihood,
-  grid: ImageGrid,
-  init: Float32Array,
-  config: DdipConfig,
-): Promise<number> {
-  if (config.scaleFilterFwhmMm <= 0) return scaleFrom(init, config);
-  const ctx = likelihood.model.ctx;
-  const x = ctx.array(likelihood.model.imageShape, init);
-  const f = gaussianPostFilter(ctx, grid, x, config.scaleFilterFwhmMm);
-  x.destroy();
-  const v = await f.read();
-  f.destroy();
-  return scaleFrom(v, config);
 }
 
 /** The MLEM initialisation (activity units) of a stack: `iterations` EM iterations from 1. */
@@ -425,7 +306,7 @@ export async function ddipStack(
       throw new RangeError(`init has ${init.length} voxels, expected ${n}`);
     }
     const scaleSource = options.scale !== undefined ? "given" : "auto";
-    const s = options.scale ?? await autoScale(likelihood, grid, init, config);
+    const s = options.scale ?? await autoScale(likelihood.model.ctx, [{ grid, init }], config);
     if (!(s > 0) || !Number.isFinite(s)) {
       throw new RangeError(`scale must be a finite number > 0, got ${s}`);
     }

@@ -19,24 +19,23 @@
  * @module
  */
 
-import type { GpuContext } from "../gpu/context.ts";
-import { centredGrid, type ImageGrid } from "../geometry/grid.ts";
-import { RingScanner } from "../geometry/scanner.ts";
-import { type ForwardModel, ringForwardModel } from "../model/forward_model.ts";
-import { PoissonLikelihood } from "../model/likelihood.ts";
-import type { ScorePrior } from "../diffusion/prior.ts";
-import { subSeed } from "../sim/simulate.ts";
+import type { GpuContext } from "../../gpu/context.ts";
+import { centredGrid, type ImageGrid } from "../../geometry/grid.ts";
+import { RingScanner } from "../../geometry/scanner.ts";
+import { type ForwardModel, ringForwardModel } from "../../model/forward_model.ts";
+import { PoissonLikelihood } from "../../model/likelihood.ts";
+import type { ScorePrior } from "../../diffusion/prior.ts";
+import { subSeed } from "../../random.ts";
+import { ddipConfig } from "./config.ts";
+import { autoScale } from "./scale.ts";
 import {
-  ddipConfig,
+  ddipStack,
   type DdipStackOptions,
   type DdipStackResult,
   type DdipTimings,
   mlemInit,
-  percentile,
   zeroDdipTimings,
-} from "./ddip.ts";
-import { ddipStack } from "./ddip.ts";
-import { gaussianPostFilter } from "./filter.ts";
+} from "./stack.ts";
 
 /**
  * A scanner with the transaxial geometry of `base` and `slices` rings spaced `sliceMm` apart, with
@@ -193,31 +192,22 @@ export async function ddipVolume(
     throw new RangeError(`mr has ${vol.mr.length} voxels, expected ${plane * nz}`);
   }
   const baseSeed = options.seed ?? config.seed;
-  // 1. MLEM initialisations and the volume-wide scale
+  // 1. MLEM initialisations and the volume-wide scale (each stack's centre plane counts)
   const inits: Float32Array[] = [];
-  const filtered: Float32Array[] = [];
+  let stackGrid: ImageGrid | null = null;
   for (const c of centres) {
     const st = stackSetup(ctx, vol, c);
     try {
-      const init = await mlemInit(st.likelihood, config.initIterations);
-      inits.push(init);
-      if (config.scaleFilterFwhmMm > 0) {
-        const x = ctx.array(st.model.imageShape, init);
-        const f = gaussianPostFilter(ctx, st.grid, x, config.scaleFilterFwhmMm);
-        x.destroy();
-        filtered.push((await f.read()).slice(plane, 2 * plane));
-        f.destroy();
-      } else filtered.push(init.slice(plane, 2 * plane));
+      inits.push(await mlemInit(st.likelihood, config.initIterations));
+      stackGrid = st.grid;
     } finally {
       st.destroy();
     }
   }
-  const all = new Float32Array(filtered.length * plane);
-  filtered.forEach((f, i) => all.set(f, i * plane));
   const scale = options.scale ??
-    percentile(all, config.scalePercentile) * config.scaleHeadroom;
+    await autoScale(ctx, inits.map((init) => ({ grid: stackGrid!, init, planes: [1, 1] })), config);
   if (!(scale > 0) || !Number.isFinite(scale)) {
-    throw new RangeError(`automatic volume scale is ${scale}; pass options.scale`);
+    throw new RangeError(`volume scale must be a finite number > 0, got ${scale}`);
   }
   // 2. the stacks
   const sum = new Float64Array(plane * nz);
