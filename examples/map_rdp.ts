@@ -1,11 +1,12 @@
 /** MAP-EM with a relative-difference prior (De Pierro), from prompts.npy (+ additive, μ-map). */
 import { z } from "zod";
-import type { RecipeContext } from "../core/runtime/mod.ts";
+import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
 import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
 import { mapEm, relativeDifferencePrior } from "../core/recon/mod.ts";
 import { readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
 
-export const description = "MAP-EM with the relative-difference prior (β, γ).";
+export const description =
+  "MAP-EM with the relative-difference prior (β, γ); writes map_rdp.nii, map_rdp.png, metrics.json.";
 export const params = z.object({
   size: z.number().int().min(8).max(512).default(32).describe("image size (voxels per side)"),
   voxelMm: z.number().positive().default(4).describe("voxel size in mm"),
@@ -31,9 +32,22 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     additive: (await optional("additive.npy", readSinogram))?.data,
   });
   const prior = relativeDifferencePrior(gpu, grid, { beta: p.beta, gamma: p.gamma });
-  const x = await mapEm(new PoissonLikelihood(model, prompts.data), prior, {
+  const lik = new PoissonLikelihood(model, prompts.data);
+  const x = await mapEm(lik, prior, {
     iterations: p.iterations,
     callbacks: [{ onIteration: (s) => ctx.progress(s.iteration, p.iterations) }],
   });
-  await writeNifti(`${ctx.outDir}/map_rdp.nii`, { data: await x.read(), grid });
+  const image = await x.read();
+  await writeNifti(`${ctx.outDir}/map_rdp.nii`, { data: image, grid });
+  await writeReconResults({
+    outDir: ctx.outDir,
+    name: "map_rdp",
+    method: "MAP-EM (RDP)",
+    params: p,
+    titleParams: ["beta", "gamma", "iterations", "subsets"],
+    image,
+    grid,
+    logLikelihood: await lik.logLikelihood(x),
+    reference: await findReference(ctx.inputs),
+  });
 }

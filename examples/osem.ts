@@ -1,11 +1,12 @@
 /** OSEM reconstruction of prompts.npy (+ optional additive.npy, mu.nii) from the input folder. */
 import { z } from "zod";
-import type { RecipeContext } from "../core/runtime/mod.ts";
+import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
 import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
 import { gaussianPostFilter, osem } from "../core/recon/mod.ts";
 import { readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
 
-export const description = "OSEM with attenuation/additive terms when present in --in.";
+export const description =
+  "OSEM with attenuation/additive terms when present in --in; writes osem.nii, osem.png, metrics.json.";
 export const params = z.object({
   size: z.number().int().min(8).max(512).default(32).describe("image size (voxels per side)"),
   voxelMm: z.number().positive().default(4).describe("voxel size in mm"),
@@ -31,10 +32,23 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   const progress = {
     onIteration: (s: { iteration: number }) => ctx.progress(s.iteration, p.iterations),
   };
-  let x = await osem(new PoissonLikelihood(model, prompts.data), {
+  const lik = new PoissonLikelihood(model, prompts.data);
+  let x = await osem(lik, {
     iterations: p.iterations,
     callbacks: [progress],
   });
   if (p.postFilterMm > 0) x = gaussianPostFilter(gpu, grid, x, p.postFilterMm);
-  await writeNifti(`${ctx.outDir}/osem.nii`, { data: await x.read(), grid });
+  const image = await x.read();
+  await writeNifti(`${ctx.outDir}/osem.nii`, { data: image, grid });
+  await writeReconResults({
+    outDir: ctx.outDir,
+    name: "osem",
+    method: "OSEM",
+    params: p,
+    titleParams: ["iterations", "subsets", "postFilterMm", "voxelMm"],
+    image,
+    grid,
+    logLikelihood: await lik.logLikelihood(x),
+    reference: await findReference(ctx.inputs),
+  });
 }

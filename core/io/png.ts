@@ -413,6 +413,7 @@ const GLYPHS: Record<string, string> = {
   "-": "...............#####...............",
   "_": "..............................#####",
   ":": ".....##...##.........##...##.......",
+  ";": ".....##...##.........##....#...#....",
   "/": ".........#...#...#...#...#.........",
   "=": "..........#####.....#####..........",
   "%": "##...##..#...#...#...#...#..##...##",
@@ -420,8 +421,43 @@ const GLYPHS: Record<string, string> = {
   ")": ".#.....#.....#....#....#...#...#...",
   "+": ".......#....#..#####..#....#.......",
   "?": ".###.#...#....#...#...#.........#..",
+  "a": "...........###.....#.#####...#.####",
+  "b": "#....#....#.##.##..##...##...#####.",
+  "c": "...........###.#....#....#...#.###.",
+  "d": "....#....#.##.##..###...##...#.####",
+  "e": "...........###.#...#######.....###.",
+  "f": "..##..#..#.#...###...#....#....#...",
+  "g": "......#####...##...#.####....#.###.",
+  "h": "#....#....#.##.##..##...##...##...#",
+  "i": "..#........##....#....#....#...###.",
+  "j": "...#........##....#....#.#..#..##..",
+  "k": "#....#....#..#.#.#..##...#.#..#..#.",
+  "l": ".##....#....#....#....#....#...###.",
+  "m": "..........##.#.#.#.##.#.##...##...#",
+  "n": "..........#.##.##..##...##...##...#",
+  "o": "...........###.#...##...##...#.###.",
+  "p": ".....####.#...##...#####.#....#....",
+  "q": "......#####...##...#.####....#....#",
+  "r": "..........#.##.##..##....#....#....",
+  "s": "...........#####.....###.....#####.",
+  "t": ".#....#...###...#....#....#..#..##.",
+  "u": "..........#...##...##...##..##.##.#",
+  "v": "..........#...##...##...#.#.#...#..",
+  "w": "..........#...##...##.#.##.#.#.#.#.",
+  "x": "..........#...#.#.#...#...#.#.#...#",
+  "y": ".....#...##...##...#.####....#.###.",
+  "z": "..........#####...#...#...#...#####",
+  "[": ".###..#....#....#....#....#....###.",
+  "]": ".###....#....#....#....#....#..###.",
+  "<": "...#...#...#...#.....#.....#.....#.",
+  ">": ".#.....#.....#.....#...#...#...#...",
+  "*": ".......#..#.#.#.###.#.#.#..#.......",
+  "'": "..#....#...#.......................",
+  "|": "..#....#....#....#....#....#....#..",
+  "\u00b7": ".................#.................",
 };
 
+/** Draws `text` centred in a box of width `maxW` (or left-aligned with `align: "left"`). */
 function drawText(
   rgb: Uint8Array,
   width: number,
@@ -430,11 +466,14 @@ function drawText(
   y: number,
   maxW: number,
   scale: number,
+  { upper = true, align = "center" }: { upper?: boolean; align?: "center" | "left" } = {},
 ): void {
   const advance = (GLYPH_W + 1) * scale;
   const maxChars = Math.max(0, Math.floor((maxW + scale) / advance));
-  const shown = text.toUpperCase().slice(0, maxChars);
-  const x0 = x + Math.max(0, Math.floor((maxW - (shown.length * advance - scale)) / 2));
+  const shown = (upper ? text.toUpperCase() : text).slice(0, maxChars);
+  const x0 = align === "left"
+    ? x
+    : x + Math.max(0, Math.floor((maxW - (shown.length * advance - scale)) / 2));
   const height = rgb.length / 3 / width;
   for (let c = 0; c < shown.length; c++) {
     const g = GLYPHS[shown[c]] ?? GLYPHS["?"];
@@ -455,5 +494,306 @@ function drawText(
   }
 }
 
-/** Characters the title font can draw (others are shown as "?"; lower case as upper case). */
+/**
+ * Characters the built-in 5×7 font can draw (others are shown as "?"). {@linkcode renderMontage}
+ * draws its titles upper case; {@linkcode renderOrthoMontage} keeps the case.
+ */
 export const MONTAGE_FONT_CHARS: string = Object.keys(GLYPHS).join("");
+
+// ---- three orthogonal planes per volume, with colour bars, units and a title ----
+
+/** One volume of an orthogonal-planes figure ({@linkcode renderOrthoMontage}). */
+export interface OrthoVolume {
+  /** Voxels, x fastest. */
+  data: ArrayLike<number>;
+  /** `[nx, ny, nz]` (a 2-D image is `[nx, ny, 1]`). */
+  shape: readonly number[];
+  /** Voxel size in mm (default 1 mm cubes): panels keep the physical aspect ratio. */
+  voxelMm?: readonly number[];
+  /** Label of the row, drawn above its planes (e.g. "OSEM", "truth"). */
+  label?: string;
+  /** Colour map (overrides the figure's). */
+  colormap?: ColormapName;
+  /** Window (overrides the figure's; default the volume's min … max). */
+  window?: DisplayWindow;
+  /** Units of the values, written under the colour bar (overrides the figure's). */
+  units?: string;
+}
+
+/** Options of {@linkcode renderOrthoMontage} / {@linkcode writeOrthoMontage}. */
+export interface OrthoMontageOptions {
+  /** Title line at the top, e.g. method and key parameters. */
+  title?: string;
+  /** A second, smaller line under the title. */
+  subtitle?: string;
+  /** Colour map of every volume (default "inferno"). */
+  colormap?: ColormapName;
+  /** Window of every volume (default each volume's own min … max). */
+  window?: DisplayWindow;
+  /** One window over all volumes together, so the rows compare directly (default false). */
+  sharedWindow?: boolean;
+  /** Units of every volume (default "a.u."). */
+  units?: string;
+  /** Voxel `[i, j, k]` the three planes pass through (default the centre voxel). */
+  cursor?: readonly number[];
+  /** Pixels along the largest extent of a panel (default 160; at least 1 pixel per voxel). */
+  panelPx?: number;
+}
+
+/** Where {@linkcode renderOrthoMontage} put things (pixels; for tests and image maps). */
+export interface OrthoLayout {
+  /** One rectangle per drawn plane. */
+  panels: {
+    row: number;
+    plane: "axial" | "coronal" | "sagittal";
+    x: number;
+    y: number;
+    w: number;
+    h: number;
+  }[];
+  /** One colour bar per row (top = window max). */
+  bars: { row: number; x: number; y: number; w: number; h: number; min: number; max: number }[];
+}
+
+/** A rendered figure with its layout. */
+export interface OrthoRaster extends Raster {
+  /** Panel and colour-bar rectangles. */
+  layout: OrthoLayout;
+}
+
+const ORTHO_GAP = 6;
+const BAR_W = 12;
+
+/** A compact tick label: 3 significant digits, exponent form for very large/small values. */
+export function formatTick(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  if (a >= 1e4 || a < 1e-2) return v.toExponential(1).replace("e+", "e");
+  return String(Number(v.toPrecision(3)));
+}
+
+function textWidth(text: string, scale: number): number {
+  return text.length === 0 ? 0 : text.length * (GLYPH_W + 1) * scale - scale;
+}
+
+interface OrthoPanel {
+  /** Plane name. */
+  plane: "axial" | "coronal" | "sagittal";
+  /** Voxel size in mm along the panel's horizontal and vertical axes. */
+  du: number;
+  dv: number;
+  w: number;
+  h: number;
+  /** Value at voxel (u, v), v upwards. */
+  at: (u: number, v: number) => number;
+}
+
+function orthoPanels(vol: OrthoVolume, idx: number, cursor?: readonly number[]): OrthoPanel[] {
+  const sh = vol.shape;
+  if (sh.length !== 3 || !sh.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new RangeError(
+      `ortho montage volume ${idx}${vol.label ? ` ("${vol.label}")` : ""}: shape ${
+        JSON.stringify(sh)
+      } must be [nx, ny, nz] positive integers`,
+    );
+  }
+  const [nx, ny, nz] = sh;
+  if (nx * ny * nz !== vol.data.length) {
+    throw new RangeError(
+      `ortho montage volume ${idx}${vol.label ? ` ("${vol.label}")` : ""}: shape ${
+        JSON.stringify(sh)
+      } holds ${nx * ny * nz} voxels but the data have ${vol.data.length}`,
+    );
+  }
+  const vox = vol.voxelMm ?? [1, 1, 1];
+  if (vox.length !== 3 || !vox.every((d) => Number.isFinite(d) && d > 0)) {
+    throw new RangeError(
+      `ortho montage volume ${idx}: voxelMm ${JSON.stringify(vox)} must be three positive mm`,
+    );
+  }
+  const c = cursor ?? [Math.floor(nx / 2), Math.floor(ny / 2), Math.floor(nz / 2)];
+  if (c.length !== 3 || c.some((v, a) => !Number.isInteger(v) || v < 0 || v >= sh[a])) {
+    throw new RangeError(
+      `ortho montage volume ${idx}: cursor ${JSON.stringify(c)} is outside the volume ${
+        JSON.stringify(sh)
+      }`,
+    );
+  }
+  const d = vol.data;
+  const [ci, cj, ck] = c;
+  const panels: OrthoPanel[] = [{
+    plane: "axial",
+    du: vox[0],
+    dv: vox[1],
+    w: nx,
+    h: ny,
+    at: (u, v) => d[u + nx * (v + ny * ck)],
+  }];
+  // A single slice has no coronal or sagittal view worth drawing.
+  if (nz > 1) {
+    panels.push({
+      plane: "coronal",
+      du: vox[0],
+      dv: vox[2],
+      w: nx,
+      h: nz,
+      at: (u, v) => d[u + nx * (cj + ny * v)],
+    }, {
+      plane: "sagittal",
+      du: vox[1],
+      dv: vox[2],
+      w: ny,
+      h: nz,
+      at: (u, v) => d[ci + nx * (u + ny * v)],
+    });
+  }
+  return panels;
+}
+
+function volumeValues(vol: OrthoVolume): ArrayLike<number> {
+  return vol.data;
+}
+
+/**
+ * Renders each volume as a row of three orthogonal planes through a cursor voxel (axial: x right,
+ * y up; coronal: x right, z up; sagittal: y right, z up; only the axial plane when `nz` is 1),
+ * with a colour bar labelled with the window's bounds and the units, and an optional title and
+ * subtitle above. Panels keep the physical aspect ratio from `voxelMm` (nearest-neighbour).
+ */
+export function renderOrthoMontage(
+  volumes: readonly OrthoVolume[],
+  options: OrthoMontageOptions = {},
+): OrthoRaster {
+  if (volumes.length === 0) throw new RangeError("renderOrthoMontage: no volumes given");
+  const rows = volumes.map((v, i) => orthoPanels(v, i, options.cursor));
+  const shared = options.sharedWindow
+    ? resolveWindow(volumes.map(volumeValues), options.window)
+    : undefined;
+  const windows = volumes.map((v) =>
+    v.window ? resolveWindow([v.data], v.window) : shared ?? resolveWindow([v.data], options.window)
+  );
+  // One physical scale for the whole figure, so every row's planes line up.
+  const panelPx = options.panelPx ?? 160;
+  if (!(panelPx > 0)) throw new RangeError(`renderOrthoMontage: panelPx ${panelPx} must be > 0`);
+  let extentMm = 0, minVoxMm = Infinity;
+  for (const r of rows) {
+    for (const p of r) {
+      extentMm = Math.max(extentMm, p.w * p.du, p.h * p.dv);
+      minVoxMm = Math.min(minVoxMm, p.du, p.dv);
+    }
+  }
+  const pxPerMm = Math.max(panelPx / extentMm, 1 / minVoxMm);
+  const size = (p: OrthoPanel) => [
+    Math.max(1, Math.round(p.w * p.du * pxPerMm)),
+    Math.max(1, Math.round(p.h * p.dv * pxPerMm)),
+  ];
+  const gap = ORTHO_GAP;
+  const labelH = GLYPH_H + gap;
+  const title = options.title ?? "";
+  const subtitle = options.subtitle ?? "";
+  const rowInfo = rows.map((r, i) => {
+    const sizes = r.map(size);
+    const h = Math.max(...sizes.map((s) => s[1]), 3 * (GLYPH_H + 4));
+    const planesW = sizes.reduce((a, s) => a + s[0], 0) + gap * (sizes.length - 1);
+    const [lo, hi] = windows[i];
+    const units = volumes[i].units ?? options.units ?? "a.u.";
+    const ticks = [formatTick(hi), formatTick((lo + hi) / 2), formatTick(lo)];
+    const labelW = Math.max(...ticks.map((t) => textWidth(t, 1)), textWidth(units, 1));
+    return { sizes, h, planesW, ticks, units, labelW };
+  });
+  const contentW = Math.max(
+    ...rowInfo.map((r) => r.planesW + gap + BAR_W + 4 + r.labelW),
+  );
+  const titleScale = title && textWidth(title, 2) + 2 * gap <= contentW + 2 * gap ? 2 : 1;
+  const width = Math.max(
+    contentW + 2 * gap,
+    textWidth(title, titleScale) + 2 * gap,
+    textWidth(subtitle, 1) + 2 * gap,
+  );
+  const titleH = (title ? GLYPH_H * titleScale + gap : 0) + (subtitle ? GLYPH_H + gap : 0);
+  const height = gap + titleH +
+    rowInfo.reduce((a, r) => a + labelH + r.h + gap + GLYPH_H + gap, 0);
+  const rgb = new Uint8Array(width * height * 3);
+  const put = (x: number, y: number, c: ArrayLike<number>, o = 0) => {
+    const k = (y * width + x) * 3;
+    rgb[k] = c[o];
+    rgb[k + 1] = c[o + 1];
+    rgb[k + 2] = c[o + 2];
+  };
+  const text = (t: string, x: number, y: number, scale = 1) =>
+    drawText(rgb, width, t, x, y, width - x, scale, { upper: false, align: "left" });
+  let y = gap;
+  if (title) {
+    text(title, gap, y, titleScale);
+    y += GLYPH_H * titleScale + gap;
+  }
+  if (subtitle) {
+    text(subtitle, gap, y);
+    y += GLYPH_H + gap;
+  }
+  const luts = new Map<ColormapName, Uint8Array>();
+  const layout: OrthoLayout = { panels: [], bars: [] };
+  rows.forEach((panels, i) => {
+    const info = rowInfo[i];
+    const vol = volumes[i];
+    const name = vol.colormap ?? options.colormap ?? "inferno";
+    let table = luts.get(name);
+    if (!table) luts.set(name, table = colormapLut(name));
+    const [lo, hi] = windows[i];
+    const label = vol.label ?? "";
+    text(label ? `${label}` : "", gap, y);
+    const y0 = y + labelH;
+    let x = gap;
+    panels.forEach((p, k) => {
+      const [pw, ph] = info.sizes[k];
+      const top = y0 + Math.floor((info.h - ph) / 2);
+      layout.panels.push({ row: i, plane: p.plane, x, y: top, w: pw, h: ph });
+      for (let py = 0; py < ph; py++) {
+        const v = Math.min(p.h - 1, Math.floor(((ph - 1 - py) + 0.5) * p.h / ph));
+        for (let px = 0; px < pw; px++) {
+          const u = Math.min(p.w - 1, Math.floor((px + 0.5) * p.w / pw));
+          const val = p.at(u, v);
+          const t = Number.isFinite(val) ? (val - lo) / (hi - lo) : 0;
+          put(x + px, top + py, table!, 3 * Math.round(255 * Math.min(1, Math.max(0, t))));
+        }
+      }
+      drawText(rgb, width, p.plane, x, y0 + info.h + 2, pw, 1, { upper: false });
+      x += pw + gap;
+    });
+    // Colour bar: brightest at the top, labelled max / middle / min, units below.
+    const bx = gap + info.planesW + gap;
+    layout.bars.push({ row: i, x: bx, y: y0, w: BAR_W, h: info.h, min: lo, max: hi });
+    for (let py = 0; py < info.h; py++) {
+      const c = Math.round(255 * (1 - py / Math.max(1, info.h - 1)));
+      for (let px = 0; px < BAR_W; px++) put(bx + px, y0 + py, table!, 3 * c);
+    }
+    const lx = bx + BAR_W + 4;
+    text(info.ticks[0], lx, y0);
+    text(info.ticks[1], lx, y0 + Math.floor((info.h - GLYPH_H) / 2));
+    text(info.ticks[2], lx, y0 + info.h - GLYPH_H);
+    text(info.units, bx, y0 + info.h + 2);
+    y = y0 + info.h + gap + GLYPH_H + gap;
+  });
+  return { width, height, channels: 3, pixels: rgb, layout };
+}
+
+/**
+ * Writes a figure of three orthogonal planes per volume, with colour bars, units and a title
+ * (see {@linkcode renderOrthoMontage}) as a PNG file, atomically.
+ *
+ * @example
+ * ```ts
+ * await writeOrthoMontage("out/osem.png", [
+ *   { data: x, shape: grid.shape, voxelMm: grid.voxelSizeMm, label: "OSEM" },
+ *   { data: truth, shape: grid.shape, voxelMm: grid.voxelSizeMm, label: "truth" },
+ * ], { title: "OSEM, 4 iterations x 14 subsets", units: "counts/voxel", sharedWindow: true });
+ * ```
+ */
+export async function writeOrthoMontage(
+  path: string,
+  volumes: readonly OrthoVolume[],
+  options: OrthoMontageOptions = {},
+): Promise<void> {
+  await writePng(path, renderOrthoMontage(volumes, options));
+}

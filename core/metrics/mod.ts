@@ -8,3 +8,4 @@
  */
 export * from "./image.ts";
 export * from "./roi.ts";
+export * from "./report.ts";

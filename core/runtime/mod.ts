@@ -9,3 +9,4 @@ export * from "./manifest.ts";
 export * from "./hash.ts";
 export * from "./verify.ts";
 export { PROTOCOL_PREFIX } from "./protocol.ts";
+export * from "./results.ts";

@@ -91,6 +91,22 @@ Deno.test("examples simulate_study → osem / map_rdp: counts, activity recovery
       // Emission recovery: the reconstruction's total activity is within 10% of the truth.
       const rel = Math.abs(sum(x.data) - sum(truth.data)) / sum(truth.data);
       assert(rel < 0.1, `${f}: total activity off by ${(100 * rel).toFixed(1)}%`);
+      // Beside the NIfTI: the PNG figure and metrics.json, scored against the truth in --in.
+      const dir = `${tmp}/${f.split("/")[0]}`;
+      const png = await Deno.readFile(`${dir}/${f.split("/")[1].replace(".nii", ".png")}`);
+      assertEquals([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      const m = JSON.parse(await Deno.readTextFile(`${dir}/metrics.json`));
+      assert(Number.isFinite(m.logLikelihood), `${f}: log-likelihood ${m.logLikelihood}`);
+      assertEquals(m.reference.name, "truth.nii");
+      let lo = Infinity, hi = -Infinity;
+      for (const v of truth.data) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+      let se = 0;
+      for (let i = 0; i < x.data.length; i++) se += (x.data[i] - truth.data[i]) ** 2;
+      const psnrHere = 10 * Math.log10((hi - lo) ** 2 / (se / x.data.length));
+      assert(
+        Math.abs(m.reference.psnrDb - psnrHere) < 1e-6,
+        `${m.reference.psnrDb} vs ${psnrHere}`,
+      );
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });
