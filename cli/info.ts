@@ -13,6 +13,9 @@ import type { RingScanner } from "../core/geometry/scanner.ts";
 import { sha256Bytes } from "../core/runtime/hash.ts";
 import { ManifestSchema } from "../core/runtime/manifest.ts";
 
+// info reports NaN counts rather than refusing files that hold them
+const INSPECT = { allowNonFinite: true } as const;
+
 /** Summary statistics of an array (NaNs counted apart). */
 export interface ValueStats {
   count: number;
@@ -137,7 +140,7 @@ async function sidecarOf(path: string): Promise<Sinogram | null> {
   } catch {
     return null;
   }
-  return await readSinogram(path);
+  return await readSinogram(path, INSPECT);
 }
 
 /** Reads `path` and describes it. Throws (FormatError from core/io) on malformed files. */
@@ -164,7 +167,7 @@ async function describeData(path: string): Promise<FileInfo> {
     format: "unknown",
   };
   if (/\.nii(\.gz)?$/i.test(path)) {
-    const img = decodeNifti(bytes, path);
+    const img = decodeNifti(bytes, path, INSPECT);
     return {
       ...base,
       format: "nifti",
@@ -181,7 +184,7 @@ async function describeData(path: string): Promise<FileInfo> {
     };
   }
   if (/\.npy$/i.test(path)) {
-    const a = decodeNpy(bytes, path);
+    const a = decodeNpy(bytes, path, INSPECT);
     return {
       ...base,
       format: "npy",
@@ -202,7 +205,7 @@ async function describeData(path: string): Promise<FileInfo> {
     };
   }
   if (/\.hv$/i.test(path)) {
-    const img = await readInterfileImage(path);
+    const img = await readInterfileImage(path, INSPECT);
     return {
       ...base,
       format: "interfile",
@@ -219,7 +222,7 @@ async function describeData(path: string): Promise<FileInfo> {
     };
   }
   if (/\.hs$/i.test(path)) {
-    const sino = await readInterfileSinogram(path);
+    const sino = await readInterfileSinogram(path, INSPECT);
     return {
       ...base,
       format: "interfile",
@@ -252,7 +255,7 @@ async function describeData(path: string): Promise<FileInfo> {
       }
       const json = JSON.parse(new TextDecoder().decode(bytes));
       if (json && json.format === "petrel-sinogram") {
-        const sino = await readSinogram(path);
+        const sino = await readSinogram(path, INSPECT);
         return {
           ...base,
           format: "sinogram-sidecar",

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { gunzipSync, gzipSync } from "node:zlib";
+import { constants as zlibConstants, gunzipSync, gzipSync } from "node:zlib";
 
 /** Thrown for files that cannot be parsed: corrupt, truncated, wrong dtype or shape. */
 export class FormatError extends Error {
@@ -149,19 +149,160 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** Gunzips `bytes` if they are gzip-compressed; otherwise returns them unchanged. */
-export function maybeGunzip(bytes: Uint8Array, what: string): Uint8Array {
+/** Deflate cannot expand data by more than this factor (RFC 1951: ≤ 258 bytes per ~2 bits). */
+const MAX_DEFLATE_RATIO = 1032;
+
+/**
+ * Gunzips `bytes` if they are gzip-compressed; otherwise returns them unchanged. With
+ * `maxBytes`, inflating stops as soon as the output would exceed it (no more is allocated) and
+ * a {@linkcode FormatError} says so: a small file that inflates to gigabytes is refused quickly.
+ */
+export function maybeGunzip(bytes: Uint8Array, what: string, maxBytes?: number): Uint8Array {
   if (!isGzip(bytes)) return bytes;
   try {
-    const out = gunzipSync(bytes);
+    const out = maxBytes === undefined
+      ? gunzipSync(bytes)
+      : gunzipSync(bytes, { maxOutputLength: Math.max(1, Math.floor(maxBytes)) });
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (e) {
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new FormatError(
+        `${what}: the gzip stream inflates to more than the ${maxBytes} bytes its header ` +
+          `declares; refusing it (a corrupt file or a decompression bomb)`,
+        { cause: e },
+      );
+    }
     throw new FormatError(
       `${what}: the gzip stream is corrupt or truncated (${(e as Error).message}); ` +
         `expected a complete .gz file`,
       { cause: e },
     );
   }
+}
+
+/**
+ * The first bytes of a gzip stream, at least `want` of them when the stream holds that many
+ * (fewer only if it is shorter or corrupt), inflated from a prefix of the compressed bytes so
+ * that reading a header never inflates the whole file.
+ */
+export function gunzipPrefix(bytes: Uint8Array, want: number): Uint8Array {
+  let out: Uint8Array = new Uint8Array(0);
+  for (let k = 1024;; k *= 4) {
+    const part = bytes.subarray(0, Math.min(k, bytes.length));
+    try {
+      const o = gunzipSync(part, {
+        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        maxOutputLength: MAX_DEFLATE_RATIO * part.length + 1024,
+      });
+      out = new Uint8Array(o.buffer, o.byteOffset, o.byteLength);
+    } catch {
+      // a corrupt stream: the full inflate reports it
+      return out;
+    }
+    if (out.length >= want || part.length === bytes.length) return out;
+  }
+}
+
+/**
+ * Largest output a gzip stream of `compressedBytes` bytes can inflate to: a header declaring more
+ * cannot be satisfied, so such a file is refused as truncated without inflating it.
+ */
+export function maxInflatedSize(compressedBytes: number): number {
+  return MAX_DEFLATE_RATIO * compressedBytes + 1024;
+}
+
+/** Options of the readers that check values. */
+export interface FiniteOptions {
+  /**
+   * Accept NaN and ±Inf values (default false: a file holding any is refused with a
+   * {@linkcode FormatError} naming the file, the count and the first bad index).
+   */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Throws a {@linkcode FormatError} when `data` holds NaN or ±Inf, naming `what` (the file), how
+ * many, and the first one's flat index (and its coordinates in `shape`, fastest axis first).
+ * A NaN voxel in a μ-map turns a whole reconstruction into zeros, so readers refuse them unless
+ * the caller passes `allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * checkFinite(new Float32Array([1, NaN]), "mu.nii"); // throws: "mu.nii: 1 of 2 values …"
+ * ```
+ */
+export function checkFinite(
+  data: ArrayLike<number>,
+  what: string,
+  shape?: readonly number[],
+  options: FiniteOptions = {},
+): void {
+  if (options.allowNonFinite) return;
+  let first = -1;
+  let nan = 0;
+  let inf = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    // v - v is 0 for finite numbers and NaN for NaN and ±Inf: one comparison per value
+    if (v - v !== 0) {
+      if (first < 0) first = i;
+      if (v !== v) nan++;
+      else inf++;
+    }
+  }
+  if (first < 0) return;
+  let where = `index ${first}`;
+  if (shape && shape.length > 1) {
+    const c: number[] = [];
+    let r = first;
+    for (const n of shape) {
+      c.push(r % n);
+      r = Math.floor(r / n);
+    }
+    where += ` = [${c.join(", ")}] (fastest axis first)`;
+  }
+  throw new FormatError(
+    `${what}: ${nan + inf} of ${data.length} values are not finite (${nan} NaN, ${inf} ±Inf); ` +
+      `the first is at ${where} = ${data[first]}. NaN or Inf in an image or sinogram would ` +
+      `spread through a reconstruction; fix the file, or read it with allowNonFinite: true`,
+  );
+}
+
+/**
+ * Resolves `name` (a data file named in a header) against the header's folder and checks that,
+ * after following `..` and symbolic links, it lies inside that folder: a header cannot make a
+ * reader open `/etc/passwd` or `../../secret`. Returns the resolved real path.
+ */
+export async function dataFileInside(headerPath: string, name: string): Promise<string> {
+  const dir = splitPath(headerPath).dir;
+  let realDir: string;
+  try {
+    realDir = await Deno.realPath(dir);
+  } catch (e) {
+    throw explainFileError(e, "read", dir);
+  }
+  const joined = name.startsWith("/") ? name : `${dir}/${name}`;
+  let real: string;
+  try {
+    real = await Deno.realPath(joined);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FormatError(
+        `${headerPath}: its data file "${name}" does not exist (looked for ${joined})`,
+        { cause: e },
+      );
+    }
+    throw explainFileError(e, "read", joined);
+  }
+  const root = realDir.endsWith("/") ? realDir : `${realDir}/`;
+  if (!real.startsWith(root)) {
+    throw new FormatError(
+      `${headerPath}: its data file "${name}" resolves to ${real}, outside the header's folder ` +
+        `${realDir}; data files must lie in the header's folder (no absolute paths, "..", or ` +
+        `symbolic links leading out)`,
+    );
+  }
+  return real;
 }
 
 /** Gzips `bytes` (level 6 by default). */

@@ -8,6 +8,7 @@
 
 import { centredGrid, type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
+import { type FiniteOptions, FormatError } from "./files.ts";
 import { readInterfileImage, writeInterfileImage } from "./interfile.ts";
 import { readNifti, writeNifti } from "./nifti.ts";
 import { readNpy, writeNpy } from "./npy.ts";
@@ -21,7 +22,7 @@ export interface GridImage {
 }
 
 /** Options of {@linkcode readImage} / {@linkcode writeImage}. */
-export interface ImageFileOptions {
+export interface ImageFileOptions extends FiniteOptions {
   /** Grid for `.npy` files (their shape must match); default: 1 mm voxels, centred. */
   grid?: ImageGrid;
   /** Scanner for Interfile z offsets (see `interfile.ts`). */
@@ -38,33 +39,41 @@ export function imageFormatOf(path: string): "nifti" | "interfile" | "npy" {
   );
 }
 
-/** Reads a 3-D image from NIfTI, Interfile or `.npy` (chosen by the file name). */
+/**
+ * Reads a 3-D image from NIfTI, Interfile or `.npy` (chosen by the file name). NaN/Inf voxels
+ * are refused unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * const mu = await readImage("in/mu.nii.gz");
+ * ```
+ */
 export async function readImage(path: string, options: ImageFileOptions = {}): Promise<GridImage> {
   const format = imageFormatOf(path);
   if (format === "nifti") {
-    const im = await readNifti(path);
+    const im = await readNifti(path, options);
     if (im.shape.length > 3 && im.shape.slice(3).some((n) => n > 1)) {
-      throw new RangeError(
+      throw new FormatError(
         `${path}: shape ${JSON.stringify(im.shape)} is not a single 3-D volume`,
       );
     }
     return { data: im.data, grid: im.grid };
   }
   if (format === "interfile") {
-    const im = await readInterfileImage(path, { scanner: options.scanner });
+    const im = await readInterfileImage(path, options);
     return { data: im.data, grid: im.grid };
   }
-  const a = await readNpy(path);
+  const a = await readNpy(path, options);
   const shape = [...a.shape];
   while (shape.length < 3) shape.push(1);
   if (shape.length > 3) {
-    throw new RangeError(`${path}: shape ${JSON.stringify(a.shape)} is not a 3-D image`);
+    throw new FormatError(`${path}: shape ${JSON.stringify(a.shape)} is not a 3-D image`);
   }
   const grid = options.grid
     ? imageGrid(options.grid)
     : centredGrid(shape as [number, number, number], [1, 1, 1]);
   if (grid.shape.some((n, i) => n !== shape[i])) {
-    throw new RangeError(
+    throw new FormatError(
       `${path}: array shape ${JSON.stringify(shape)} (fastest first) does not match the grid ` +
         `${JSON.stringify(grid.shape)}`,
     );

@@ -28,7 +28,15 @@
 
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import { RingScanner, type RingScannerSpec } from "../geometry/scanner.ts";
-import { FormatError, readBytes, readText, writeFilesAtomic } from "./files.ts";
+import {
+  checkFinite,
+  dataFileInside,
+  type FiniteOptions,
+  FormatError,
+  readBytes,
+  readText,
+  writeFilesAtomic,
+} from "./files.ts";
 
 /** A parsed Interfile header: normalised keys (lower case, no `!`, single spaces) → values. */
 export type InterfileHeader = Map<string, string>;
@@ -99,17 +107,42 @@ function baseName(p: string): string {
   return p.slice(p.lastIndexOf("/") + 1);
 }
 
-function resolveData(headerPath: string, name: string): string {
+/** The header's data file, which must lie in the header's folder (see `dataFileInside`). */
+async function resolveData(headerPath: string, name: string): Promise<string> {
+  await dataFileInside(headerPath, name);
   return name.startsWith("/") ? name : `${dirName(headerPath)}/${name}`;
 }
 
-/** Decodes raw Interfile data according to the header's number format and byte order. */
-function decodeRaw(h: InterfileHeader, bytes: Uint8Array, n: number, what: string): Float32Array {
+/** Byte orders Interfile defines; anything else is refused rather than guessed. */
+const BYTE_ORDERS = ["LITTLEENDIAN", "BIGENDIAN"];
+
+/**
+ * Decodes raw Interfile data according to the header's number format and byte order, refusing
+ * NaN/Inf values unless `options.allowNonFinite` (`shape` locates the first one in the message).
+ */
+function decodeRaw(
+  h: InterfileHeader,
+  bytes: Uint8Array,
+  n: number,
+  what: string,
+  shape: readonly number[],
+  options: FiniteOptions,
+): Float32Array {
   const fmt = (h.get("number format") ?? "float").toLowerCase();
   const bpp = num(h, "number of bytes per pixel", what, 4);
   const order = (h.get("imagedata byte order") ?? "BIGENDIAN").toUpperCase();
+  if (!BYTE_ORDERS.includes(order)) {
+    throw new FormatError(
+      `${what}: "imagedata byte order" is "${order}"; expected LITTLEENDIAN or BIGENDIAN`,
+    );
+  }
   const le = order === "LITTLEENDIAN";
   const offset = num(h, "data offset in bytes[1]", what, num(h, "data offset in bytes", what, 0));
+  if (!Number.isInteger(offset) || offset < 0) {
+    throw new FormatError(
+      `${what}: "data offset in bytes" is ${offset}; expected a non-negative whole number`,
+    );
+  }
   const needBytes = offset + n * bpp;
   if (bytes.length < needBytes) {
     throw new FormatError(
@@ -137,6 +170,7 @@ function decodeRaw(h: InterfileHeader, bytes: Uint8Array, n: number, what: strin
   for (let i = 0; i < n; i++) out[i] = get(i);
   const scale = num(h, "image scaling factor[1]", what, 1);
   if (scale !== 1) { for (let i = 0; i < n; i++) out[i] *= scale; }
+  checkFinite(out, what, shape, options);
   return out;
 }
 
@@ -205,7 +239,7 @@ async function writeFloat32Interfile(
 }
 
 /** Options of {@linkcode writeInterfileImage} / {@linkcode readInterfileImage}. */
-export interface InterfileImageOptions {
+export interface InterfileImageOptions extends FiniteOptions {
   /** Scanner the image belongs to: z offsets are then relative to ring 0, as STIR counts them. */
   scanner?: RingScanner;
 }
@@ -264,7 +298,15 @@ export async function writeInterfileImage(
   });
 }
 
-/** Reads a STIR Interfile image (`.hv` header; the data file is found from the header). */
+/**
+ * Reads a STIR Interfile image (`.hv` header; the data file is found from the header and must
+ * lie in the header's folder). NaN/Inf voxels are refused unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * const { data, grid } = await readInterfileImage("in/mu.hv", { scanner });
+ * ```
+ */
 export async function readInterfileImage(
   path: string,
   options: InterfileImageOptions = {},
@@ -293,14 +335,14 @@ export async function readInterfileImage(
   }) as [number, number, number];
   origin[2] += z0;
   const grid = imageGrid({ shape, voxelSizeMm: vox, originMm: origin });
-  const dataPath = resolveData(path, need(h, "name of data file", path));
+  const dataPath = await resolveData(path, need(h, "name of data file", path));
   const bytes = await readBytes(dataPath);
-  const data = decodeRaw(h, bytes, shape[0] * shape[1] * shape[2], dataPath);
+  const data = decodeRaw(h, bytes, shape[0] * shape[1] * shape[2], dataPath, shape, options);
   return { data, grid, header: h };
 }
 
 /** Options of {@linkcode writeInterfileSinogram} / {@linkcode readInterfileSinogram}. */
-export interface InterfileSinogramOptions {
+export interface InterfileSinogramOptions extends FiniteOptions {
   /**
    * Move each bin to the STIR bin of the same detector pair (default true); false keeps
    * petrel's array as it is (petrel's own view/segment conventions, plane order as STIR's).
@@ -410,6 +452,13 @@ export async function writeInterfileSinogram(
  * Reads span-1 STIR Interfile projection data (`.hs`) of a cylindrical scanner, in
  * SegmentBySinogram or SegmentByView storage and any segment order, into petrel's
  * `[radial, views, planes]` layout and plane order, with the matching {@linkcode RingScanner}.
+ * The data file must lie in the header's folder; NaN/Inf values are refused (the message gives
+ * the first one's index in the data file) unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * const { data, scanner } = await readInterfileSinogram("in/prompts.hs");
+ * ```
  */
 export async function readInterfileSinogram(
   path: string,
@@ -499,8 +548,9 @@ export async function readInterfileSinogram(
     }
   });
   const total = axial.reduce((a, b) => a + b, 0) * views * tang;
-  const dataPath = resolveData(path, need(h, "name of data file", path));
-  const raw = decodeRaw(h, await readBytes(dataPath), total, dataPath);
+  const dataPath = await resolveData(path, need(h, "name of data file", path));
+  // file order, fastest first: tangential, then view/axial as stored, all segments concatenated
+  const raw = decodeRaw(h, await readBytes(dataPath), total, dataPath, [total], options);
   // file offset of each segment
   const segStart: number[] = [];
   let o = 0;

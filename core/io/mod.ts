@@ -10,8 +10,10 @@
 // writeFileAtomic / writeFilesAtomic live in ./files.ts; not re-exported here because
 // core/runtime exports a writeFileAtomic of its own (the root mod.ts re-exports both areas).
 export {
+  checkFinite,
   explainFileError,
   FilePermissionError,
+  type FiniteOptions,
   FormatError,
   readBytes,
   readText,

@@ -14,9 +14,14 @@
 
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import {
+  checkFinite,
   checkShape,
+  type FiniteOptions,
   FormatError,
+  gunzipPrefix,
   gzip,
+  isGzip,
+  maxInflatedSize,
   maybeGunzip,
   readBytes,
   shapeSize,
@@ -288,14 +293,57 @@ export function gridFromAffine(
   return { grid, axisAligned };
 }
 
-/** Decodes a NIfTI-1 file held in memory (gzipped or not). */
-export function decodeNifti(file: Uint8Array, what = "NIfTI"): NiftiImage {
-  const bytes = maybeGunzip(file, what);
-  const h = parseNiftiHeader(bytes, what);
+/** Options of {@linkcode readNifti} / {@linkcode decodeNifti}. */
+export type NiftiReadOptions = FiniteOptions;
+
+/** Where the voxels lie: their count, bytes per voxel, offset and the bytes a file needs. */
+function voxelLayout(
+  h: NiftiHeader,
+  what: string,
+): { n: number; bpv: number; offset: number; need: number } {
+  const v = h.voxOffset;
+  if (!Number.isFinite(v) || v < 0) {
+    throw new FormatError(
+      `${what}: vox_offset is ${v}; expected a byte offset ≥ 352 (corrupt header?)`,
+    );
+  }
+  // Offsets below 352 (0 in some writers) would overlap the header: the data start after it.
+  const offset = Math.max(352, Math.floor(v));
   const n = shapeSize(h.dims);
   const bpv = DTYPES[h.datatype].bytes;
-  const offset = Math.max(352, Math.floor(h.voxOffset));
-  const need = offset + n * bpv;
+  return { n, bpv, offset, need: offset + n * bpv };
+}
+
+/**
+ * Decodes a NIfTI-1 file held in memory (gzipped or not). A gzipped file is inflated only up to
+ * the size its header declares. NaN/Inf voxels are refused unless `options.allowNonFinite`.
+ */
+export function decodeNifti(
+  file: Uint8Array,
+  what = "NIfTI",
+  options: NiftiReadOptions = {},
+): NiftiImage {
+  let bytes = file;
+  if (isGzip(file)) {
+    const hz = parseNiftiHeader(gunzipPrefix(file, 348), what);
+    const { need, offset } = voxelLayout(hz, what);
+    if (need > maxInflatedSize(file.length)) {
+      throw new FormatError(
+        `${what}: truncated: the header declares ${need} bytes (${JSON.stringify(hz.dims)} ` +
+          `${hz.dtype} voxels from offset ${offset}) but ${file.length} gzip bytes cannot ` +
+          `inflate to that many`,
+      );
+    }
+    bytes = maybeGunzip(file, what, need);
+  }
+  const h = parseNiftiHeader(bytes, what);
+  const { n, offset, need } = voxelLayout(h, what);
+  if (offset > bytes.length) {
+    throw new FormatError(
+      `${what}: vox_offset ${h.voxOffset} lies beyond the end of the (uncompressed) file ` +
+        `(${bytes.length} bytes)`,
+    );
+  }
   if (bytes.length < need) {
     throw new FormatError(
       `${what}: truncated: ${JSON.stringify(h.dims)} ${h.dtype} voxels need ${need} bytes ` +
@@ -341,21 +389,29 @@ export function decodeNifti(file: Uint8Array, what = "NIfTI"): NiftiImage {
   if (slope !== 1 || inter !== 0) {
     for (let i = 0; i < n; i++) data[i] = data[i] * slope + inter;
   }
+  // integer voxels are finite unless scaling overflows float32
+  const isFloat = h.dtype.startsWith("float");
+  if (isFloat || slope !== 1 || inter !== 0) checkFinite(data, what, h.dims, options);
   const { affine, source } = niftiAffine(h);
   const { grid, axisAligned } = gridFromAffine(h.dims, affine);
   return { data, shape: [...h.dims], grid, affine, affineSource: source, axisAligned, header: h };
 }
 
 /**
- * Reads a NIfTI-1 image (`.nii` or `.nii.gz`; gzip is detected from the content).
+ * Reads a NIfTI-1 image (`.nii` or `.nii.gz`; gzip is detected from the content). Voxels that
+ * are NaN or ±Inf (after scaling) are refused with a `FormatError` naming the file, the count and
+ * the first one, unless `options.allowNonFinite`.
  *
  * @example
  * ```ts
  * const { data, grid } = await readNifti("subject05_crisp.nii.gz");
  * ```
  */
-export async function readNifti(path: string): Promise<NiftiImage> {
-  return decodeNifti(await readBytes(path), path);
+export async function readNifti(
+  path: string,
+  options: NiftiReadOptions = {},
+): Promise<NiftiImage> {
+  return decodeNifti(await readBytes(path), path, options);
 }
 
 /** Converts a rotation matrix (columns normalised) to NIfTI quaternion (b, c, d) and qfac. */

@@ -17,7 +17,17 @@
  * @module
  */
 
-import { checkShape, FormatError, readBytes, writeFileAtomic } from "./files.ts";
+import {
+  checkFinite,
+  checkShape,
+  type FiniteOptions,
+  FormatError,
+  readBytes,
+  writeFileAtomic,
+} from "./files.ts";
+
+/** Options of {@linkcode readNpy} / {@linkcode decodeNpy}. */
+export type NpyReadOptions = FiniteOptions;
 
 /** Element types of `.npy` files petrel reads and writes. */
 export type NpyDtype =
@@ -154,8 +164,11 @@ function parseHeader(
   return { descr: descr[1], fortran: fortran[1] === "True", shape: dims };
 }
 
-/** Decodes a `.npy` file held in memory. */
-export function decodeNpy(bytes: Uint8Array, what = "npy"): NpyArray {
+/**
+ * Decodes a `.npy` file held in memory. Float values that are NaN or ±Inf (also float64 values
+ * beyond float32's range) are refused unless `options.allowNonFinite`.
+ */
+export function decodeNpy(bytes: Uint8Array, what = "npy", options: NpyReadOptions = {}): NpyArray {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
   if (bytes.length < 10 || magic.some((m, i) => bytes[i] !== m)) {
     throw new FormatError(`${what}: not a .npy file (missing the \\x93NUMPY magic)`);
@@ -243,19 +256,30 @@ export function decodeNpy(bytes: Uint8Array, what = "npy"): NpyArray {
       break;
   }
   const data = raw instanceof Float32Array ? raw : Float32Array.from(raw);
+  const petrelShape = fortran ? [...shape] : [...shape].reverse();
+  // integers are always finite, also as float32
+  if (dtype.startsWith("float")) checkFinite(data, what, petrelShape, options);
   return {
     data,
     raw,
-    shape: fortran ? [...shape] : [...shape].reverse(),
+    shape: petrelShape,
     numpyShape: shape,
     dtype,
     fortranOrder: fortran,
   };
 }
 
-/** Reads a `.npy` file; `shape` comes back fastest axis first. */
-export async function readNpy(path: string): Promise<NpyArray> {
-  return decodeNpy(await readBytes(path), path);
+/**
+ * Reads a `.npy` file; `shape` comes back fastest axis first. NaN/Inf values are refused (with
+ * the file, count and first index) unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * const { data, shape } = await readNpy("prompts.npy");
+ * ```
+ */
+export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<NpyArray> {
+  return decodeNpy(await readBytes(path), path, options);
 }
 
 /** Encodes an array (shape fastest first) as `.npy` bytes (format version 1). */

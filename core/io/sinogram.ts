@@ -15,7 +15,14 @@
 import { z } from "zod";
 import { RingScanner, RingScannerSchema, type RingScannerSpec } from "../geometry/scanner.ts";
 import { imageGrid } from "../geometry/grid.ts";
-import { FormatError, gzip, readText, writeFilesAtomic } from "./files.ts";
+import {
+  dataFileInside,
+  type FiniteOptions,
+  FormatError,
+  gzip,
+  readText,
+  writeFilesAtomic,
+} from "./files.ts";
 import { decodeNifti, encodeNifti } from "./nifti.ts";
 import { decodeNpy, encodeNpy } from "./npy.ts";
 import { readBytes } from "./files.ts";
@@ -191,11 +198,24 @@ export async function writeSinogram(path: string, sinogram: SinogramInput): Prom
   return jsonPath;
 }
 
+/** Options of {@linkcode readSinogram}. */
+export type SinogramReadOptions = FiniteOptions;
+
 /**
  * Reads a sinogram from its JSON sidecar or its data file (the sidecar is then found beside
- * it), validating the sidecar and checking that the data's shape matches the scanner.
+ * it), validating the sidecar and checking that the data's shape matches the scanner. The data
+ * file must lie in the sidecar's folder, and NaN/Inf values are refused (naming the file, the
+ * count and the first bin) unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * const { data, scanner } = await readSinogram("in/prompts.npy");
+ * ```
  */
-export async function readSinogram(path: string): Promise<Sinogram> {
+export async function readSinogram(
+  path: string,
+  options: SinogramReadOptions = {},
+): Promise<Sinogram> {
   const jsonPath = path.endsWith(".json") ? path : sidecarPath(path);
   let raw: unknown;
   try {
@@ -215,7 +235,12 @@ export async function readSinogram(path: string): Promise<Sinogram> {
     );
   }
   const sidecar = r.data;
-  const scanner = new RingScanner(sidecar.scanner);
+  let scanner: RingScanner;
+  try {
+    scanner = new RingScanner(sidecar.scanner);
+  } catch (e) {
+    throw new FormatError(`${jsonPath}: invalid scanner: ${(e as Error).message}`, { cause: e });
+  }
   const expected = scanner.sinogramShape;
   if (sidecar.shape.some((n, a) => n !== expected[a])) {
     throw new FormatError(
@@ -223,16 +248,18 @@ export async function readSinogram(path: string): Promise<Sinogram> {
         `sinogram ${JSON.stringify(expected)} ([radial, views, planes])`,
     );
   }
+  // Checked after following ".." and links: a sidecar cannot point the reader at other files.
+  await dataFileInside(jsonPath, sidecar.dataFile);
   const dataPath = `${dirName(jsonPath)}/${sidecar.dataFile}`;
   const bytes = await readBytes(dataPath);
   let data: Float32Array;
   let shape: number[];
   if (sidecar.dataFormat === "npy") {
-    const a = decodeNpy(bytes, dataPath);
+    const a = decodeNpy(bytes, dataPath, options);
     data = a.data;
     shape = a.shape;
   } else {
-    const im = decodeNifti(bytes, dataPath);
+    const im = decodeNifti(bytes, dataPath, options);
     data = im.data;
     shape = im.shape;
   }

@@ -54,14 +54,17 @@ export interface VerifyOptions {
   signal?: AbortSignal;
 }
 
+// Outputs are compared NaN-aware (compareArrays), so the readers must not refuse NaN/Inf here.
+const NAN_AWARE = { allowNonFinite: true } as const;
+
 /** Decodes a numeric output to float values, or null when the format is not numeric. */
 export function numericContents(
   path: string,
   bytes: Uint8Array,
 ): Float64Array | Float32Array | null {
-  if (/\.nii(\.gz)?$/.test(path)) return decodeNifti(bytes, path).data;
+  if (/\.nii(\.gz)?$/.test(path)) return decodeNifti(bytes, path, NAN_AWARE).data;
   if (path.endsWith(".npy")) {
-    const a = decodeNpy(bytes, path);
+    const a = decodeNpy(bytes, path, NAN_AWARE);
     return a.raw instanceof Float64Array ? a.raw : a.data;
   }
   if (path.endsWith(".f32") && bytes.byteLength % 4 === 0) {
