@@ -8,3 +8,4 @@ export * from "./operator.ts";
 export * from "./joseph.ts";
 export * from "./gaussian.ts";
 export * from "./reference.ts";
+export * from "./tof.ts";

@@ -1,0 +1,329 @@
+// Time-of-flight Joseph projector: TOF sinograms (every LOR × every TOF bin) and list-mode
+// events (one LOR and one TOF bin, or a continuous TOF position, per event).
+//
+// Geometry is that of `joseph.wgsl` (same plane sampling, bilinear interpolation and weight
+// voxel[a] / |cos|); each plane sample is further weighted by the TOF kernel of the bin:
+//
+//   k(s) = ∫_{bin ∩ [s − h, s + h]} N(u; s, σ) du / erf(h / (σ√2))
+//
+// where s is the sample's position along the LOR (mm from the LOR midpoint, positive towards
+// the end point p1), N the Gaussian of the TOF resolution σ, and h = nσ·σ the truncation. The
+// truncated Gaussian is renormalised, so over bins that tile the LOR the kernels sum to exactly 1
+// and the TOF bins of a LOR add up to its non-TOF line integral.
+//
+// TOF bin edges: bin u of a LOR spans [(u − nt/2)·w + c, (u + 1 − nt/2)·w + c] (bin centres at
+// (u − (nt−1)/2)·w + c, as in STIR and parallelproj), with w the bin width, nt the number of bins
+// and c the LOR's TOF centre offset. In sinogram mode u is the integer bin of the invocation; in
+// list mode u is given per event (an integer bin, or fractional for a continuous position).
+// Sharing this formula makes the sinogram and the list-mode projections of one (LOR, bin)
+// bit-identical.
+//
+// One invocation per (LOR, TOF bin): it walks only the planes inside the bin's kernel window.
+// Back projection scatters into the 64-bit fixed-point accumulator of `joseph.wgsl` (the same
+// scheme: integer atomics, order-independent, so bit-reproducible), and `resolve` converts it.
+
+struct Params {
+  origin: vec4<f32>,   // xyz: centre of voxel (0,0,0) in mm
+  voxel: vec4<f32>,    // xyz: voxel size in mm; w: log2 of the largest weight of one plane step
+  dims: vec4<u32>,     // nx, ny, nz, number of LORs in this chunk
+  tof: vec4<f32>,      // x: σ (mm), y: bin width w (mm), z: truncation h (mm), w: nt (as f32)
+  tofi: vec4<u32>,     // x: bins per LOR in this dispatch (nt, or 1 in list mode), y: data
+                       // stride between TOF bins (LORs of the whole operator), z: first LOR of
+                       // this chunk, w: 1 in list mode
+};
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> lors: array<f32>;          // 6 floats per LOR (chunk)
+@group(0) @binding(2) var<storage, read> tofinfo: array<f32>;       // 2 per LOR: bin u, centre c
+@group(0) @binding(3) var<storage, read_write> proj_out: array<f32>;
+@group(0) @binding(4) var<storage, read> proj_in: array<f32>;
+@group(0) @binding(5) var<storage, read_write> accum: array<atomic<u32>>;  // 2 words per voxel
+@group(0) @binding(6) var<storage, read> maxabs_bits: array<u32>;
+@group(0) @binding(7) var<storage, read> image_in: array<f32>;
+
+struct Ray {
+  valid: bool,
+  first: i32,        // plane range along the dominant axis a (inclusive), clipped to the grid
+  last: i32,
+  ub0: f32,          // b and c coordinates at plane a = 0
+  uc0: f32,
+  slope_b: f32,
+  slope_c: f32,
+  sa: u32,
+  sb: u32,
+  sc: u32,
+  nb: i32,
+  nc: i32,
+  weight: f32,       // path length per plane step (mm)
+  s0: f32,           // TOF position (mm from the midpoint towards p1) of plane 0 ...
+  ds: f32,           // ... and its change per plane
+};
+
+fn pick(v: vec3<f32>, k: u32) -> f32 {
+  return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
+}
+
+fn picku(v: vec3<u32>, k: u32) -> u32 {
+  return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
+}
+
+fn axis_b(a: u32) -> u32 { return select(0u, 1u, a == 0u); }
+fn axis_c(a: u32) -> u32 { return select(2u, 1u, a == 2u); }
+
+// Planes where u0 + i·slope lies in (-1, n) (the bilinear footprint touches the grid).
+fn clip_range(first: i32, last: i32, u0: f32, slope: f32, n: f32) -> vec2<i32> {
+  if (slope == 0.0) {
+    if (u0 <= -1.0 || u0 >= n) { return vec2<i32>(1, 0); }
+    return vec2<i32>(first, last);
+  }
+  let t1 = (-1.0 - u0) / slope;
+  let t2 = (n - u0) / slope;
+  let lo = i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8));
+  let hi = i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8));
+  var f = max(first, lo);
+  var l = min(last, hi);
+  if (f <= l) {
+    let uf = u0 + f32(f) * slope;
+    if (uf <= -1.0 || uf >= n) { f = f + 1; }
+    let ul = u0 + f32(l) * slope;
+    if (ul <= -1.0 || ul >= n) { l = l - 1; }
+  }
+  return vec2<i32>(f, l);
+}
+
+fn setup_ray(n: u32) -> Ray {
+  var r: Ray;
+  r.valid = false;
+  let p0 = vec3<f32>(lors[6u * n], lors[6u * n + 1u], lors[6u * n + 2u]);
+  let p1 = vec3<f32>(lors[6u * n + 3u], lors[6u * n + 4u], lors[6u * n + 5u]);
+  let d = p1 - p0;
+  let ad = abs(d);
+  let len = length(d);
+  if (len == 0.0) { return r; }
+  var a = 0u;
+  if (ad.y > ad.x && ad.y >= ad.z) { a = 1u; }
+  if (ad.z > ad.x && ad.z > ad.y) { a = 2u; }
+  let b = axis_b(a);
+  let c = axis_c(a);
+  let u0 = (p0 - params.origin.xyz) / params.voxel.xyz;
+  let du = d / params.voxel.xyz;
+  let dims = params.dims.xyz;
+  let ua0 = pick(u0, a);
+  let dua = pick(du, a);
+  r.slope_b = pick(du, b) / dua;
+  r.slope_c = pick(du, c) / dua;
+  r.ub0 = pick(u0, b) - ua0 * r.slope_b;
+  r.uc0 = pick(u0, c) - ua0 * r.slope_c;
+  let st = vec3<u32>(1u, dims.x, dims.x * dims.y);
+  r.sa = picku(st, a);
+  r.sb = picku(st, b);
+  r.sc = picku(st, c);
+  r.nb = i32(picku(dims, b));
+  r.nc = i32(picku(dims, c));
+  let lo = min(ua0, ua0 + dua);
+  let hi = max(ua0, ua0 + dua);
+  var range = vec2<i32>(max(i32(ceil(lo)), 0), min(i32(floor(hi)), i32(picku(dims, a)) - 1));
+  range = clip_range(range.x, range.y, r.ub0, r.slope_b, f32(r.nb));
+  range = clip_range(range.x, range.y, r.uc0, r.slope_c, f32(r.nc));
+  r.first = range.x;
+  r.last = range.y;
+  r.weight = pick(params.voxel.xyz, a) * len / pick(ad, a);
+  // Plane i sits at fraction (i − ua0) / dua of the way from p0 to p1.
+  r.ds = len / dua;
+  r.s0 = -ua0 * r.ds - 0.5 * len;
+  r.valid = r.first <= r.last;
+  return r;
+}
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 64u;
+}
+
+// erf with |error| ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26), odd by construction.
+fn erf_approx(x: f32) -> f32 {
+  let ax = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * ax);
+  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 +
+    t * 1.061405429))));
+  let y = 1.0 - poly * exp(-ax * ax);
+  return select(y, -y, x < 0.0);
+}
+
+// The bin [lo, hi] of the current (LOR, bin) and its kernel constants.
+struct Bin {
+  lo: f32,
+  hi: f32,
+  inv: f32,     // 1 / (σ√2)
+  norm: f32,    // 1 / (2·erf(h / (σ√2)))
+};
+
+fn tof_bin(n: u32, t: u32) -> Bin {
+  var b: Bin;
+  let w = params.tof.y;
+  let half = 0.5 * params.tof.w;
+  var u = f32(t);
+  if (params.tofi.w != 0u) { u = tofinfo[2u * n]; }
+  let c = tofinfo[2u * n + 1u];
+  b.lo = (u - half) * w + c;
+  b.hi = (u + 1.0 - half) * w + c;
+  b.inv = 1.0 / (params.tof.x * 1.4142135);
+  b.norm = 0.5 / erf_approx(params.tof.z * b.inv);
+  return b;
+}
+
+// Kernel weight of a sample at TOF position s for bin `b` (zero outside bin ∩ [s − h, s + h]).
+fn tof_weight(b: Bin, s: f32) -> f32 {
+  let h = params.tof.z;
+  let lo = max(b.lo, s - h);
+  let hi = min(b.hi, s + h);
+  if (!(hi > lo)) { return 0.0; }
+  return (erf_approx((hi - s) * b.inv) - erf_approx((lo - s) * b.inv)) * b.norm;
+}
+
+// Planes whose TOF position may reach the bin's kernel window, intersected with the ray's
+// range (one plane of margin each side; tof_weight is exactly zero outside the window anyway).
+fn tof_range(r: Ray, b: Bin) -> vec2<i32> {
+  let h = params.tof.z;
+  let i1 = (b.lo - h - r.s0) / r.ds;
+  let i2 = (b.hi + h - r.s0) / r.ds;
+  let lo = i32(clamp(floor(min(i1, i2)), -1.0e8, 1.0e8)) - 1;
+  let hi = i32(clamp(ceil(max(i1, i2)), -1.0e8, 1.0e8)) + 1;
+  return vec2<i32>(max(r.first, lo), min(r.last, hi));
+}
+
+fn image_at(i: u32, jb: i32, jc: i32, st: vec3<u32>, nb: i32, nc: i32) -> f32 {
+  if (jb < 0 || jb >= nb || jc < 0 || jc >= nc) { return 0.0; }
+  return image_in[i * st.x + u32(jb) * st.y + u32(jc) * st.z];
+}
+
+// Forward: a gather, one invocation per (LOR, bin). Output index = LOR + stride · bin.
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = linear_id(gid, nwg);
+  let count = params.dims.w;
+  if (g >= count * params.tofi.x) { return; }
+  let n = g % count;
+  let t = g / count;
+  let out_idx = params.tofi.z + n + params.tofi.y * t;
+  let r = setup_ray(n);
+  if (!r.valid) {
+    proj_out[out_idx] = 0.0;
+    return;
+  }
+  let b = tof_bin(n, t);
+  let range = tof_range(r, b);
+  let st = vec3<u32>(r.sa, r.sb, r.sc);
+  var acc = 0.0;
+  for (var i = range.x; i <= range.y; i++) {
+    let fi = f32(i);
+    let k = tof_weight(b, r.s0 + fi * r.ds);
+    if (k == 0.0) { continue; }
+    let ub = r.ub0 + fi * r.slope_b;
+    let uc = r.uc0 + fi * r.slope_c;
+    let fb = floor(ub);
+    let fc = floor(uc);
+    let tb = ub - fb;
+    let tc = uc - fc;
+    let jb = i32(fb);
+    let jc = i32(fc);
+    let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
+    let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
+    acc += k * mix(v0, v1, tc);
+  }
+  proj_out[out_idx] = acc * r.weight;
+}
+
+// The fixed-point scheme of joseph.wgsl (see there): round-toward-zero(v · 2^S) added to a
+// two-word two's-complement accumulator; S from max|y| and the largest step weight.
+fn fixed_add(idx: u32, v: f32, to_fixed: f32) {
+  let s = i32(v * to_fixed);
+  if (s == 0) { return; }
+  let lo = bitcast<u32>(s);
+  let old = atomicAdd(&accum[2u * idx], lo);
+  let carry = select(0u, 1u, old > 0xffffffffu - lo);
+  let hiw = select(0u, 0xffffffffu, s < 0) + carry;
+  if (hiw != 0u) {
+    atomicAdd(&accum[2u * idx + 1u], hiw);
+  }
+}
+
+fn fixed_exponent(maxabs: f32, log2_step: f32) -> i32 {
+  if (!(maxabs > 0.0)) { return 0; }
+  let e = i32(ceil(log2(maxabs) + log2_step)) + 1;
+  return clamp(31 - e, -100, 120);
+}
+
+fn pow2(k: i32) -> f32 {
+  return bitcast<f32>(u32(k + 127) << 23u);
+}
+
+// Back projection (exact adjoint of `forward`): one invocation per (LOR, bin), scattering
+// y · weight · k(s) · bilinear into the fixed-point accumulator.
+@compute @workgroup_size(64)
+fn back(@builtin(global_invocation_id) gid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = linear_id(gid, nwg);
+  let count = params.dims.w;
+  if (g >= count * params.tofi.x) { return; }
+  let n = g % count;
+  let t = g / count;
+  let val = proj_in[params.tofi.z + n + params.tofi.y * t];
+  if (val == 0.0) { return; }
+  let r = setup_ray(n);
+  if (!r.valid) { return; }
+  let b = tof_bin(n, t);
+  let range = tof_range(r, b);
+  let to_fixed = pow2(fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w));
+  let wv = val * r.weight;
+  for (var i = range.x; i <= range.y; i++) {
+    let fi = f32(i);
+    let k = tof_weight(b, r.s0 + fi * r.ds);
+    if (k == 0.0) { continue; }
+    let ub = r.ub0 + fi * r.slope_b;
+    let uc = r.uc0 + fi * r.slope_c;
+    let fb = floor(ub);
+    let fc = floor(uc);
+    let jb = i32(fb);
+    let jc = i32(fc);
+    let tb = ub - fb;
+    let tc = uc - fc;
+    let base = u32(i) * r.sa;
+    let wk = wv * k;
+    let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
+    let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
+    let wc0 = select(0.0, wk * (1.0 - tc), jc >= 0 && jc < r.nc);
+    let wc1 = select(0.0, wk * tc, jc >= -1 && jc + 1 < r.nc);
+    let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
+    let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
+    let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
+    let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
+    fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
+    fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
+    fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
+    fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
+  }
+}
+
+@group(0) @binding(9) var<storage, read> accum_words: array<u32>;
+@group(0) @binding(10) var<storage, read_write> image_out: array<f32>;
+
+// Fixed point → f32, one invocation per voxel.
+@compute @workgroup_size(64)
+fn resolve(@builtin(global_invocation_id) gid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = linear_id(gid, nwg);
+  let nvox = params.dims.x * params.dims.y * params.dims.z;
+  if (k >= nvox) { return; }
+  let S = fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w);
+  var lo = accum_words[2u * k];
+  var hi = accum_words[2u * k + 1u];
+  var sign = 1.0;
+  if ((hi & 0x80000000u) != 0u) {
+    lo = ~lo + 1u;
+    hi = ~hi + select(0u, 1u, lo == 0u);
+    sign = -1.0;
+  }
+  let v = (f32(hi) * 4294967296.0 + f32(lo)) * pow2(-S / 2) * pow2(-S + S / 2);
+  image_out[k] = sign * v;
+}
