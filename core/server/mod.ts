@@ -28,6 +28,10 @@ export type { RecipeDescription, SandboxOptions, SandboxResult } from "./sandbox
 export { Authenticator, generateToken, hashToken, verifyToken } from "./auth.ts";
 export type { TokenHashAlgorithm } from "./auth.ts";
 export {
+  buildStats,
+  DURATION_BUCKETS,
+  type HeartbeatAnswer,
+  type JobClaim,
   type JobOutcome,
   type JobReason,
   type JobRecord,
@@ -36,7 +40,17 @@ export {
   type LogLine,
   type NewJob,
   SqliteJobStore,
+  type StoreStats,
 } from "./store.ts";
+export {
+  DatabaseConfigError,
+  describePgError,
+  PG_SCHEMA_VERSION,
+  PgJobStore,
+  type PgStoreOptions,
+  redactUrl,
+  type StoreWatcher,
+} from "./store_pg.ts";
 export {
   JobEvents,
   jobOutDir,

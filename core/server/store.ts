@@ -101,6 +101,39 @@ export interface LogLine {
   line: string;
 }
 
+/** Which run of a job a runner holds: its worker id and attempt number (the fencing token). */
+export interface JobClaim {
+  /** The worker that claimed the run. */
+  workerId: string;
+  /** The attempt number the claim returned (`JobRecord.attempts`). */
+  attempt: number;
+}
+
+/** Counts and durations for `/metrics`. */
+export interface StoreStats {
+  /** Stored jobs by state. */
+  states: Record<JobState, number>;
+  /** Ended jobs by failure reason (failed and cancelled). */
+  reasons: Partial<Record<JobReason, number>>;
+  /** Run durations of succeeded jobs (seconds): count, sum and cumulative bucket counts. */
+  durations: { count: number; sum: number; buckets: { le: number; count: number }[] };
+  /** Workers seen within their lease (a networked store only). */
+  workers?: number;
+}
+
+/** Upper bounds (seconds) of the duration histogram's buckets. */
+export const DURATION_BUCKETS: readonly number[] = [
+  1,
+  5,
+  15,
+  60,
+  300,
+  900,
+  3600,
+  4 * 3600,
+  24 * 3600,
+];
+
 /** The queue and job storage. Every method is async so a networked database can implement it. */
 export interface JobStore {
   /**
@@ -121,8 +154,18 @@ export interface JobStore {
   claimNext(workerId: string, gpu: number): Promise<JobRecord | undefined>;
   /** Records progress of a running job. */
   setProgress(id: string, done: number, total: number): Promise<void>;
-  /** Ends a running job; false if it was not running (e.g. already ended). */
-  finish(id: string, outcome: JobOutcome): Promise<boolean>;
+  /**
+   * Ends a running job; false if it was not running (e.g. already ended). With `claim`, only the
+   * run that claim names may end it: a late result of a run whose lease was lost is refused.
+   */
+  finish(id: string, outcome: JobOutcome, claim?: JobClaim): Promise<boolean>;
+  /**
+   * A runner's heartbeat for the runs it holds: renews their leases, and answers which of them it
+   * lost (the job was given to another run or ended) and which the user asked to cancel.
+   */
+  heartbeat(workerId: string, runs: (JobClaim & { id: string })[]): Promise<HeartbeatAnswer>;
+  /** Counts and durations for `/metrics`. */
+  stats(): Promise<StoreStats>;
   /** Cancels a job that is still queued; false if it is not queued any more. */
   cancelQueued(id: string): Promise<boolean>;
   /** Marks a running job as to be cancelled (the owner of the run aborts it). */
@@ -142,7 +185,45 @@ export interface JobStore {
     options: { policy: "requeue" | "fail"; maxAttempts: number },
   ): Promise<{ requeued: string[]; failed: string[] }>;
   /** Closes the database. */
-  close(): void;
+  close(): void | Promise<void>;
+}
+
+/** What {@linkcode JobStore.heartbeat} answers. */
+export interface HeartbeatAnswer {
+  /** Runs this worker no longer holds: abort them, their results would be refused. */
+  lost: string[];
+  /** Runs the user asked to cancel. */
+  cancel: string[];
+}
+
+/** Assembles {@linkcode StoreStats} from `(state, reason, n)` rows and run durations (seconds). */
+export function buildStats(rows: Row[], durations: number[]): StoreStats {
+  const states: Record<JobState, number> = {
+    queued: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+  };
+  const reasons: Partial<Record<JobReason, number>> = {};
+  for (const r of rows) {
+    const st = r.state as JobState;
+    const n = Number(r.n);
+    states[st] = (states[st] ?? 0) + n;
+    if ((st === "failed" || st === "cancelled") && r.reason) {
+      const k = r.reason as JobReason;
+      reasons[k] = (reasons[k] ?? 0) + n;
+    }
+  }
+  const buckets = DURATION_BUCKETS.map((le) => ({
+    le,
+    count: durations.filter((d) => d <= le).length,
+  }));
+  return {
+    states,
+    reasons,
+    durations: { count: durations.length, sum: durations.reduce((a, b) => a + b, 0), buckets },
+  };
 }
 
 const SCHEMA = `
@@ -184,9 +265,11 @@ CREATE TABLE IF NOT EXISTS job_logs (
 );
 `;
 
-type Row = Record<string, unknown>;
+/** A database row. */
+export type Row = Record<string, unknown>;
 
-function toRecord(r: Row): JobRecord {
+/** A database row of `jobs` as a {@linkcode JobRecord} (shared by both stores). */
+export function toRecord(r: Row): JobRecord {
   return {
     id: r.id as string,
     user: r.user as string,
@@ -327,11 +410,12 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve();
   }
 
-  /** Ends a running job; false if it was not running. */
-  finish(id: string, o: JobOutcome): Promise<boolean> {
+  /** Ends a running job; false if it was not running (or `claim` is not the current run). */
+  finish(id: string, o: JobOutcome, claim?: JobClaim): Promise<boolean> {
     const r = this.#db.prepare(
       `UPDATE jobs SET state = ?, finished_at = ?, exit_code = ?, reason = ?, error = ?,
-        manifest = ? WHERE id = ? AND state = 'running'`,
+        manifest = ? WHERE id = ? AND state = 'running'
+        AND (? IS NULL OR (worker_id = ? AND attempts = ?))`,
     ).run(
       o.state,
       Date.now(),
@@ -340,8 +424,34 @@ export class SqliteJobStore implements JobStore {
       o.error ?? null,
       o.manifest ?? null,
       id,
+      claim ? 1 : null,
+      claim?.workerId ?? null,
+      claim?.attempt ?? null,
     );
     return Promise.resolve(Number(r.changes) === 1);
+  }
+
+  /** Which of `runs` this worker lost or should cancel (one process owns the file: no leases). */
+  heartbeat(workerId: string, runs: (JobClaim & { id: string })[]): Promise<HeartbeatAnswer> {
+    const out: HeartbeatAnswer = { lost: [], cancel: [] };
+    for (const run of runs) {
+      const j = this.#get(run.id);
+      if (!j || j.state !== "running" || j.workerId !== workerId || j.attempts !== run.attempt) {
+        out.lost.push(run.id);
+      } else if (j.cancelRequested) out.cancel.push(run.id);
+    }
+    return Promise.resolve(out);
+  }
+
+  /** Counts by state and reason, and the histogram of succeeded runs' durations. */
+  stats(): Promise<StoreStats> {
+    const rows = this.#db.prepare("SELECT state, reason, COUNT(*) AS n FROM jobs GROUP BY 1, 2")
+      .all() as Row[];
+    const durs = this.#db.prepare(
+      `SELECT (finished_at - started_at) / 1000.0 AS d FROM jobs
+        WHERE state = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL`,
+    ).all() as Row[];
+    return Promise.resolve(buildStats(rows, durs.map((r) => Number(r.d))));
   }
 
   /** Cancels a job that is still queued. */
@@ -449,6 +559,6 @@ export class SqliteJobStore implements JobStore {
 
   /** Closes the database. */
   close(): void {
-    this.#db.close();
+    if (this.#db.isOpen) this.#db.close();
   }
 }
