@@ -20,6 +20,7 @@ import { verifyManifest, type VerifyReport } from "../core/runtime/verify.ts";
 import { EXIT, exitCodeFor } from "./exit_codes.ts";
 import { describeFile, formatInfo } from "./info.ts";
 import { progressReporter } from "./progress.ts";
+import { addServeCommands } from "./serve.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** Where the CLI writes; replaced in tests. */
@@ -467,6 +468,8 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
         setCode(code);
       },
     );
+
+  addServeCommands(program, io, setCode);
 
   program.command("bench")
     .description(

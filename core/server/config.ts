@@ -41,7 +41,7 @@ export const userSchema = z.object({
   name: userName,
   /**
    * The hash of the user's token: `sha256:<hex>` or `scrypt:<N>:<salt base64>:<hash base64>`
-   * (make one with `hashToken` or `deno run core/server/main.ts hash-token`).
+   * (make one with `hashToken` or `petrel hash-token`).
    */
   tokenHash: z.string().regex(
     /^(sha256:[0-9a-f]{64}|scrypt:\d+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+)$/,

@@ -60,4 +60,3 @@ export {
 } from "./queue.ts";
 export { type AppContext, createHandler, jobView, jsonSubmissionSchema } from "./app.ts";
 export { killOrphanedRuns } from "./orphans.ts";
-export { main as serverMain } from "./main.ts";

@@ -1,5 +1,5 @@
 /**
- * Durability: the server runs as a real subprocess (`core/server/main.ts`, with `--allow-all` as
+ * Durability: the server runs as a real subprocess (`petrel serve`, with `--allow-all` as
  * the docs say), is killed with SIGKILL while a job runs, and restarted; nothing is lost. Needs
  * network permission on 127.0.0.1 (skipped without it).
  */
@@ -11,7 +11,7 @@ import {
 import { hashToken } from "../../core/server/mod.ts";
 import { FIXTURES, TERMINAL, TOKENS } from "./_helpers.ts";
 
-const MAIN = new URL("../../core/server/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../petrel.ts", import.meta.url).pathname;
 const NET = Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state === "granted";
 const RUN = Deno.permissions.querySync({ name: "run" }).state === "granted";
 
@@ -27,6 +27,7 @@ async function startServer(config: string): Promise<Proc> {
       "run",
       "--allow-all", // as documented: /proc/<pid> needs it (memory watch, orphan clean-up)
       MAIN,
+      "serve",
       "--config",
       config,
       "--port",
