@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Authenticator } from "./auth.ts";
+import { Authenticator, type AuthOptions } from "./auth.ts";
 import { HttpError, json } from "./http.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { eventRoutes } from "./routes/events.ts";
@@ -26,13 +26,22 @@ export function apiRoutes(ctx: AppContext): Route[] {
   return [...catalogRoutes(ctx), ...jobRoutes(ctx), ...eventRoutes(ctx), ...fileRoutes(ctx)];
 }
 
+/** The client's address for per-address rate limits ("local" when unknown). */
+function clientAddress(info?: Deno.ServeHandlerInfo): string {
+  const a = info?.remoteAddr as Deno.Addr | undefined;
+  return a && "hostname" in a ? a.hostname : "local";
+}
+
 /** Builds the request handler of the API and the web page. */
-export function createHandler(ctx: AppContext): (req: Request) => Promise<Response> {
-  const auth = new Authenticator(ctx.config.users);
+export function createHandler(
+  ctx: AppContext,
+  authOptions?: AuthOptions,
+): (req: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
+  const auth = new Authenticator(ctx.config.users, authOptions);
   const page = staticFiles();
   const routes = apiRoutes(ctx);
 
-  async function route(req: Request): Promise<Response> {
+  async function route(req: Request, client: string): Promise<Response> {
     const url = new URL(req.url);
     const path = url.pathname;
     const method = req.method;
@@ -42,12 +51,18 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
       throw new HttpError(404, `no page '${path}'`);
     }
     if (path === "/api/health") return json({ ok: true });
-    const user = auth.fromRequest(req);
-    if (!user) {
-      const had = req.headers.has("authorization");
+    const a = await auth.check(req, client);
+    if (!a.ok && a.status === 429) {
+      return json(
+        { error: `too many failed logins from this address; retry in ${a.retryAfterS} s` },
+        429,
+        { "retry-after": String(a.retryAfterS) },
+      );
+    }
+    if (!a.ok) {
       return json(
         {
-          error: had
+          error: a.reason === "invalid"
             ? "the token is not valid; expected 'Authorization: Bearer <token>' with a token issued for this server"
             : "authentication required; expected an 'Authorization: Bearer <token>' header",
         },
@@ -55,15 +70,17 @@ export function createHandler(ctx: AppContext): (req: Request) => Promise<Respon
         { "www-authenticate": 'Bearer realm="petrel"' },
       );
     }
+    const user = a.user;
     const parts = path.split("/").slice(2); // after "/api"
     const found = findRoute(routes, method, parts);
     if (!found) throw new HttpError(404, `no API route '${method} ${path}'`);
     return await found.handler({ req, url, user, params: found.params });
   }
 
-  return async (req: Request): Promise<Response> => {
+  // info is Deno.serve's; without it (tests, in-process calls) all requests share one address
+  return async (req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> => {
     try {
-      return await route(req);
+      return await route(req, clientAddress(info));
     } catch (e) {
       if (e instanceof HttpError) return json({ error: e.message }, e.status);
       console.error(`petrel serve: internal error on ${req.method} ${req.url}:`, e);

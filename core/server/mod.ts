@@ -25,8 +25,21 @@ export {
   userSchema,
 } from "./config.ts";
 export type { RecipeDescription, SandboxOptions, SandboxResult } from "./sandbox.ts";
-export { Authenticator, generateToken, hashToken, verifyToken } from "./auth.ts";
-export type { TokenHashAlgorithm } from "./auth.ts";
+export {
+  AUTH_DEFAULTS,
+  Authenticator,
+  generateToken,
+  hashToken,
+  verifyToken,
+  verifyTokenAsync,
+} from "./auth.ts";
+export type { AuthOptions, AuthOutcome, TokenHashAlgorithm } from "./auth.ts";
+export {
+  PRIVATE_DIR_MODE,
+  PRIVATE_FILE_MODE,
+  privateDatabaseFiles,
+  privateDir,
+} from "./private.ts";
 export {
   buildStats,
   DURATION_BUCKETS,

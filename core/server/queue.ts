@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { PRIVATE_DIR_MODE } from "./private.ts";
 import type { JobReason, JobRecord, JobStore } from "./store.ts";
 import type { SandboxOptions, SandboxResult } from "./sandbox.ts";
 
@@ -176,7 +177,7 @@ export class JobRunner {
     let result: SandboxResult;
     try {
       if (job.cancelRequested) throw new CancelledBeforeStart();
-      await Deno.mkdir(outDir, { recursive: true });
+      await Deno.mkdir(outDir, { recursive: true, mode: PRIVATE_DIR_MODE });
       pending.push(
         `[petrel] attempt ${job.attempts} on GPU slot ${job.gpu}: recipe ${job.recipe}`,
       );

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { privateDir } from "./private.ts";
 import { createHandler } from "./app.ts";
 import { loadServerConfig, parseServerConfig, type ServerConfig } from "./config.ts";
 import { JobEvents, jobOutDir, JobRunner, type SandboxRunner } from "./queue.ts";
@@ -42,7 +43,7 @@ export interface PetrelServer {
   /** Change notifications (long-poll, SSE). */
   events: JobEvents;
   /** The HTTP handler (API and web page). */
-  handler: (req: Request) => Promise<Response>;
+  handler: (req: Request, info?: Deno.ServeHandlerInfo) => Promise<Response>;
   /** Jobs found running at start (left by a crashed server) and what became of them. */
   recovered: { requeued: string[]; failed: string[] };
   /** Kills running jobs (they stay `running` and are recovered at the next start), closes the store. */
@@ -54,7 +55,9 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
   const config = typeof options.config === "string"
     ? await loadServerConfig(options.config)
     : parseServerConfig(options.config);
-  await Deno.mkdir(`${config.dataDir}/jobs`, { recursive: true });
+  // the data folder and its jobs are the server user's only (0700)
+  await privateDir(config.dataDir);
+  await privateDir(`${config.dataDir}/jobs`);
   const store = options.store ?? new SqliteJobStore(`${config.dataDir}/petrel.db`);
   const workerId = `${crypto.randomUUID()}`;
   const recovered = await store.recoverInterrupted(workerId, {

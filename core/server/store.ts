@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { privateDatabaseFiles } from "./private.ts";
 import { DatabaseSync } from "node:sqlite";
 
 /** The life of a job: queued → running → succeeded | failed | cancelled. */
@@ -305,8 +306,10 @@ export class SqliteJobStore implements JobStore {
 
   /** Opens (creating if needed) the database at `path`. */
   constructor(path: string) {
+    privateDatabaseFiles(path); // 0600 before SQLite creates -wal/-shm with the same mode
     this.#db = new DatabaseSync(path);
     this.#db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+    privateDatabaseFiles(path);
     this.#db.exec(SCHEMA);
   }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { PRIVATE_DIR_MODE } from "./private.ts";
 import { z } from "zod";
 import { type ServerConfig, type UserConfig, userLimits } from "./config.ts";
 import { HttpError, readBody } from "./http.ts";
@@ -248,10 +249,10 @@ export async function acceptSubmission(
   if ((await store.countActive(user.name)) >= limits.maxActiveJobs) throw tooMany();
   const id = crypto.randomUUID();
   const jobDir = `${config.dataDir}/jobs/${user.name}/${id}`;
-  await Deno.mkdir(`${jobDir}/in`, { recursive: true });
+  await Deno.mkdir(`${jobDir}/in`, { recursive: true, mode: PRIVATE_DIR_MODE });
   if (sub.recipeSource) {
     recipePath = `${jobDir}/recipe/${sub.recipeFileName || "recipe.ts"}`;
-    await Deno.mkdir(`${jobDir}/recipe`);
+    await Deno.mkdir(`${jobDir}/recipe`, { mode: PRIVATE_DIR_MODE });
     await writeAtomic(recipePath, sub.recipeSource);
   }
   const inputs: string[] = [];
