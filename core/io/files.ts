@@ -279,7 +279,12 @@ export async function dataFileInside(headerPath: string, name: string): Promise<
   try {
     realDir = await Deno.realPath(dir);
   } catch (e) {
-    throw explainFileError(e, "read", dir);
+    // Inputs granted file by file (no read access to the folder): the header's own real folder.
+    try {
+      realDir = splitPath(await Deno.realPath(headerPath)).dir;
+    } catch {
+      throw explainFileError(e, "read", dir);
+    }
   }
   const joined = name.startsWith("/") ? name : `${dir}/${name}`;
   let real: string;

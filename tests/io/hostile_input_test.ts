@@ -239,3 +239,37 @@ Deno.test("Interfile: unknown byte orders and NaN values are refused", async () 
   const back = await readInterfileSinogram(`${dir}/p.hs`, { allowNonFinite: true });
   assertEquals(back.data.filter((v) => v === Infinity).length, 1);
 });
+
+Deno.test("data files are found when only the files themselves may be read", async () => {
+  await using dir = await tmp();
+  const scanner = smallScanner();
+  await writeSinogram(`${dir}/p.npy`, {
+    data: randomArray(scanner.bins, 6),
+    scanner,
+    quantity: "prompts",
+  });
+  await writeInterfileImage(`${dir}/x.hv`, { data: randomArray(24, 7), grid });
+  const io = new URL("../../core/io/mod.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    `${dir}/child.ts`,
+    `import { readInterfileImage, readSinogram } from "${io}";\n` +
+      `const s = await readSinogram("${dir}/p.npy");\n` +
+      `const x = await readInterfileImage("${dir}/x.hv");\n` +
+      `console.log(s.data.length, x.data.length);\n`,
+  );
+  // a sandboxed recipe given files (not their folder) has no read access to the folder
+  const allow = ["p.npy", "p.json", "x.hv", "x.v"].map((f) => `${dir}/${f}`).join(",");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      `--allow-read=${allow}`,
+      `${dir}/child.ts`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assertEquals([out.code, text], [0, `${scanner.bins} 24`], new TextDecoder().decode(out.stderr));
+});
