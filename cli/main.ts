@@ -384,11 +384,31 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
   addRunOptions(
     program.command("simulate")
       .description(`simulate a PET study (built-in recipe examples/${BUILTIN_RECIPES.simulate})`)
+      .option(
+        "--brainweb <dir>",
+        "folder of BrainWeb label volumes (subjectNN_crisp.nii.gz): sets phantom=brainweb",
+      )
+      .option("--subject <n>", "BrainWeb subject number (with --brainweb)")
       .addHelpText(
         "after",
-        `\nRecipe parameters: petrel run ${BUILTIN_RECIPES.simulate.replace(".ts", "")} --help`,
+        `\nRecipe parameters: petrel run ${BUILTIN_RECIPES.simulate.replace(".ts", "")} --help\n` +
+          `A brain study that \`petrel recon ddip\` reconstructs at its defaults:\n` +
+          `  petrel simulate --set phantom=brain --out s`,
       ),
-  ).action(async (o: RunOptions) => setCode(await runBuiltin("simulate", o, io)));
+  ).action(async (o: RunOptions & { brainweb?: string; subject?: string }) => {
+    if (o.subject !== undefined && o.brainweb === undefined) {
+      throw new UsageError("--subject needs --brainweb <dir>");
+    }
+    if (o.brainweb !== undefined) {
+      const n = o.subject ?? "04";
+      if (!/^\d{1,2}$/.test(n)) {
+        throw new UsageError(`--subject expects a BrainWeb subject number, got "${n}"`);
+      }
+      o.in = [o.brainweb, ...o.in];
+      o.set = ["phantom=brainweb", `subject=${n.padStart(2, "0")}`, ...o.set];
+    }
+    setCode(await runBuiltin("simulate", o, io));
+  });
 
   addRunOptions(
     program.command("recon")
