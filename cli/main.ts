@@ -52,6 +52,9 @@ export const BUILTIN_RECIPES = {
   ddip: "ddip.ts",
 } as const;
 
+/** The prior `petrel recon ddip` uses when no `--models` is given (relative to petrel's root). */
+export const DEFAULT_DDIP_MODELS = "models/fdg_prior";
+
 class UsageError extends Error {}
 
 function collect(value: string, previous: string[]): string[] {
@@ -554,6 +557,10 @@ async function runBuiltin(
       }) is not available yet\n`,
     );
     return EXIT.other;
+  }
+  if (name === "ddip" && o.models.length === 0) {
+    // the shipped prior, so that `petrel recon ddip --in s --out d` needs nothing else
+    o.models = [`${petrelRoot()}/${DEFAULT_DDIP_MODELS}`];
   }
   return runRecipe(file, o, io, name);
 }

@@ -20,8 +20,8 @@ import { ringForwardModel, simulateCounts } from "../core/model/mod.ts";
 import { writeNifti, writeSinogram } from "../core/io/mod.ts";
 import { brainPhantomStudy } from "../core/sim/phantom_brain.ts";
 import { readLabelVolume } from "../core/sim/dataset.ts";
-import { simulateStudy, subSeed } from "../core/sim/simulate.ts";
-import { Rng } from "../core/random.ts";
+import { simulateStudy } from "../core/sim/simulate.ts";
+import { Rng, subSeed } from "../core/random.ts";
 
 export const description =
   "Simulate prompts, additive, μ-map, MR and truth (phantom=cylinder|brain|brainweb; for osem/map/ddip).";

@@ -298,7 +298,14 @@ Deno.test("valueStats: NaNs counted apart", () => {
 Deno.test("cli simulate/recon --help list the built-in recipe's parameters", async () => {
   const sim = await cli("simulate", "--help");
   assertEquals(sim.code, EXIT.ok, sim.err);
-  assertMatch(sim.out, /--set trueCounts=<number>\s+expected true coincidences; default 200000/);
+  assertMatch(sim.out, /--set trueCounts=<number>\s+expected true coincidences \(cylinder 2e5; brain/);
+  assertMatch(sim.out, /--set phantom=<string>.*default "cylinder"/);
+  const ddip = await cli("recon", "ddip", "--help");
+  assertEquals(ddip.code, EXIT.ok, ddip.err);
+  // the defaults are the CPU preset's (core/recon/ddip/config.ts)
+  assertMatch(ddip.out, /--set steps=<integer>.*default 25\n/);
+  assertMatch(ddip.out, /--set lr=<number>.*default 0\.002\n/);
+  assertMatch(ddip.out, /--set scaleHeadroom=<number>.*default 1\.8\n/);
   const map = await cli("recon", "map", "--help");
   assertEquals(map.code, EXIT.ok, map.err);
   assertMatch(map.out, /--set beta=<number>\s+prior strength β; default 0\.5/);

@@ -138,10 +138,10 @@ Deno.test("example custom_scanner: octagonal two-ring scanner reconstructs its d
   }
 });
 
-Deno.test("example ddip: DDIP-HQS on a simulated 3-slice stack with the tiny test prior", async () => {
+Deno.test("example ddip: DDIP-HQS on a simulated 5-slice volume (3 stacks) with the tiny test prior; verify", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
   try {
-    const study = { size: 16, voxelMm: 4, crystals: 48, rings: 3, trueCounts: 5e4 };
+    const study = { size: 16, voxelMm: 4, crystals: 48, rings: 5, trueCounts: 5e4 };
     await runExample("simulate_study", `${tmp}/sim`, { params: study, seed: 2 });
     const r = await runSandboxed({
       recipe: `${EXAMPLES}/ddip.ts`,
@@ -149,7 +149,6 @@ Deno.test("example ddip: DDIP-HQS on a simulated 3-slice stack with the tiny tes
       models: [`${ROOT}/tests/fixtures/prior`],
       outDir: `${tmp}/ddip`,
       params: {
-        size: 16,
         steps: 3,
         startT: 6,
         initIterations: 2,
@@ -162,9 +161,12 @@ Deno.test("example ddip: DDIP-HQS on a simulated 3-slice stack with the tiny tes
     });
     assertEquals(r.ok, true, `${r.reason}: ${r.error}`);
     const x = await readNifti(`${tmp}/ddip/ddip.nii`);
-    assertEquals(x.shape, [16, 16, 3]);
+    assertEquals(x.shape, [16, 16, 5]); // the whole volume, grid from mu.nii
     const info = JSON.parse(await Deno.readTextFile(`${tmp}/ddip/ddip.json`));
-    assertEquals([info.method, info.losses.length, info.timings.steps], ["ddip-hqs", 3, 3]);
+    assertEquals([info.method, info.losses.length, info.stackCentres], ["ddip-hqs", 3, [1, 2, 3]]);
+    assertEquals(info.gridSource, "mu.nii");
+    const timings = JSON.parse(await Deno.readTextFile(`${tmp}/ddip/timings.json`));
+    assertEquals([timings.steps, timings.xSteps, timings.stepMs.length], [3, 3, 3]);
     // The result is s · clip(x̂0, 0, 1): bounded by the scale, finite, not all zero.
     assert(x.data.every((v) => Number.isFinite(v) && v >= 0 && v <= info.scale * (1 + 1e-6)));
     assert(sum(x.data) > 0);
@@ -201,6 +203,36 @@ Deno.test("example tracer_comparison: metrics.json agrees with an independent NR
       assert(Math.abs(r.nrmse - expected) < 1e-6 * expected, `${r.nrmse} vs ${expected}`);
       assert(r.nrmse < 0.5 && r.ssim > 0.5, JSON.stringify(r));
     }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("example simulate_study phantom=brain: mMR-like span-1 3-D study on the prior's grid", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    await runExample("simulate_study", `${tmp}/sim`, {
+      params: { phantom: "brain", rings: 2, trueCounts: 2e5 },
+      seed: 3,
+    });
+    const y = await readSinogram(`${tmp}/sim/prompts.npy`);
+    assertEquals(y.scanner.spec.crystalsPerRing, 448);
+    assertEquals(y.scanner.spec.maxRingDifference, 1); // every oblique segment of 2 rings
+    assertEquals(y.shape, [129, 224, 4]);
+    // prompts = trues / (1 − randoms fraction) in expectation, Poisson: within 5 sd
+    const expected = 2e5 / 0.8;
+    assert(Math.abs(sum(y.data) - expected) < 5 * Math.sqrt(expected), `${sum(y.data)}`);
+    for (const f of ["mu.nii", "mr.nii", "truth.nii"]) {
+      const im = await readNifti(`${tmp}/sim/${f}`);
+      assertEquals(im.shape, [128, 128, 3]);
+      assertEquals(im.grid.voxelSizeMm.map((v) => +v.toFixed(4)), [2.086, 2.086, 2.0313]);
+    }
+    const norm = await readSinogram(`${tmp}/sim/norm.npy`);
+    assertEquals(norm.sidecar.quantity, "normalisation-factors");
+    let logSum = 0;
+    for (const v of norm.data) logSum += Math.log(v);
+    // product of two lognormal efficiencies (sd 0.1 each): mean log ≈ 0
+    assert(Math.abs(logSum / norm.data.length) < 0.05, `${logSum / norm.data.length}`);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

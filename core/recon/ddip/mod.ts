@@ -10,3 +10,4 @@ export * from "./config.ts";
 export * from "./scale.ts";
 export * from "./stack.ts";
 export * from "./volume.ts";
+export * from "./joint.ts";
