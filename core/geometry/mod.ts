@@ -7,3 +7,4 @@ export * from "./grid.ts";
 export * from "./lors.ts";
 export * from "./scanner.ts";
 export * from "./affine.ts";
+export * from "./tof.ts";

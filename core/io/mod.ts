@@ -25,3 +25,4 @@ export * from "./interfile.ts";
 export * from "./png.ts";
 export * from "./image.ts";
 export * from "./study.ts";
+export * from "./listmode.ts";

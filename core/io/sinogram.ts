@@ -15,6 +15,7 @@
 import { z } from "zod";
 import { RingScanner, RingScannerSchema, type RingScannerSpec } from "../geometry/scanner.ts";
 import { imageGrid } from "../geometry/grid.ts";
+import { type TofInput, type TofParameters, tofParameters, TofSchema } from "../geometry/tof.ts";
 import {
   dataFileInside,
   type FiniteOptions,
@@ -60,10 +61,18 @@ export const SinogramSidecarSchema = z.object({
   dataFormat: z.enum(["npy", "nifti"]),
   /** The scanner (petrel's ring-scanner spec, mm). */
   scanner: RingScannerSchema,
-  /** `[radial, views, planes]`, fastest first. */
-  shape: z.tuple([positiveInt, positiveInt, positiveInt]),
+  /** `[radial, views, planes]`, or `[radial, views, planes, tofBins]` for TOF, fastest first. */
+  shape: z.union([
+    z.tuple([positiveInt, positiveInt, positiveInt]),
+    z.tuple([positiveInt, positiveInt, positiveInt, positiveInt]),
+  ]),
+  /** TOF parameters of a TOF sinogram (then `shape[3]` = `tof.bins`). */
+  tof: TofSchema.optional(),
   /** Axis names, fastest first. */
-  axes: z.tuple([z.literal("radial"), z.literal("views"), z.literal("planes")]).default([
+  axes: z.union([
+    z.tuple([z.literal("radial"), z.literal("views"), z.literal("planes")]),
+    z.tuple([z.literal("radial"), z.literal("views"), z.literal("planes"), z.literal("tof")]),
+  ]).default([
     "radial",
     "views",
     "planes",
@@ -87,10 +96,12 @@ export type SinogramSidecar = z.infer<typeof SinogramSidecarSchema>;
 
 /** A sinogram to write. */
 export interface SinogramInput {
-  /** Values `[radial, views, planes]`, radial fastest. */
+  /** Values `[radial, views, planes]` (TOF: `[radial, views, planes, tofBins]`), radial fastest. */
   data: ArrayLike<number>;
   /** The scanner (a {@linkcode RingScanner} or its spec). */
   scanner: RingScanner | RingScannerSpec;
+  /** TOF parameters: the data are a TOF sinogram with `tof.bins` bins (slowest axis). */
+  tof?: TofInput;
   /** What the values are. */
   quantity: SinogramQuantity;
   /** Units; default "counts" for count-like quantities, "1" for factors, "1/mm" for integrals. */
@@ -105,10 +116,12 @@ export interface SinogramInput {
 
 /** A sinogram read back. */
 export interface Sinogram {
-  /** Values `[radial, views, planes]`, radial fastest. */
+  /** Values `[radial, views, planes]` (TOF: `[…, tofBins]`), radial fastest. */
   data: Float32Array;
-  /** `[radial, views, planes]`. */
-  shape: [number, number, number];
+  /** `[radial, views, planes]`, or `[radial, views, planes, tofBins]` for a TOF sinogram. */
+  shape: [number, number, number] | [number, number, number, number];
+  /** TOF parameters (TOF sinograms only), resolved to mm. */
+  tof?: TofParameters;
   /** The scanner rebuilt from the sidecar. */
   scanner: RingScanner;
   /** The validated sidecar. */
@@ -157,11 +170,15 @@ function toScanner(s: RingScanner | RingScannerSpec): RingScanner {
  */
 export async function writeSinogram(path: string, sinogram: SinogramInput): Promise<string> {
   const scanner = toScanner(sinogram.scanner);
-  const shape = scanner.sinogramShape;
-  if (sinogram.data.length !== scanner.bins) {
+  const nt = sinogram.tof ? tofParameters(sinogram.tof, "writeSinogram: tof").bins : 0;
+  const shape: [number, number, number] | [number, number, number, number] = nt
+    ? [...scanner.sinogramShape, nt]
+    : scanner.sinogramShape;
+  if (sinogram.data.length !== scanner.bins * (nt || 1)) {
     throw new RangeError(
       `writeSinogram: the data have ${sinogram.data.length} values but scanner ` +
-        `"${scanner.spec.name}" has ${scanner.bins} bins (shape [radial, views, planes] = ` +
+        `"${scanner.spec.name}" has ${scanner.bins * (nt || 1)} bins (shape ` +
+        `${nt ? "[radial, views, planes, tofBins]" : "[radial, views, planes]"} = ` +
         `${JSON.stringify(shape)})`,
     );
   }
@@ -174,6 +191,7 @@ export async function writeSinogram(path: string, sinogram: SinogramInput): Prom
     dataFormat,
     scanner: scanner.spec,
     shape,
+    ...(nt ? { tof: sinogram.tof, axes: ["radial", "views", "planes", "tof"] } : {}),
     quantity: sinogram.quantity,
     units: sinogram.units ?? defaultUnits(sinogram.quantity),
     frameDurationS: sinogram.frameDurationS,
@@ -185,7 +203,12 @@ export async function writeSinogram(path: string, sinogram: SinogramInput): Prom
     bytes = encodeNpy({ data: sinogram.data, shape });
   } else {
     // unit "voxels": a sinogram has no spatial grid; the sidecar carries the geometry
-    const grid = imageGrid({ shape, voxelSizeMm: [1, 1, 1], originMm: [0, 0, 0] });
+    if (nt) throw new RangeError("writeSinogram: TOF sinograms are written as .npy only");
+    const grid = imageGrid({
+      shape: shape as [number, number, number],
+      voxelSizeMm: [1, 1, 1],
+      originMm: [0, 0, 0],
+    });
     bytes = encodeNifti({ data: sinogram.data, grid }, {
       description: `petrel sinogram: ${sinogram.quantity}`,
     });
@@ -241,11 +264,28 @@ export async function readSinogram(
   } catch (e) {
     throw new FormatError(`${jsonPath}: invalid scanner: ${(e as Error).message}`, { cause: e });
   }
-  const expected = scanner.sinogramShape;
-  if (sidecar.shape.some((n, a) => n !== expected[a])) {
+  let tof: TofParameters | undefined;
+  try {
+    tof = sidecar.tof && tofParameters(sidecar.tof, "tof");
+  } catch (e) {
+    throw new FormatError(`${jsonPath}: invalid TOF parameters: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const expected: [number, number, number] | [number, number, number, number] = tof
+    ? [...scanner.sinogramShape, tof.bins]
+    : scanner.sinogramShape;
+  const layout = tof ? "[radial, views, planes, tofBins]" : "[radial, views, planes]";
+  if (
+    sidecar.shape.length !== expected.length || sidecar.shape.some((n, a) => n !== expected[a]) ||
+    sidecar.axes.length !== expected.length
+  ) {
     throw new FormatError(
-      `${jsonPath}: shape ${JSON.stringify(sidecar.shape)} does not match the scanner's ` +
-        `sinogram ${JSON.stringify(expected)} ([radial, views, planes])`,
+      `${jsonPath}: shape ${JSON.stringify(sidecar.shape)} (axes ${
+        JSON.stringify(sidecar.axes)
+      }) does not match the scanner's sinogram ${JSON.stringify(expected)} (${layout}${
+        !tof && sidecar.shape.length === 4 ? '; a 4-D shape needs a "tof" block' : ""
+      })`,
     );
   }
   // Checked after following ".." and links: a sidecar cannot point the reader at other files.
@@ -263,13 +303,13 @@ export async function readSinogram(
     data = im.data;
     shape = im.shape;
   }
-  while (shape.length < 3) shape.push(1);
-  while (shape.length > 3 && shape[shape.length - 1] === 1) shape.pop();
-  if (shape.length !== 3 || shape.some((n, a) => n !== expected[a])) {
+  while (shape.length < expected.length) shape.push(1);
+  while (shape.length > expected.length && shape[shape.length - 1] === 1) shape.pop();
+  if (shape.length !== expected.length || shape.some((n, a) => n !== expected[a])) {
     throw new FormatError(
       `${dataPath}: data shape ${JSON.stringify(shape)} (fastest first) does not match the ` +
-        `sidecar's ${JSON.stringify(expected)} ([radial, views, planes])`,
+        `sidecar's ${JSON.stringify(expected)} (${layout})`,
     );
   }
-  return { data, shape: expected, scanner, sidecar };
+  return { data, shape: expected, scanner, sidecar, ...(tof ? { tof } : {}) };
 }

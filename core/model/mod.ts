@@ -8,3 +8,4 @@ export * from "./forward_model.ts";
 export * from "./likelihood.ts";
 export * from "./simulate.ts";
 export * from "./kernels.ts";
+export * from "./tof.ts";

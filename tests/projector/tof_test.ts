@@ -8,11 +8,10 @@ import {
   erf,
   tofBinEdges,
   tofKernelWeight,
-  TofListModeProjector,
   tofParameters,
   tofPsToMm,
-  TofSinogramProjector,
-} from "../../core/projector/tof.ts";
+} from "../../core/geometry/tof.ts";
+import { TofListModeProjector, TofSinogramProjector } from "../../core/projector/tof.ts";
 import { maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
 
 /** Random oblique LORs between points in a 160 mm box (flattened in z). */

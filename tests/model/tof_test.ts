@@ -1,0 +1,181 @@
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
+import { defaultContext, type GpuContext } from "../../core/gpu/context.ts";
+import type { RingScanner } from "../../core/geometry/scanner.ts";
+import { type TofParameters, tofParameters } from "../../core/geometry/tof.ts";
+import { histogramListMode, type ListModeEvents } from "../../core/io/listmode.ts";
+import { type ForwardModel, ringForwardModel } from "../../core/model/forward_model.ts";
+import { PoissonLikelihood, poissonLogLikelihood } from "../../core/model/likelihood.ts";
+import {
+  listModeForwardModel,
+  ListModeLikelihood,
+  sampleListMode,
+  tofRingForwardModel,
+} from "../../core/model/tof.ts";
+import { mapEm, osem } from "../../core/recon/algorithms.ts";
+import { NeighbourhoodPrior } from "../../core/recon/priors.ts";
+import { PenalisedEmStep } from "../../core/recon/xstep.ts";
+import { maxAbs, maxAbsDiff, randomArray } from "../_helpers.ts";
+import { addDisc, smallGrid, smallScanner, testPhantom } from "./fixtures.ts";
+
+// 9 bins of 16 mm cover ±72 mm along every LOR through the 64 mm grid (half diagonal 45 mm +
+// 3σ = 25.5 mm), so the TOF bins of a LOR add up to its non-TOF projection.
+const TOF = tofParameters({ bins: 9, binWidthMm: 16, fwhmMm: 20 });
+
+interface Problem {
+  scanner: RingScanner;
+  mu: Float32Array;
+  norm: Float32Array;
+  truth: Float32Array;
+}
+
+function problem(): Problem {
+  const scanner = smallScanner();
+  const grid = smallGrid();
+  const mu = addDisc(new Float32Array(32 * 32), grid, { cx: 0, cy: 0, r: 28, v: 0.0096 });
+  const norm = randomArray(scanner.bins, 3).map((v) => 0.8 + 0.4 * v);
+  const truth = testPhantom(grid).map((v) => Math.max(0, v));
+  return { scanner, mu, norm, truth };
+}
+
+/** A TOF (or non-TOF) sinogram model of the problem, and its expected data scaled to `counts`. */
+async function expectedData(
+  ctx: GpuContext,
+  p: Problem,
+  tof: TofParameters | undefined,
+  counts: number,
+): Promise<{ expected: Float32Array; additive: Float32Array }> {
+  const opts = { grid: smallGrid(), muMap: p.mu, multiplicative: p.norm };
+  const model = tof
+    ? tofRingForwardModel(ctx, p.scanner, { ...opts, tof })
+    : ringForwardModel(ctx, p.scanner, opts);
+  const x = ctx.array([32, 32, 1], p.truth);
+  const trues = await model.expectedTrues(x);
+  x.destroy();
+  model.destroy();
+  const total = trues.reduce((a, b) => a + b, 0);
+  // 10 % randoms, uniform over bins (and TOF bins).
+  const a = 0.1 * counts / trues.length;
+  return {
+    expected: trues.map((v) => v * counts / total + a),
+    additive: new Float32Array(trues.length).fill(a),
+  };
+}
+
+Deno.test("TOF sinogram model: TOF bins sum to the non-TOF model (expectation and sensitivities)", async () => {
+  const ctx = await defaultContext();
+  const p = problem();
+  const opts = { grid: smallGrid(), muMap: p.mu, multiplicative: p.norm, subsets: 4 };
+  const tofModel = tofRingForwardModel(ctx, p.scanner, { ...opts, tof: TOF });
+  const model = ringForwardModel(ctx, p.scanner, opts);
+  deepStrictEqual(tofModel.dataShape, [31, 32, 1, 9]);
+  const x = ctx.array([32, 32, 1], p.truth);
+  const t = await tofModel.expectedTrues(x);
+  const ref = await model.expectedTrues(x);
+  const nb = p.scanner.bins;
+  const summed = new Float32Array(nb);
+  for (let b = 0; b < 9; b++) for (let i = 0; i < nb; i++) summed[i] += t[i + nb * b];
+  ok(maxAbsDiff(summed, ref) <= 1e-5 * maxAbs(ref), `expectation: ${maxAbsDiff(summed, ref)}`);
+  for (let k = 0; k < 4; k++) {
+    const s1 = await tofModel.sensitivity(k).read();
+    const s0 = await model.sensitivity(k).read();
+    ok(maxAbsDiff(s1, s0) <= 1e-5 * maxAbs(s0), `subset ${k} sensitivity`);
+  }
+  x.destroy();
+  tofModel.destroy();
+  model.destroy();
+});
+
+Deno.test("sampled events histogram back to their Poisson counts; the draw is seeded", async () => {
+  const p = problem();
+  const counts = randomArray(p.scanner.bins * 9, 4).map((v) => Math.floor(4 * v * v));
+  const ev = sampleListMode(p.scanner, counts, { seed: 5, tof: TOF, counts: true });
+  ok(ev.count === counts.reduce((a, b) => a + b, 0));
+  const c = ev.crystals!;
+  // Both orientations occur (a reversed event has its TOF bin mirrored).
+  ok(c.crystal1.some((_, e) => c.crystal1[e] > c.crystal2[e]));
+  ok(c.crystal1.some((_, e) => c.crystal1[e] < c.crystal2[e]));
+  const h = histogramListMode(p.scanner, ev, { tof: TOF });
+  deepStrictEqual(h.data, counts);
+  ok(h.dropped === 0);
+  // Non-TOF histogram: the TOF bins summed.
+  const h0 = histogramListMode(p.scanner, ev);
+  const nb = p.scanner.bins;
+  ok(
+    h0.data.every((v, i) =>
+      v === Array.from({ length: 9 }, (_, t) => counts[i + nb * t]).reduce((a, b) => a + b)
+    ),
+  );
+  deepStrictEqual(sampleListMode(p.scanner, counts, { seed: 5, tof: TOF, counts: true }), ev);
+  throws(
+    () => sampleListMode(p.scanner, counts.subarray(1), { seed: 1, tof: TOF }),
+    /expected has/,
+  );
+});
+
+/** The list-mode and sinogram likelihoods of one noisy data set (events and their histogram). */
+async function pair(ctx: GpuContext, tof: TofParameters | undefined) {
+  const p = problem();
+  const { expected, additive } = await expectedData(ctx, p, tof, 20000);
+  const events: ListModeEvents = sampleListMode(p.scanner, expected, { seed: 9, tof });
+  const hist = histogramListMode(p.scanner, events, { tof }).data;
+  const opts = { grid: smallGrid(), muMap: p.mu, subsets: 4 };
+  const sinoModel: ForwardModel = tof
+    ? tofRingForwardModel(ctx, p.scanner, { ...opts, tof, multiplicative: p.norm, additive })
+    : ringForwardModel(ctx, p.scanner, { ...opts, multiplicative: p.norm, additive });
+  const lmModel = listModeForwardModel(ctx, p.scanner, events, {
+    ...opts,
+    tof,
+    normalisation: p.norm,
+    additiveSinogram: additive,
+  });
+  ok(lmModel.droppedEvents === 0 && lmModel.binCount === events.count);
+  return {
+    p,
+    sino: new PoissonLikelihood(sinoModel, hist),
+    lm: new ListModeLikelihood(lmModel),
+    hist,
+    sinoModel,
+  };
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  return maxAbsDiff(a, b) / maxAbs(b);
+}
+
+for (const tof of [TOF, undefined]) {
+  const name = tof ? "TOF" : "non-TOF";
+  Deno.test(`${name} list-mode OSEM, MAP-RDP and x-step equal their sinogram versions on the histogrammed events (≤ 1e-4)`, async () => {
+    const ctx = await defaultContext();
+    const { sino, lm, sinoModel, hist } = await pair(ctx, tof);
+    const xs = await osem(sino, { iterations: 3 });
+    const xl = await osem(lm, { iterations: 3 });
+    const [a, b] = [await xl.read(), await xs.read()];
+    ok(relDiff(a, b) <= 1e-4, `OSEM: ${relDiff(a, b)}`);
+    ok(maxAbs(b) > 0);
+    const prior = new NeighbourhoodPrior(ctx, smallGrid(), "relative-difference", { beta: 0.5 });
+    const ms = await mapEm(sino, prior, { iterations: 2 });
+    const ml = await mapEm(lm, prior, { iterations: 2 });
+    const [c, d] = [await ml.read(), await ms.read()];
+    ok(relDiff(c, d) <= 1e-4, `MAP-RDP: ${relDiff(c, d)}`);
+    // The DDIP-HQS x-step (penalised EM towards a target z), on both likelihoods.
+    const z = ctx.array([32, 32, 1], b.map((v) => 0.9 * v + 0.1));
+    const results = [];
+    for (const lik of [lm, sino]) {
+      const step = new PenalisedEmStep(lik);
+      const x = ctx.array([32, 32, 1]);
+      ctx.run((rec) => step.record(rec, x, z, { beta: 0.05, iterations: 3 }));
+      results.push(await x.read());
+      step.destroy();
+      x.destroy();
+    }
+    ok(relDiff(results[0], results[1]) <= 1e-4, `x-step: ${relDiff(results[0], results[1])}`);
+    // The list-mode log-likelihood equals the sinogram one on the histogram (Σ_i ybar_i = sᵀx + Σa).
+    const exp = await sinoModel.expected(xs);
+    const ref = poissonLogLikelihood(hist, exp);
+    const llm = await lm.logLikelihood(xs);
+    ok(Math.abs(llm - ref) <= 1e-4 * Math.abs(ref), `log-likelihood ${llm} vs ${ref}`);
+    for (const v of [xs, xl, ms, ml, z]) v.destroy();
+    sino.model.destroy();
+    lm.model.destroy();
+  });
+}
