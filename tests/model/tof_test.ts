@@ -85,7 +85,7 @@ Deno.test("TOF sinogram model: TOF bins sum to the non-TOF model (expectation an
   model.destroy();
 });
 
-Deno.test("sampled events histogram back to their Poisson counts; the draw is seeded", async () => {
+Deno.test("sampled events histogram back to their Poisson counts; the draw is seeded", () => {
   const p = problem();
   const counts = randomArray(p.scanner.bins * 9, 4).map((v) => Math.floor(4 * v * v));
   const ev = sampleListMode(p.scanner, counts, { seed: 5, tof: TOF, counts: true });
