@@ -249,10 +249,13 @@ export class Authenticator {
     if (cheap) return { ok: true, user: cheap };
     const wait = this.#blockedFor(client);
     if (wait > 0) return { ok: false, status: 429, retryAfterS: wait };
-    const user = cheap === null ? await this.#scrypt(token, sha) : undefined;
-    if (user) return { ok: true, user };
+    // Counted before the check, so that guesses sent at once cannot all slip past the limit.
     this.#fail(client);
-    return { ok: false, status: 401, reason: "invalid" };
+    const user = cheap === null ? await this.#scrypt(token, sha) : undefined;
+    if (!user) return { ok: false, status: 401, reason: "invalid" };
+    const c = this.#clients.get(client);
+    if (c && c.failures > 0) c.failures--; // it was not a failure after all
+    return { ok: true, user };
   }
 
   /** The user of a request's `Authorization: Bearer <token>` header, or undefined. */

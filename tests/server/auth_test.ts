@@ -134,6 +134,21 @@ Deno.test("auth: failures are rate-limited per client address (429 with Retry-Af
   assertEquals(r.ok && r.user.name, "carol");
 });
 
+Deno.test("auth: guesses sent at once from one address cannot pass the limit together", async () => {
+  const { auth, calls } = counted({ maxFailures: 3 });
+  const guesses = Array.from({ length: 10 }, (_, i) => `pt_parallel_guess_${i}`);
+  const rs = await Promise.all(guesses.map((g) => auth.check(bearer(g), "198.51.100.8")));
+  assertEquals(rs.filter((r) => !r.ok && r.status === 401).length, 3);
+  assertEquals(rs.filter((r) => !r.ok && r.status === 429).length, 7);
+  assertEquals(calls.length, 3);
+  // a good scrypt token is not counted as a failure
+  const { auth: a2 } = counted({ maxFailures: 1 });
+  for (let i = 0; i < 3; i++) assertEquals((await a2.check(bearer(GOOD), "192.0.2.5")).ok, true);
+  assertEquals((await a2.check(bearer("pt_one_guess_0000"), "192.0.2.5")).ok, false);
+  const r = await a2.check(bearer("pt_two_guess_0000"), "192.0.2.5");
+  assertEquals(!r.ok && r.status, 429);
+});
+
 Deno.test("server: 429 with Retry-After after repeated bad tokens; health unaffected", async () => {
   const env = await setup();
   try {
