@@ -4,7 +4,8 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "
 import { gzipSync } from "node:zlib";
 import { imageGrid } from "../../core/geometry/grid.ts";
 import { checkFinite, FormatError } from "../../core/io/files.ts";
-import { decodeNifti, encodeNifti, readNifti } from "../../core/io/nifti.ts";
+import { decodeNifti, encodeNifti, readNifti, writeNifti } from "../../core/io/nifti.ts";
+import { readStudy } from "../../core/io/study.ts";
 import { encodeNpy, readNpy } from "../../core/io/npy.ts";
 import { readSinogram, writeSinogram } from "../../core/io/sinogram.ts";
 import { readImage } from "../../core/io/image.ts";
@@ -272,4 +273,34 @@ Deno.test("data files are found when only the files themselves may be read", asy
   }).output();
   const text = new TextDecoder().decode(out.stdout).trim();
   assertEquals([out.code, text], [0, `${scanner.bins} 24`], new TextDecoder().decode(out.stderr));
+});
+
+Deno.test("readStudy (examples/ddip.ts): NaN in the MR, μ-map or additive terms is refused", async () => {
+  await using dir = await tmp();
+  const scanner = smallScanner();
+  const g = scanner.imageGrid(8, 4);
+  const n = g.shape[0] * g.shape[1] * g.shape[2];
+  const sino = Float32Array.from({ length: scanner.bins }, (_, i) => 1 + (i % 5));
+  await writeSinogram(`${dir}/prompts.npy`, { data: sino, scanner, quantity: "prompts" });
+  const bad = sino.slice();
+  bad[3] = NaN;
+  await writeSinogram(`${dir}/additive.npy`, { data: bad, scanner, quantity: "additive" });
+  await writeNifti(`${dir}/mu.nii`, { data: new Float32Array(n).fill(0.0096), grid: g });
+  const mr = new Float32Array(n).fill(1);
+  mr[n - 1] = -Infinity;
+  await writeNifti(`${dir}/mr.nii`, { data: mr, grid: g });
+  const files = { prompts: `${dir}/prompts.npy`, mu: `${dir}/mu.nii` };
+  assertEquals((await readStudy(files)).grid, g); // the clean files read
+  await refused(
+    readStudy({ ...files, mr: `${dir}/mr.nii` }),
+    new RegExp(`^${dir}/mr\\.nii: 1 of ${n} values are not finite \\(0 NaN, 1 ±Inf\\)`),
+  );
+  await refused(
+    readStudy({ ...files, additive: `${dir}/additive.npy` }),
+    new RegExp(`^${dir}/additive\\.npy: 1 of ${scanner.bins} values .* index 3`),
+  );
+  const mu = new Float32Array(n).fill(0.0096);
+  mu[0] = NaN;
+  await writeNifti(`${dir}/mu.nii`, { data: mu, grid: g });
+  await refused(readStudy(files), new RegExp(`^${dir}/mu\\.nii: 1 of ${n} values .* index 0`));
 });
