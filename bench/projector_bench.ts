@@ -4,10 +4,13 @@
  *   deno task bench                 # table for people
  *   deno task bench --json          # one JSON object per case
  *   deno task bench --cases 2d,stack3
+ *   deno task bench --projectors joseph,ring   # both by default, side by side
  *
  * Cases (from issue 2): `2d` one mMR-like slice (28 896 LORs, 128²), `stack3` three direct
  * slices (128²×3), `3d` 32 rings, max ring difference 7 (12.25 M LORs, 128²×32).
  * The 3d TypeScript reference is timed on every 64th LOR and scaled up (marked "extrapolated").
+ * `ring` ({@linkcode RingPlanarProjector}) covers direct-plane sinograms only, so 3d runs Joseph
+ * alone; `pair cpu / joseph` is its pair CPU time over Joseph's in the same run.
  *
  * @module
  */
@@ -17,6 +20,7 @@ import { defaultContext } from "../core/gpu/context.ts";
 import { MMR_VOXEL_MM } from "../core/geometry/scanner.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
+import { RingPlanarProjector, ringPlanarUnsupported } from "../core/projector/ring.ts";
 import { josephBackReference, josephForwardReference } from "../core/projector/reference.ts";
 import type { ImageGrid } from "../core/geometry/grid.ts";
 
@@ -49,55 +53,75 @@ function timeReference(lors: LorSet, grid: ImageGrid, stride: number) {
   return { fwd: (t1 - t0) * stride, back: (t2 - t1) * stride };
 }
 
+/** The projectors timed side by side: Joseph on stored LORs, and the ring-sinogram one. */
+const PROJECTORS = ["joseph", "ring"] as const;
+
 /** Runs the projector benchmark and prints a table (or JSON lines with `--json`). */
 export async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   const ci = args.indexOf("--cases");
   const wanted = ci >= 0 ? args[ci + 1].split(",") : CASES.map((c) => c.name);
   const cases = selectCases(CASES, wanted);
+  const pi = args.indexOf("--projectors");
+  const projectors = pi >= 0 ? args[pi + 1].split(",") : [...PROJECTORS];
+  const bad = projectors.filter((p) => !(PROJECTORS as readonly string[]).includes(p));
+  if (bad.length) throw new Error(`unknown projector(s) ${bad}; choose from ${PROJECTORS}`);
   const ctx = await defaultContext();
   const rows = [];
   for (const c of cases) {
     const scanner = c.scanner();
     const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
     const lors = scanner.lors();
-    const P = new JosephProjector(ctx, lors, grid);
-    const x = ctx.array(P.inShape, new Float32Array(P.inShape.reduce((a, b) => a * b)).fill(1));
-    const y = ctx.array(P.outShape);
-    const b = ctx.array(P.inShape);
-    const fwd = await timeGpu(ctx, () => ctx.run((rec) => P.apply(rec, x, y)), c.repeats);
-    const back = await timeGpu(ctx, () => ctx.run((rec) => P.adjoint(rec, y, b)), c.repeats);
-    const pair = await timeGpu(ctx, () =>
-      ctx.run((rec) => {
-        P.apply(rec, x, y);
-        P.adjoint(rec, y, b);
-      }), c.repeats);
     const ref = timeReference(lors, grid, c.referenceStride);
-    const row = {
-      case: c.name,
-      lors: lors.count,
-      voxels: x.length,
-      fwd_ms: +fwd.wall.toFixed(2),
-      back_ms: +back.wall.toFixed(2),
-      pair_ms: +pair.wall.toFixed(2),
-      fwd_cpu_ms: +fwd.cpu.toFixed(1),
-      back_cpu_ms: +back.cpu.toFixed(1),
-      ts_fwd_ms: +ref.fwd.toFixed(1),
-      ts_back_ms: +ref.back.toFixed(1),
-      ts_extrapolated: c.referenceStride > 1,
-      adapter: ctx.adapter.description,
-    };
-    rows.push(row);
-    if (json) console.log(JSON.stringify(row));
-    P.destroy();
-    x.destroy();
-    y.destroy();
-    b.destroy();
+    const ringWhy = ringPlanarUnsupported(scanner, grid);
+    let jointPair = NaN;
+    for (const kind of projectors) {
+      if (kind === "ring" && ringWhy) continue; // e.g. 3d: oblique planes
+      const P = kind === "ring"
+        ? new RingPlanarProjector(ctx, scanner, grid)
+        : new JosephProjector(ctx, lors, grid);
+      const x = ctx.array(P.inShape, new Float32Array(P.inShape.reduce((a, b) => a * b)).fill(1));
+      const y = ctx.array(P.outShape);
+      const b = ctx.array(P.inShape);
+      const fwd = await timeGpu(ctx, () => ctx.run((rec) => P.apply(rec, x, y)), c.repeats);
+      const back = await timeGpu(ctx, () => ctx.run((rec) => P.adjoint(rec, y, b)), c.repeats);
+      const pair = await timeGpu(ctx, () =>
+        ctx.run((rec) => {
+          P.apply(rec, x, y);
+          P.adjoint(rec, y, b);
+        }), c.repeats);
+      if (kind === "joseph") jointPair = pair.cpu;
+      const row = {
+        case: c.name,
+        projector: kind,
+        lors: lors.count,
+        voxels: x.length,
+        fwd_ms: +fwd.wall.toFixed(2),
+        back_ms: +back.wall.toFixed(2),
+        pair_ms: +pair.wall.toFixed(2),
+        fwd_cpu_ms: +fwd.cpu.toFixed(1),
+        back_cpu_ms: +back.cpu.toFixed(1),
+        pair_cpu_ms: +pair.cpu.toFixed(1),
+        // pair CPU time relative to Joseph's in the same run (the figure to trust under load)
+        pair_cpu_vs_joseph: +(pair.cpu / jointPair).toFixed(3),
+        ts_fwd_ms: +ref.fwd.toFixed(1),
+        ts_back_ms: +ref.back.toFixed(1),
+        ts_extrapolated: c.referenceStride > 1,
+        adapter: ctx.adapter.description,
+      };
+      rows.push(row);
+      if (json) console.log(JSON.stringify(row));
+      P.destroy();
+      x.destroy();
+      y.destroy();
+      b.destroy();
+    }
   }
   if (!json) {
     console.log(adapterTitle("Joseph projector", ctx));
     console.table(rows.map((r) => ({
       case: r.case,
+      projector: r.projector,
       LORs: r.lors,
       voxels: r.voxels,
       "fwd ms": r.fwd_ms,
@@ -105,6 +129,8 @@ export async function main(args: string[]): Promise<void> {
       "pair ms": r.pair_ms,
       "fwd cpu ms": r.fwd_cpu_ms,
       "back cpu ms": r.back_cpu_ms,
+      "pair cpu ms": r.pair_cpu_ms,
+      "pair cpu / joseph": r.pair_cpu_vs_joseph,
       "TS fwd ms": r.ts_fwd_ms + (r.ts_extrapolated ? "*" : ""),
       "TS back ms": r.ts_back_ms + (r.ts_extrapolated ? "*" : ""),
     })));

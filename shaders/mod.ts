@@ -8,6 +8,7 @@ import elementwise from "./elementwise.wgsl" with { type: "text" };
 import em from "./em.wgsl" with { type: "text" };
 import gaussian from "./gaussian.wgsl" with { type: "text" };
 import joseph from "./joseph.wgsl" with { type: "text" };
+import joseph_ring from "./joseph_ring.wgsl" with { type: "text" };
 import joseph_tof from "./joseph_tof.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
 
@@ -17,6 +18,7 @@ export const SHADERS = {
   em,
   gaussian,
   joseph,
+  joseph_ring,
   joseph_tof,
   reduce,
 } as const;

@@ -6,6 +6,7 @@
  */
 export * from "./operator.ts";
 export * from "./joseph.ts";
+export * from "./ring.ts";
 export * from "./gaussian.ts";
 export * from "./reference.ts";
 export * from "./tof.ts";
