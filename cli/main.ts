@@ -21,6 +21,7 @@ import { EXIT, exitCodeFor } from "./exit_codes.ts";
 import { describeFile, formatInfo } from "./info.ts";
 import { progressReporter } from "./progress.ts";
 import { addServeCommands } from "./serve.ts";
+import { addWorkerCommand } from "./worker.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** Where the CLI writes; replaced in tests. */
@@ -493,6 +494,7 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
     );
 
   addServeCommands(program, io, setCode);
+  addWorkerCommand(program, io, setCode);
 
   program.command("bench")
     .description(

@@ -14,6 +14,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { generateToken, hashToken } from "../core/server/auth.ts";
 import { canReadProc, serve } from "../core/server/server.ts";
+import { DatabaseConfigError } from "../core/server/store_pg.ts";
 import { petrelRoot } from "../core/runtime/sandbox.ts";
 import { EXIT } from "./exit_codes.ts";
 import type { CliIo } from "./main.ts";
@@ -26,6 +27,8 @@ export interface ServeCliOptions {
   port?: number;
   /** Address (overrides the configuration). */
   hostname?: string;
+  /** PostgreSQL URL of a shared job database (overrides the configuration's `db`). */
+  db?: string;
 }
 
 function port(v: string): number {
@@ -44,7 +47,13 @@ function hasAllPermissions(): boolean {
   return names.every((name) => Deno.permissions.querySync({ name }).state === "granted");
 }
 
-async function restartWithAllowAll(args: readonly string[]): Promise<number> {
+/** Whether this process must start itself again with `--allow-all` (see the module text). */
+export function needsAllowAll(): boolean {
+  return Deno.env.get(CHILD_MARK) !== "1" && !(hasAllPermissions() && canReadProc());
+}
+
+/** Runs `petrel <args>` again with `--allow-all`, forwarding Ctrl-C/SIGTERM; its exit status. */
+export async function restartWithAllowAll(args: readonly string[]): Promise<number> {
   const root = petrelRoot();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", `--config=${root}/deno.json`, `${root}/petrel.ts`, ...args],
@@ -72,10 +81,11 @@ async function restartWithAllowAll(args: readonly string[]): Promise<number> {
 async function runServer(o: ServeCliOptions, io: CliIo): Promise<number> {
   let server;
   try {
-    server = await serve({ config: o.config, port: o.port, hostname: o.hostname });
+    server = await serve({ config: o.config, port: o.port, hostname: o.hostname, db: o.db });
   } catch (e) {
     io.err(`petrel serve: ${(e as Error).message}\n`);
-    return EXIT.input;
+    // An unusable database (unreachable, refused login, newer schema) is a usage error (2).
+    return e instanceof DatabaseConfigError ? EXIT.usage : EXIT.input;
   }
   const stop = () => void server.shutdown();
   for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, stop);
@@ -97,6 +107,7 @@ export function addServeCommands(
     .requiredOption("-c, --config <server.json>", "server configuration (JSON)")
     .option("-p, --port <n>", "port (overrides the configuration; 0 = any free port)", port)
     .option("--hostname <address>", "address to listen on (overrides the configuration)")
+    .option("--db <url>", "shared PostgreSQL job database (postgres://…; default: SQLite)")
     .addHelpText(
       "after",
       "\nThe server runs with --allow-all (it restarts itself so when the CLI has fewer\n" +
@@ -110,6 +121,7 @@ export function addServeCommands(
         const args = ["serve", "--config", o.config];
         if (o.port !== undefined) args.push("--port", String(o.port));
         if (o.hostname !== undefined) args.push("--hostname", o.hostname);
+        if (o.db !== undefined) args.push("--db", o.db);
         return setCode(await restartWithAllowAll(args));
       }
       setCode(await runServer(o, io));

@@ -3,6 +3,7 @@
 # folder owned by an unprivileged user, password authentication, listening on 127.0.0.1 only.
 #
 #   eval "$(scripts/pg_test_server.sh start [PORT])"   # exports PETREL_TEST_PG_URL, PETREL_TEST_PG_DIR
+#   scripts/pg_test_server.sh restart "$PETREL_TEST_PG_DIR"   # fast shutdown and start (outage tests)
 #   scripts/pg_test_server.sh stop "$PETREL_TEST_PG_DIR"
 #
 # Needs Debian's `postgresql` package (initdb and pg_ctl under /usr/lib/postgresql/<v>/bin). Run as
@@ -30,13 +31,17 @@ start)
   echo "export PETREL_TEST_PG_DIR='$dir'"
   echo "export PETREL_TEST_PG_URL='postgres://petrel:$pw@127.0.0.1:$port/postgres'"
   ;;
+restart)
+  dir=${2:?usage: pg_test_server.sh restart DIR}
+  as_user "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 restart >/dev/null
+  ;;
 stop)
   dir=${2:?usage: pg_test_server.sh stop DIR}
   as_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: pg_test_server.sh start [PORT] | stop DIR" >&2
+  echo "usage: pg_test_server.sh start [PORT] | restart DIR | stop DIR" >&2
   exit 2
   ;;
 esac

@@ -10,6 +10,7 @@
  */
 import { Authenticator, type AuthOptions } from "./auth.ts";
 import { HttpError, json } from "./http.ts";
+import { metricsResponse } from "./metrics.ts";
 import { catalogRoutes } from "./routes/catalog.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { fileRoutes } from "./routes/files.ts";
@@ -45,6 +46,9 @@ export function createHandler(
     const url = new URL(req.url);
     const path = url.pathname;
     const method = req.method;
+    if (path === "/metrics" && (method === "GET" || method === "HEAD")) {
+      return await metricsResponse(ctx.store, ctx.runner);
+    }
     if (!path.startsWith("/api/")) {
       const res = page(path, method);
       if (res) return await res;

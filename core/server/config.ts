@@ -64,8 +64,11 @@ export const serverConfigSchema = z.object({
   hostname: z.string().default("127.0.0.1"),
   /** Port (0 = any free port). */
   port: z.number().int().min(0).max(65535).default(8787),
-  /** Number of GPUs the jobs share. */
-  gpus: z.number().int().min(1).default(1),
+  /**
+   * Number of GPUs the jobs share. 0: no jobs run in the server process (a PostgreSQL database
+   * and `petrel worker`s on other machines run them).
+   */
+  gpus: z.number().int().min(0).default(1),
   /** Number of jobs run at once on each GPU. */
   jobsPerGpu: z.number().int().min(1).default(1),
   /** What happens to jobs that were running when the server died: run again or fail. */
@@ -88,6 +91,13 @@ export const serverConfigSchema = z.object({
     maxUploadBytes: 256 << 20,
     maxActiveJobs: 16,
   }),
+  /**
+   * PostgreSQL URL of a shared job database (`postgres://user:password@host:5432/db`); without
+   * it, jobs are kept in SQLite at `<dataDir>/petrel.db`. `--db` overrides it.
+   */
+  db: z.string().regex(/^postgres(ql)?:\/\//, "a postgres:// URL").optional(),
+  /** With a shared database: a run whose worker is silent this long is taken back (seconds). */
+  leaseSeconds: z.number().int().min(10).max(3600).default(30),
   /** At most this many log lines are kept per job (the rest is dropped with a note). */
   maxLogLines: z.number().int().min(10).default(5000),
   users: z.array(userSchema).min(1, "at least one user"),

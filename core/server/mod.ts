@@ -73,3 +73,5 @@ export {
 } from "./queue.ts";
 export { type AppContext, createHandler, jobView, jsonSubmissionSchema } from "./app.ts";
 export { killOrphanedRuns } from "./orphans.ts";
+export { metricsResponse, prometheusText } from "./metrics.ts";
+export { type RunningWorker, startWorker, type WorkerOptions } from "./worker.ts";

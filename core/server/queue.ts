@@ -57,6 +57,19 @@ export interface JobRunnerOptions {
   runSandboxed: SandboxRunner;
   /** Change notifications. */
   events: JobEvents;
+  /**
+   * Heartbeat period in milliseconds (a shared database: renews the runs' leases, aborts runs
+   * whose lease was lost or whose cancellation was asked on another machine). Default: none.
+   */
+  heartbeatMs?: number;
+  /** Looks for queued jobs this often (milliseconds), for jobs submitted elsewhere. Default: none. */
+  pollMs?: number;
+  /** Recovers jobs of dead workers this often (a shared database). Default: only at start. */
+  recover?: { everyMs: number; policy: "requeue" | "fail"; maxAttempts: number };
+  /** Job folders must lie under this folder (a worker's shared data folder). */
+  dataDir?: string;
+  /** Prefix of this process's messages (default `petrel serve`). */
+  name?: string;
 }
 
 /** The folder a job's attempt writes to (each attempt its own, so an orphan cannot mix in). */
@@ -69,7 +82,12 @@ export class JobRunner {
   #store: JobStore;
   #o: JobRunnerOptions;
   #slots: boolean[];
-  #running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  #running = new Map<
+    string,
+    { abort: AbortController; done: Promise<void>; attempt: number; lost: boolean }
+  >();
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #beating = false;
   #stopping = false;
   #kicking = false;
   #again = false;
@@ -79,6 +97,53 @@ export class JobRunner {
     this.#store = store;
     this.#o = options;
     this.#slots = new Array(options.gpus * options.jobsPerGpu).fill(false);
+    if (options.heartbeatMs) {
+      this.#timers.push(setInterval(() => void this.#heartbeat(), options.heartbeatMs));
+    }
+    if (options.pollMs) this.#timers.push(setInterval(() => void this.kick(), options.pollMs));
+    const rec = options.recover;
+    if (rec) {
+      this.#timers.push(setInterval(async () => {
+        try {
+          const r = await store.recoverInterrupted(options.workerId, rec);
+          for (const id of [...r.requeued, ...r.failed]) options.events.emit(id);
+          if (r.requeued.length) this.kick();
+        } catch {
+          // The database is unreachable for now; the next round tries again.
+        }
+      }, rec.everyMs));
+    }
+  }
+
+  get #name(): string {
+    return this.#o.name ?? "petrel serve";
+  }
+
+  /** Renews leases; aborts runs that were lost (not recorded) or whose cancellation was asked. */
+  async #heartbeat(): Promise<void> {
+    if (this.#beating || this.#stopping) return;
+    this.#beating = true;
+    try {
+      const runs = [...this.#running].map(([id, r]) => ({
+        id,
+        workerId: this.#o.workerId,
+        attempt: r.attempt,
+      }));
+      const answer = await this.#store.heartbeat(this.#o.workerId, runs);
+      for (const id of answer.lost) {
+        const r = this.#running.get(id);
+        if (r && !r.lost) {
+          r.lost = true;
+          console.error(`${this.#name}: lost the lease of job ${id}; stopping its run`);
+          r.abort.abort();
+        }
+      }
+      for (const id of answer.cancel) this.cancel(id);
+    } catch {
+      // Database unreachable: keep running; a lease lost meanwhile is refused at the end.
+    } finally {
+      this.#beating = false;
+    }
   }
 
   /** Number of jobs running in this process. */
@@ -91,7 +156,7 @@ export class JobRunner {
     try {
       await this.#fill();
     } catch (e) {
-      console.error("petrel serve: could not take jobs from the queue:", e);
+      console.error(`${this.#name}: could not take jobs from the queue: ${(e as Error).message}`);
     }
   }
 
@@ -115,15 +180,16 @@ export class JobRunner {
           this.#slots[slot] = true;
           this.#o.events.emit(job.id);
           const abort = new AbortController();
-          const done = this.#run(job, abort.signal).catch((e) => {
-            console.error(`petrel serve: job ${job.id} could not be recorded:`, e);
+          const entry = { abort, done: Promise.resolve(), attempt: job.attempts, lost: false };
+          this.#running.set(job.id, entry);
+          entry.done = this.#run(job, abort.signal, entry).catch((e) => {
+            console.error(`${this.#name}: job ${job.id} could not be recorded:`, e);
           }).finally(() => {
             this.#slots[slot] = false;
             this.#running.delete(job.id);
             this.#o.events.emit(job.id);
             if (!this.#stopping) this.kick();
           });
-          this.#running.set(job.id, { abort, done });
         }
       } while (this.#again && !this.#stopping);
     } finally {
@@ -146,12 +212,13 @@ export class JobRunner {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    for (const t of this.#timers) clearInterval(t);
     const all = [...this.#running.values()];
     for (const r of all) r.abort.abort();
     await Promise.all(all.map((r) => r.done.catch(() => {})));
   }
 
-  async #run(job: JobRecord, signal: AbortSignal): Promise<void> {
+  async #run(job: JobRecord, signal: AbortSignal, entry: { lost: boolean }): Promise<void> {
     const store = this.#store;
     const events = this.#o.events;
     const outDir = jobOutDir(job);
@@ -161,12 +228,22 @@ export class JobRunner {
       if (pending.length) {
         const lines = pending;
         pending = [];
-        await store.appendLog(job.id, lines, this.#o.maxLogLines);
+        try {
+          await store.appendLog(job.id, lines, this.#o.maxLogLines);
+        } catch (e) {
+          pending = [...lines, ...pending].slice(-10_000); // kept for the next flush
+          throw e;
+        }
       }
       if (progress) {
-        const [d, t] = progress;
+        const p = progress;
         progress = undefined;
-        await store.setProgress(job.id, d, t);
+        try {
+          await store.setProgress(job.id, p[0], p[1]);
+        } catch (e) {
+          progress ??= p;
+          throw e;
+        }
       }
       events.emit(job.id);
     };
@@ -177,6 +254,12 @@ export class JobRunner {
     let result: SandboxResult;
     try {
       if (job.cancelRequested) throw new CancelledBeforeStart();
+      if (this.#o.dataDir && !job.jobDir.startsWith(`${this.#o.dataDir}/`)) {
+        throw new Error(
+          `the job folder ${job.jobDir} is not under this worker's data folder ` +
+            `${this.#o.dataDir}; mount the shared folder at the same path on every machine`,
+        );
+      }
       await Deno.mkdir(outDir, { recursive: true, mode: PRIVATE_DIR_MODE });
       pending.push(
         `[petrel] attempt ${job.attempts} on GPU slot ${job.gpu}: recipe ${job.recipe}`,
@@ -212,9 +295,10 @@ export class JobRunner {
     }
     clearInterval(timer);
     await flushing;
-    if (this.#stopping) {
-      // Server shutdown: leave the job `running`; recovery decides at the next start.
-      await flush();
+    if (this.#stopping || entry.lost) {
+      // Shutdown: leave the job `running`; recovery decides at the next start (or when the lease
+      // expires). Lost lease: another run has the job; this one's result would be refused.
+      await flush().catch(() => {});
       return;
     }
     const reason: JobReason | undefined = result.ok ? undefined : result.reason ?? "error";
@@ -226,12 +310,27 @@ export class JobRunner {
         ? `[petrel] succeeded in ${Math.round(result.durationMs)} ms`
         : `[petrel] ${state} (${reason}): ${error}`,
     );
-    await flush();
     let manifest: string | undefined;
     if (result.manifestPath?.startsWith(`${outDir}/`)) {
       manifest = result.manifestPath.slice(outDir.length + 1);
     }
-    await store.finish(job.id, { state, exitCode: result.exitCode, reason, error, manifest });
+    const outcome = { state, exitCode: result.exitCode, reason, error, manifest } as const;
+    const claim = { workerId: this.#o.workerId, attempt: job.attempts };
+    // A short database outage must not lose a finished run: retry until the lease would be gone
+    // anyway (then the result is refused and the job runs again elsewhere).
+    for (let i = 0;; i++) {
+      try {
+        await flush();
+        const ok = await store.finish(job.id, outcome, claim);
+        if (!ok && this.#o.heartbeatMs) {
+          console.error(`${this.#name}: job ${job.id}: result refused (the lease was lost)`);
+        }
+        return;
+      } catch (e) {
+        if (i >= 120 || this.#stopping) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   }
 }
 

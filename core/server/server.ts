@@ -11,6 +11,7 @@ import { JobEvents, jobOutDir, JobRunner, type SandboxRunner } from "./queue.ts"
 import { killOrphanedRuns } from "./orphans.ts";
 import { runSandboxed } from "./sandbox.ts";
 import { type JobStore, SqliteJobStore } from "./store.ts";
+import { DatabaseConfigError, PgJobStore } from "./store_pg.ts";
 
 /** Options of {@linkcode createServer} and {@linkcode serve}. */
 export interface ServeOptions {
@@ -24,8 +25,10 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** Replaces the sandbox (tests). */
   runSandboxed?: SandboxRunner;
-  /** Replaces the job store (default: SQLite at `<dataDir>/petrel.db`). */
+  /** Replaces the job store (default: `db`, else SQLite at `<dataDir>/petrel.db`). */
   store?: JobStore;
+  /** PostgreSQL URL of a shared job database (overrides `config.db`). */
+  db?: string;
   /** Called once listening (default: prints the address). */
   onListen?: (addr: { hostname: string; port: number; url: string }) => void;
   /** Prints recovery and listening lines (default true). */
@@ -58,7 +61,19 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
   // the data folder and its jobs are the server user's only (0700)
   await privateDir(config.dataDir);
   await privateDir(`${config.dataDir}/jobs`);
-  const store = options.store ?? new SqliteJobStore(`${config.dataDir}/petrel.db`);
+  const db = options.db ?? config.db;
+  if (!db && !options.store && config.gpus === 0) {
+    throw new DatabaseConfigError(
+      "gpus: 0 runs no jobs here, which needs a shared PostgreSQL database (--db) and workers",
+    );
+  }
+  const store = options.store ??
+    (db
+      ? await PgJobStore.open(db, {
+        maxAttempts: config.maxAttempts,
+        leaseSeconds: config.leaseSeconds,
+      })
+      : new SqliteJobStore(`${config.dataDir}/petrel.db`));
   const workerId = `${crypto.randomUUID()}`;
   const recovered = await store.recoverInterrupted(workerId, {
     policy: config.onRestart,
@@ -90,6 +105,7 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
     );
   }
   const events = new JobEvents();
+  const shared = store instanceof PgJobStore;
   const runner = new JobRunner(store, {
     workerId,
     gpus: config.gpus,
@@ -98,7 +114,27 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
     maxLogLines: config.maxLogLines,
     runSandboxed: options.runSandboxed ?? runSandboxed,
     events,
+    // A shared database: leases, jobs queued by other servers, workers that died elsewhere.
+    ...(shared
+      ? {
+        heartbeatMs: Math.max(1000, (config.leaseSeconds * 1000) / 5),
+        pollMs: 2000,
+        recover: {
+          everyMs: Math.max(1000, (config.leaseSeconds * 1000) / 2),
+          policy: config.onRestart,
+          maxAttempts: config.maxAttempts,
+        },
+      }
+      : {}),
   });
+  // Other machines' changes (log lines, progress, state, cancellation) arrive by NOTIFY.
+  const unwatch = shared
+    ? await store.watch({
+      onChange: (id) => events.emit(id),
+      onCancel: (id) => runner.cancel(id),
+      onQueued: () => void runner.kick(),
+    })
+    : undefined;
   const handler = createHandler({ config, store, runner, events });
   let closed = false;
   runner.kick();
@@ -113,7 +149,8 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
       if (closed) return;
       closed = true;
       await runner.stop();
-      store.close();
+      await unwatch?.();
+      await store.close();
     },
   };
 }

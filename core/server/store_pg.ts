@@ -624,7 +624,7 @@ export class PgJobStore implements JobStore {
           await this.#notifyChange(this.#pool, id);
         }
       };
-      const fail = async (why: string): Promise<void> => {
+      const fail = async (why: string): Promise<boolean> => {
         const u = await this.#pool.query(
           `UPDATE ${s}.jobs SET state = $4, finished_at = $5, reason = $6, error = $7
             WHERE id = $1 AND state = 'running' AND worker_id IS NOT DISTINCT FROM $2
@@ -637,51 +637,48 @@ export class PgJobStore implements JobStore {
             why,
           ],
         );
-        if (u.rowCount === 1) {
-          out.failed.push(id);
-          await this.#notifyChange(this.#pool, id);
-        }
+        if (u.rowCount !== 1) return false; // another process got there first
+        out.failed.push(id);
+        await this.#notifyChange(this.#pool, id);
+        return true;
       };
+      const allLost =
+        `the job's worker stopped (no heartbeat within ${this.#lease} s) on each of its ${attempts} attempts`;
       if (bstate === "active" && !sameAttempt) continue; // another worker holds it now
       if (bstate === "active" && r.alive) continue; // alive, lease held
       if (bstate === "created" || bstate === "retry") {
         // pg-boss took the lease back (no heartbeat): another attempt will run.
-        if (cancelled) {
+        if (!cancelled) await requeue();
+        else if (await fail("the worker stopped while the job was being cancelled")) {
           await this.#boss.cancel(QUEUE, id).catch(() => {});
-          await fail("the worker stopped while the job was being cancelled");
-        } else await requeue();
+        }
         continue;
       }
       if (bstate === "active") {
-        // The worker is dead by our own heartbeat table; give the lease back at once.
-        const retry = !cancelled && options.policy === "requeue" &&
-          attempts < options.maxAttempts;
-        if (retry) {
+        // The worker is dead by petrel's own heartbeat table; take the lease back at once.
+        if (!cancelled && options.policy === "requeue" && attempts < options.maxAttempts) {
           const res = await this.#boss.fail(QUEUE, { id, retryCount: attempts - 1 }, {
             reason: "worker stopped",
           });
-          const [now2] = await this.#boss.findJobs(QUEUE, { id });
-          if (affected(res) === 1 && now2?.state === "retry") {
-            await requeue();
-            continue;
-          }
+          // Not affected: another process settled this attempt; the next round looks again.
+          if (affected(res) !== 1) continue;
+          const [after] = await this.#boss.findJobs(QUEUE, { id });
+          if (after?.state === "retry" || after?.state === "created") await requeue();
+          else if (after?.state === "failed") await fail(allLost);
+          continue;
         }
-        await this.#boss.cancel(QUEUE, id).catch(() => {});
-        await fail(
-          cancelled
-            ? "the worker stopped while the job was being cancelled"
-            : options.policy === "requeue"
-            ? `the worker stopped while the job was running, and it had used all ${options.maxAttempts} attempts`
-            : "the worker stopped while the job was running (restart policy: fail)",
-        );
+        const why = cancelled
+          ? "the worker stopped while the job was being cancelled"
+          : options.policy === "requeue"
+          ? `the worker stopped while the job was running, and it had used all ${options.maxAttempts} attempts`
+          : "the worker stopped while the job was running (restart policy: fail)";
+        // Only the process whose fenced update won ends the engine's job.
+        if (await fail(why)) await this.#boss.cancel(QUEUE, id).catch(() => {});
         continue;
       }
-      // pg-boss has ended it (failed: every attempt lost its lease) or it is gone.
-      await fail(
-        bstate === "failed"
-          ? `the job's worker stopped (no heartbeat within ${this.#lease} s) on each of its ${attempts} attempts`
-          : "the job's queue entry ended while it was running",
-      );
+      // pg-boss has ended it (failed: every attempt lost its lease).
+      if (bstate === "failed") await fail(allLost);
+      else await fail("the job's queue entry ended or is gone while it was running");
     }
     return out;
   }

@@ -62,7 +62,8 @@ export async function listOutputs(
   for (const e of entries) {
     const rel = prefix ? `${prefix}/${e.name}` : e.name;
     if (e.isDirectory) out.push(...await listOutputs(`${dir}/${e.name}`, rel));
-    else if (e.isFile && !e.name.endsWith(".part")) {
+    // Half-written files (a run killed mid-write) are never listed.
+    else if (e.isFile && !e.name.endsWith(".part") && !e.name.includes(".petrel-tmp-")) {
       out.push({ path: rel, size: (await Deno.lstat(`${dir}/${e.name}`)).size });
     }
   }
