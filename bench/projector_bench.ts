@@ -5,6 +5,7 @@
  *   deno task bench --json          # one JSON object per case
  *   deno task bench --cases 2d,stack3
  *   deno task bench --projectors joseph,ring   # both by default, side by side
+ *   deno task bench --cases tof2d,lm  # TOF and list-mode cases (bench/tof_bench.ts), opt-in
  *
  * Cases (from issue 2): `2d` one mMR-like slice (28 896 LORs, 128²), `stack3` three direct
  * slices (128²×3), `3d` 32 rings, max ring difference 7 (12.25 M LORs, 128²×32).
@@ -16,6 +17,7 @@
  */
 
 import { adapterTitle, scannerCases, selectCases, timeGpu } from "./_timing.ts";
+import { main as tofBench, TOF_CASES } from "./tof_bench.ts";
 import { defaultContext } from "../core/gpu/context.ts";
 import { MMR_VOXEL_MM } from "../core/geometry/scanner.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
@@ -60,7 +62,14 @@ const PROJECTORS = ["joseph", "ring"] as const;
 export async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   const ci = args.indexOf("--cases");
-  const wanted = ci >= 0 ? args[ci + 1].split(",") : CASES.map((c) => c.name);
+  const asked = ci >= 0 ? args[ci + 1].split(",") : CASES.map((c) => c.name);
+  // The TOF / list-mode cases run in their own benchmark (they simulate and reconstruct).
+  const tof = asked.filter((w) => (TOF_CASES as readonly string[]).includes(w));
+  const wanted = asked.filter((w) => !tof.includes(w));
+  if (tof.length) {
+    await tofBench([...args.filter((_, i) => i !== ci && i !== ci + 1), "--cases", tof.join(",")]);
+  }
+  if (wanted.length === 0) return;
   const cases = selectCases(CASES, wanted);
   const pi = args.indexOf("--projectors");
   const projectors = pi >= 0 ? args[pi + 1].split(",") : [...PROJECTORS];
