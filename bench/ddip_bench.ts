@@ -17,20 +17,12 @@
 
 import { Command } from "commander";
 import { defaultContext } from "../core/gpu/context.ts";
-import { centredGrid } from "../core/geometry/grid.ts";
-import { MMR_VOXEL_MM, mmrLike2d } from "../core/geometry/scanner.ts";
-import { ringForwardModel } from "../core/model/forward_model.ts";
-import { PoissonLikelihood } from "../core/model/likelihood.ts";
-import { simulateCounts } from "../core/model/simulate.ts";
+import { benchStack, stackLikelihood } from "./_stack.ts";
+import { RingPlanarProjector } from "../core/projector/ring.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
 import { AdamW } from "../core/diffusion/adamw.ts";
 import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts";
-import {
-  DDIP_CPU_PRESET,
-  ddipConfig,
-  directPlaneScanner,
-  mlemInit,
-} from "../core/recon/ddip/mod.ts";
+import { DDIP_CPU_PRESET, ddipConfig, mlemInit } from "../core/recon/ddip/mod.ts";
 import { PenalisedEmStep } from "../core/recon/xstep.ts";
 import { Rng } from "../core/random.ts";
 
@@ -46,6 +38,7 @@ const o = new Command("ddip_bench")
     "auto",
   )
   .option("--size <n>", "image size (must match the VJP graph)", "128")
+  .option("--projector <p>", "x-step projector: auto (ring here), ring or joseph", "auto")
   .option("--json", "print JSON instead of a table", false)
   .parse().opts();
 
@@ -56,29 +49,11 @@ const prior = await loadPrior(String(o.model), {
   numThreads: Number(o.threads),
   provider: String(o.provider) as "auto" | "wasm" | "webgpu" | "native",
 });
-const grid = centredGrid([n, n, 3], [MMR_VOXEL_MM * 128 / n, MMR_VOXEL_MM * 128 / n, MMR_VOXEL_MM]);
-const scanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);
-// a head-sized ellipse with a hot insert
-const truth = new Float32Array(n * n * 3);
-const mu = new Float32Array(n * n * 3);
-for (let k = 0; k < 3; k++) {
-  for (let j = 0; j < n; j++) {
-    for (let i = 0; i < n; i++) {
-      const x = (i - n / 2 + 0.5) / (n / 2);
-      const y = (j - n / 2 + 0.5) / (n / 2);
-      const inHead = (x / 0.6) ** 2 + (y / 0.75) ** 2 < 1;
-      const t = i + n * (j + n * k);
-      truth[t] = inHead ? 1 + 3 * Number((x - 0.2) ** 2 + y ** 2 < 0.01) : 0;
-      mu[t] = inHead ? 0.0096 : 0;
-    }
-  }
-}
-const model = ringForwardModel(ctx, scanner, { grid, muMap: mu });
-const tx = ctx.array(grid.shape, truth);
-const sim = await simulateCounts(model, tx, { trueCounts: 3e5, randomsFraction: 0.2, seed: 1 });
-tx.destroy();
-model.setAdditive(sim.additive);
-const likelihood = new PoissonLikelihood(model, sim.counts);
+const stack = await benchStack(ctx, n);
+const { grid, scanner, truth } = stack;
+const { model, likelihood } = stackLikelihood(ctx, stack, {
+  projector: String(o.projector) as "auto" | "ring" | "joseph",
+});
 let mrMax = 0;
 for (const v of truth) mrMax = Math.max(mrMax, v);
 const mr = Float32Array.from(truth, (v) => v / mrMax);
@@ -162,6 +137,7 @@ const cpu = ddipConfig(DDIP_CPU_PRESET);
 const result = {
   device: ctx.adapter.description,
   provider: prior.provider,
+  projector: model.subsets[0].geometric instanceof RingPlanarProjector ? "ring" : "joseph",
   model: String(o.model),
   image: [n, n, 3],
   sinogram: scanner.sinogramShape,
@@ -190,7 +166,9 @@ if (o.json) console.log(JSON.stringify(result, null, 1));
 else {
   const row = (a: string, b: string, c = "", d = "") =>
     console.log(`| ${a.padEnd(36)} | ${b.padStart(12)} | ${c.padStart(10)} | ${d.padStart(12)} |`);
-  console.log(`DDIP-HQS on ${result.device}, prior on ${result.provider}, stack ${n}×${n}×3`);
+  console.log(
+    `DDIP-HQS on ${result.device}, prior on ${result.provider}, ${result.projector} projector, stack ${n}×${n}×3`,
+  );
   row("per reverse step", "DDIP-HQS ms", "DDS ms", "DDIP-NLL ms");
   row("-".repeat(36), "-".repeat(12), "-".repeat(10), "-".repeat(12));
   row(
