@@ -86,7 +86,7 @@ try {
   seen.aliceRows = await page.evaluate(`document.querySelectorAll("#jobs tbody tr").length`);
 
   // The NIfTI viewer: middle slice first, then the slider moves to the first one.
-  await page.click("#job-files button.view");
+  await page.click("#job-files button.view.slices");
   await page.waitForSelector("#viewer:not([hidden])");
   const pixels = `(() => {
     const c = document.getElementById("viewer-canvas");

@@ -1,5 +1,6 @@
 // petrel serve web page: log in with a token, submit jobs, watch their log and progress, and view
-// results (PNG images inline, NIfTI volumes slice by slice on a canvas, other files as downloads).
+// results (PNG images inline, NIfTI volumes in the NiiVue viewer of viewer.js — or slice by slice
+// on a plain canvas where WebGL2 is missing —, other files as downloads).
 // Plain browser JavaScript, no build step.
 "use strict";
 
@@ -197,10 +198,26 @@ async function showResults(id, gen) {
     });
     li.append(a);
     if (/\.nii(\.gz)?$/i.test(f.path)) {
+      for (const [pane, label] of [["a", "View"], ["b", "Compare"]]) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = `view nv-${pane}`;
+        b.textContent = label;
+        b.addEventListener("click", () => {
+          if (!globalThis.petrelViewer) {
+            $("job-error").textContent = "the viewer did not load (it needs WebGL2)";
+            return;
+          }
+          globalThis.petrelViewer.show(id, f.path, pane).catch((e) => {
+            $("job-error").textContent = `cannot show ${f.path}: ${e.message || e}`;
+          });
+        });
+        li.append(b);
+      }
       const v = document.createElement("button");
       v.type = "button";
-      v.className = "view";
-      v.textContent = "View slices";
+      v.className = "view slices";
+      v.textContent = "Slices";
       v.addEventListener("click", () =>
         viewNifti(id, f.path).catch((e) => {
           $("job-error").textContent = `cannot show ${f.path}: ${e.message || e}`;
@@ -209,6 +226,7 @@ async function showResults(id, gen) {
     }
     list.append(li);
   }
+  if (globalThis.petrelViewer) globalThis.petrelViewer.addJob(id, files);
   for (const f of files.filter((f) => /\.png$/i.test(f.path))) {
     const blob = await (await api(fileUrl(id, f.path))).blob();
     if (gen !== watchGen) return;
@@ -308,6 +326,10 @@ async function viewNifti(id, path) {
   slider.oninput = () => drawSlice(vol, Number(slider.value));
   drawSlice(vol, Number(slider.value));
 }
+
+// For viewer.js (a module loaded after this script).
+globalThis.petrelApi = (path, init) => api(path, init);
+globalThis.petrelFileUrl = (id, path) => fileUrl(id, path);
 
 function fileUrl(id, path) {
   return `/api/jobs/${id}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
