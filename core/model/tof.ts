@@ -17,7 +17,7 @@
  */
 
 import type { GpuArray, GpuContext, KernelRecorder } from "../gpu/context.ts";
-import { axpby, recordSum } from "../gpu/ops.ts";
+import { axpby, recordSum, scale } from "../gpu/ops.ts";
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
 import { type TofInput, type TofParameters, tofParameters } from "../geometry/tof.ts";
@@ -176,11 +176,15 @@ export interface ListModeModelOptions {
   grid: ImageGrid;
   /** TOF parameters (needed when the events carry TOF; omit for non-TOF list mode). */
   tof?: TofInput | TofParameters;
-  /**
-   * Number of subsets (default 1). Events are split by the view of their sinogram bin, matching
-   * the view subsets of the sinogram models, so subset `k` uses the sensitivity of its views.
-   */
+  /** Number of subsets of events (default 1). */
   subsets?: number;
+  /**
+   * How events are split into subsets: `"views"` (default for crystal-pair events) by the view of
+   * their sinogram bin, matching the sinogram models' view subsets, so subset `k` has the
+   * sensitivity of its views; `"order"` (default for end-point events, which have no sinogram
+   * bin) every `subsets`-th event, each subset with `1/subsets` of the total sensitivity.
+   */
+  subsetBy?: "views" | "order";
   /** μ-map on the grid, 1/mm: attenuation of each event and of the sensitivity image. */
   muMap?: Float32Array;
   /** Normalisation factors as a non-TOF sinogram (per LOR; also in the sensitivity image). */
@@ -211,6 +215,9 @@ export class ListModeForwardModel extends ForwardModel {
   readonly droppedEvents: number;
   /** `Σ_i a_i` over all sinogram bins (0 when only per-event additive values were given). */
   readonly additiveTotal: number;
+  /** How the events were split into subsets. */
+  readonly subsetBy: "views" | "order";
+  #scaled: GpuArray | null = null;
 
   constructor(
     ctx: GpuContext,
@@ -221,6 +228,7 @@ export class ListModeForwardModel extends ForwardModel {
       eventIndex: Uint32Array;
       droppedEvents: number;
       additiveTotal: number;
+      subsetBy: "views" | "order";
     },
   ) {
     super(ctx, subsets, options);
@@ -228,11 +236,26 @@ export class ListModeForwardModel extends ForwardModel {
     this.eventIndex = options.eventIndex;
     this.droppedEvents = options.droppedEvents;
     this.additiveTotal = options.additiveTotal;
+    this.subsetBy = options.subsetBy;
   }
 
-  /** Sensitivity of subset `k`: that of its views in the non-TOF sinogram geometry. */
+  /**
+   * Sensitivity of subset `k`: that of its views in the non-TOF sinogram geometry (`"views"`), or
+   * `s / K` (`"order"`).
+   */
   override sensitivity(k: number): GpuArray {
-    return this.sensitivityModel.sensitivity(k);
+    if (this.subsetBy === "views") return this.sensitivityModel.sensitivity(k);
+    if (!(k >= 0 && k < this.subsetCount)) {
+      throw new RangeError(`subset ${k} is outside 0 … ${this.subsetCount - 1}`);
+    }
+    if (this.subsetCount === 1) return this.totalSensitivity();
+    if (!this.#scaled) {
+      const total = this.totalSensitivity();
+      const out = this.ctx.array(this.imageShape);
+      this.ctx.run((rec) => scale(rec, out, total, 1 / this.subsetCount));
+      this.#scaled = out;
+    }
+    return this.#scaled;
   }
 
   /** Sensitivity of the whole scanner geometry, `s = Σ_k s_k`. */
@@ -243,6 +266,7 @@ export class ListModeForwardModel extends ForwardModel {
   /** Frees the model, its projectors and the sensitivity model. */
   override destroy(): void {
     super.destroy();
+    this.#scaled?.destroy();
     this.sensitivityModel.destroy();
   }
 }
@@ -300,19 +324,32 @@ export function listModeForwardModel(
       `listModeForwardModel: additive has ${options.additive.length} values, expected one per event (${n})`,
     );
   }
-  // Events per subset, in event order; events without a sinogram bin are dropped.
+  // End-point events have no sinogram bins; crystal-pair events outside the sinogram (not in
+  // the sensitivity's geometry) and events with TOF outside the bins are dropped.
+  const endpointForm = geom.sinogramBins.every((b) => b < 0);
+  const subsetBy = options.subsetBy ?? (endpointForm ? "order" : "views");
+  if (endpointForm && (options.normalisation || additiveSino || subsetBy === "views")) {
+    throw new RangeError(
+      'listModeForwardModel: events without sinogram bins (end points) need subsetBy "order" and per-event additive terms (no normalisation or additiveSinogram)',
+    );
+  }
   const members: number[][] = Array.from({ length: nsub }, () => []);
   let dropped = 0;
   const viewSubset = new Int32Array(scanner.views);
   for (let k = 0; k < nsub; k++) for (const v of scanner.subsetViews(k, nsub)) viewSubset[v] = k;
+  let kept = 0;
   for (let e = 0; e < n; e++) {
     const b = geom.sinogramBins[e];
     const t = geom.tofBins ? geom.tofBins[e] : 0;
-    if (b < 0 || (geom.tofBins && !(t > -1 && t < nt))) {
+    if ((!endpointForm && b < 0) || (geom.tofBins && !(t > -1 && t < nt))) {
       dropped++;
       continue;
     }
-    members[viewSubset[Math.floor((b % nrv) / scanner.radialBins)]].push(e);
+    const k = subsetBy === "order"
+      ? kept % nsub
+      : viewSubset[Math.floor((b % nrv) / scanner.radialBins)];
+    members[k].push(e);
+    kept++;
   }
   members.forEach((m, k) => {
     if (m.length === 0) {
@@ -378,7 +415,9 @@ export function listModeForwardModel(
   }
   const sensitivityModel = ringForwardModel(ctx, scanner, {
     grid,
-    subsets: nsub,
+    subsets: subsetBy === "views" ? nsub : 1,
+    // the same discretisation as the event projectors
+    projector: "joseph",
     muMap: options.muMap,
     multiplicative: norm,
     resolutionFwhmMm: options.resolutionFwhmMm,
@@ -393,6 +432,7 @@ export function listModeForwardModel(
     eventIndex,
     droppedEvents: dropped,
     additiveTotal,
+    subsetBy,
   });
   for (const o of owned) model.own(o);
   return model;
