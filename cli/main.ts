@@ -55,6 +55,8 @@ export const BUILTIN_RECIPES = {
 
 /** The prior `petrel recon ddip` uses when no `--models` is given (relative to petrel's root). */
 export const DEFAULT_DDIP_MODELS = "models/fdg_prior";
+/** Wall-clock limit (s) of `petrel recon ddip` when no `--timeout` is given. */
+export const DDIP_TIMEOUT_S = 7200;
 
 class UsageError extends Error {}
 
@@ -420,10 +422,18 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
       .addArgument(
         new Argument("<algorithm>", "osem | map | ddip").choices(["osem", "map", "ddip"]),
       )
-      .addHelpText("after", "\nRecipe parameters: petrel run osem|map_rdp|ddip --help"),
-  ).action(async (algorithm: "osem" | "map" | "ddip", o: RunOptions) =>
-    setCode(await runBuiltin(algorithm, o, io))
-  );
+      .addHelpText(
+        "after",
+        `\nRecipe parameters: petrel run osem|map_rdp|ddip --help\n` +
+          `ddip: --models defaults to ${DEFAULT_DDIP_MODELS}, --timeout to ${DDIP_TIMEOUT_S} s`,
+      ),
+  ).action(async (algorithm: "osem" | "map" | "ddip", o: RunOptions, cmd: Command) => {
+    if (algorithm === "ddip" && cmd.getOptionValueSource("timeout") === "default") {
+      // a whole-volume DDIP run takes minutes even at the CPU preset: 600 s would cut it short
+      o.timeout = DDIP_TIMEOUT_S;
+    }
+    setCode(await runBuiltin(algorithm, o, io));
+  });
 
   program.command("info")
     .description(
