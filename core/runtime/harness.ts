@@ -8,6 +8,7 @@
  */
 
 import { z } from "zod";
+import { cleanStack } from "./stack.ts";
 import { defaultContext } from "../gpu/context.ts";
 import { Rng } from "../random.ts";
 import {
@@ -59,11 +60,16 @@ function classify(err: unknown): { kind: HarnessErrorKind; message: string; reso
 }
 
 let failed = false;
+/** The recipe's path, once known (its folder and petrel's are hidden in logged stacks). */
+let recipePath = "";
+const PETREL_ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 function fail(err: unknown): never {
   if (!failed) {
     failed = true;
     const c = classify(err);
-    if (err instanceof Error && err.stack && c.kind === "recipe") console.error(err.stack);
+    if (err instanceof Error && err.stack && c.kind === "recipe") {
+      console.error(cleanStack(err.stack, { petrelRoot: PETREL_ROOT, recipe: recipePath }));
+    }
     send({ t: "error", ...c });
   }
   exit(1);
@@ -170,6 +176,7 @@ async function makeContext(
 
 async function main(): Promise<void> {
   const spec = JSON.parse(await new Response(Deno.stdin.readable).text()) as HarnessSpec;
+  recipePath = spec.recipe;
   if (spec.mode === "run") {
     // Before the recipe is imported, so that the adapter report cannot be forged by it.
     const t0 = performance.now();
