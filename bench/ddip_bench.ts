@@ -22,7 +22,7 @@ import { RingPlanarProjector } from "../core/projector/ring.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
 import { AdamW } from "../core/diffusion/adamw.ts";
 import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts";
-import { DDIP_CPU_PRESET, ddipConfig, mlemInit } from "../core/recon/ddip/mod.ts";
+import { DDIP_CPU_PRESET, DDIP_PAPER, ddipConfig, mlemInit } from "../core/recon/ddip/mod.ts";
 import { PenalisedEmStep } from "../core/recon/xstep.ts";
 import { Rng } from "../core/random.ts";
 
@@ -132,7 +132,7 @@ const nll = { ...split, em: k * nllGradMs };
 const perStep = Object.values(split).reduce((a, b) => a + b, 0);
 const perStepDds = Object.values(dds).reduce((a, b) => a + b, 0);
 const perStepNll = Object.values(nll).reduce((a, b) => a + b, 0);
-const ref = ddipConfig();
+const ref = ddipConfig(DDIP_PAPER);
 const cpu = ddipConfig(DDIP_CPU_PRESET);
 const result = {
   device: ctx.adapter.description,

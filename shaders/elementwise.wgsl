@@ -54,20 +54,6 @@ fn div_safe(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   }
 }
 
-// out = out * x (in place)
-@compute @workgroup_size(64)
-fn mul_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = idx(gid, nwg);
-  if (i < params.n) { out[i] = out[i] * x[i]; }
-}
-
-// out = exp(a * x)
-@compute @workgroup_size(64)
-fn exp_scaled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = idx(gid, nwg);
-  if (i < params.n) { out[i] = exp(params.a * x[i]); }
-}
-
 // out = a * out (in place; a buffer cannot be bound both read-only and writable in one dispatch)
 @compute @workgroup_size(64)
 fn scale_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -35,7 +35,16 @@ export interface AdamWStepReport {
   step: number;
 }
 
-/** The AdamW optimiser; create a new one (or call {@linkcode AdamW.reset}) to drop the moments. */
+/**
+ * The AdamW optimiser; create a new one (or call {@linkcode AdamW.reset}) to drop the moments.
+ *
+ * @example
+ * ```ts
+ * const opt = new AdamW({ lr: 2e-3, weightDecay: 0.01, clipNorm: 1 });
+ * const { grads } = await prior.vjp(xt, t, mr, params, gradEps);
+ * opt.step(params, grads); // updates the LoRA state in place
+ * ```
+ */
 export class AdamW {
   readonly options: Readonly<z.output<typeof AdamWOptionsSchema>>;
   #m = new Map<string, Float32Array>();

@@ -20,6 +20,12 @@ export function shapeSize(shape: readonly number[]): number {
 /**
  * A set of named float32 parameters. `version` increases on every in-place change made through
  * this class (or {@linkcode LoraState.touch}), so a runtime can cache device copies.
+ *
+ * @example
+ * ```ts
+ * const params = prior.createParams(); // LoRA up-factors 0: the base model
+ * const saved = params.clone(); // carry or restore adapters between stacks
+ * ```
  */
 export class LoraState {
   readonly specs: readonly ParamSpec[];

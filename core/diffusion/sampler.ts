@@ -24,6 +24,12 @@ function checkAlphaBar(what: string, ab: number): void {
 /**
  * Tweedie estimate of the clean image, `x̂0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t`, written to `out`
  * (a new array by default).
+ *
+ * @example
+ * ```ts
+ * const ab = prior.schedule.alphaBar(t);
+ * const x0 = tweedie(xt, await prior.eps(xt, t, mr, params), ab); // (x_t − √(1−ᾱ) ε)/√ᾱ
+ * ```
  */
 export function tweedie(
   xt: Float32Array,
@@ -84,6 +90,12 @@ export interface DdimStepOptions {
  * `x_{t_prev} = √ᾱ_prev·clip(x̂0, 0, 1) + η√(1−ᾱ_prev)·u + √(1−η²)√(1−ᾱ_prev)·ε`, `u ~ N(0, I)`.
  * Draws u from `rng` in index order, rounded to float32 (so `rng` and `noise: rng.normals(n)`
  * give the same result and the same seed gives the same chain).
+ *
+ * @example
+ * ```ts
+ * const rng = new Rng(1);
+ * const xPrev = ddimStep(x0, eps, { alphaBarPrev: prior.schedule.alphaBar(tPrev), eta: 0.85, rng });
+ * ```
  */
 export function ddimStep(
   x0: Float32Array,

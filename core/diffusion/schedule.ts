@@ -33,7 +33,15 @@ export const REFERENCE_SCHEDULE: ScheduleSpec = {
   beta_end: 0.02,
 };
 
-/** A discrete DDPM schedule with precomputed betas and cumulative products (float64). */
+/**
+ * A discrete DDPM schedule with precomputed betas and cumulative products (float64).
+ *
+ * @example
+ * ```ts
+ * const s = new DdpmSchedule({ kind: "linear", T: 1000, beta_start: 1e-4, beta_end: 0.02 });
+ * s.reverseSteps(200, 25); // [[199, 191], …, [0, -1]]
+ * ```
+ */
 export class DdpmSchedule {
   /** Number of diffusion steps T. */
   readonly T: number;

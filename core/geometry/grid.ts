@@ -41,6 +41,12 @@ export function imageGrid(grid: ImageGrid): ImageGrid {
 /**
  * A grid of `shape` voxels of `voxelSizeMm`, centred on the scanner's origin (the usual
  * reconstruction grid).
+ *
+ * @example
+ * ```ts
+ * const grid = centredGrid([128, 128, 3], [2.086, 2.086, 2.086]); // centred on the scanner axis
+ * voxelCount(grid); // 49152
+ * ```
  */
 export function centredGrid(
   shape: readonly [number, number, number],

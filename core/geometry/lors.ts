@@ -18,6 +18,12 @@ export interface LorSet {
 /**
  * Builds a LOR set from separate start and end point arrays (3 floats per point, mm).
  * Throws when the arrays disagree or hold non-finite values.
+ *
+ * @example
+ * ```ts
+ * // one LOR along x through the origin (mm)
+ * const lors = lorSet([-100, 0, 0], [100, 0, 0]);
+ * ```
  */
 export function lorSet(
   start: ArrayLike<number>,

@@ -52,7 +52,15 @@ export interface SinogramPlane {
   segment: number;
 }
 
-/** A validated ring scanner with its sinogram layout. */
+/**
+ * A validated ring scanner with its sinogram layout.
+ *
+ * @example
+ * ```ts
+ * const s = new RingScanner({ ...mmrLike2d().spec, name: "small", crystalsPerRing: 128, radialBins: 65 });
+ * const lors = s.lors();
+ * ```
+ */
 export class RingScanner {
   readonly spec: z.output<typeof RingScannerSchema>;
   /** Planes in STIR order. */
@@ -276,7 +284,16 @@ function crystalPositions(n: number, radius: number, sides?: number): Float64Arr
   return xy;
 }
 
-/** mMR-like single ring as in the DDIP reference demo: 448 crystals, 224 views × 129 bins. */
+/**
+ * mMR-like single ring as in the DDIP reference demo: 448 crystals, 224 views × 129 bins.
+ *
+ * @example
+ * ```ts
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const lors = scanner.lors(); // one direct plane
+ * ```
+ */
 export function mmrLike2d(): RingScanner {
   return new RingScanner({
     name: "mMR-like 2D",
@@ -292,6 +309,12 @@ export function mmrLike2d(): RingScanner {
 /**
  * mMR-like multi-ring scanner: `rings` rings 4.0625 mm apart (64 on the real system),
  * span 1 up to `maxRingDifference`.
+ *
+ * @example
+ * ```ts
+ * const scanner = mmrLike3d({ rings: 8, maxRingDifference: 3 });
+ * console.log(scanner.sinogramShape);
+ * ```
  */
 export function mmrLike3d(
   options: { rings?: number; maxRingDifference?: number } = {},

@@ -245,7 +245,18 @@ export class KernelRecorder {
   }
 }
 
-/** The WebGPU device plus the caches petrel keeps on it. */
+/**
+ * The WebGPU device plus the caches petrel keeps on it.
+ *
+ * @example
+ * ```ts
+ * const ctx = await defaultContext();
+ * const a = ctx.array([3], Float32Array.of(1, 2, 3));
+ * const b = ctx.array([3]);
+ * ctx.run((rec) => scale(rec, b, a, 2)); // one submit for everything recorded
+ * console.log(await b.read()); // [2, 4, 6]
+ * ```
+ */
 export class GpuContext {
   #pipelines = new Map<string, GPUComputePipeline>();
   #modules = new Map<string, GPUShaderModule>();
@@ -444,6 +455,13 @@ let shared: Promise<GpuContext> | null = null;
 /**
  * The process-wide default context (created on first use). Recipes and tests share it so that
  * pipelines are compiled once.
+ *
+ * @example
+ * ```ts
+ * const ctx = await defaultContext(); // the shared WebGPU device (throws GpuUnavailableError without one)
+ * const x = ctx.array([4], Float32Array.of(1, 2, 3, 4));
+ * console.log(await x.read());
+ * ```
  */
 export function defaultContext(): Promise<GpuContext> {
   if (!shared) {

@@ -66,22 +66,10 @@ export function mul(rec: KernelRecorder, out: GpuArray, x: GpuArray, y: GpuArray
   rec.dispatch1d("elementwise", "mul", [ewParams(rec.ctx, n), out, x, y], n);
 }
 
-/** out = out ⊙ x */
-export function mulInPlace(rec: KernelRecorder, out: GpuArray, x: GpuArray): void {
-  const n = sameLength("mulInPlace", out, x);
-  rec.dispatch1d("elementwise", "mul_inplace", [ewParams(rec.ctx, n), out, x], n);
-}
-
 /** out = x / y where y > 0, else 0. */
 export function divSafe(rec: KernelRecorder, out: GpuArray, x: GpuArray, y: GpuArray): void {
   const n = sameLength("divSafe", out, x, y);
   rec.dispatch1d("elementwise", "div_safe", [ewParams(rec.ctx, n), out, x, y], n);
-}
-
-/** out = exp(a · x) (e.g. attenuation factors from line integrals of μ, a = −1). */
-export function expScaled(rec: KernelRecorder, out: GpuArray, x: GpuArray, a: number): void {
-  const n = sameLength("expScaled", out, x);
-  rec.dispatch1d("elementwise", "exp_scaled", [ewParams(rec.ctx, n, a), out, x], n);
 }
 
 /** Elements per workgroup in the deterministic reductions. */
@@ -131,7 +119,15 @@ export function recordSum(
   rec.copy(level, out, 4);
 }
 
-/** Sum of all elements, read back to the host. */
+/**
+ * Sum of all elements, read back to the host.
+ *
+ * @example
+ * ```ts
+ * const ctx = await defaultContext();
+ * await sum(ctx.array([3], Float32Array.of(1, 2, 3))); // 6 (deterministic block reduction)
+ * ```
+ */
 export async function sum(x: GpuArray): Promise<number> {
   const out = x.ctx.array([1]);
   x.ctx.run((rec) => recordSum(rec, out, x));

@@ -81,7 +81,14 @@ export async function readImage(path: string, options: ImageFileOptions = {}): P
   return { data: a.data, grid };
 }
 
-/** Writes a 3-D image as NIfTI, Interfile or `.npy` (chosen by the file name), atomically. */
+/**
+ * Writes a 3-D image as NIfTI, Interfile or `.npy` (chosen by the file name), atomically.
+ *
+ * @example
+ * ```ts
+ * await writeImage("out/x.nii", { data: image, grid }); // atomic: a temporary file, then a rename
+ * ```
+ */
 export async function writeImage(
   path: string,
   image: { data: ArrayLike<number>; grid: ImageGrid },

@@ -478,7 +478,15 @@ function checkFits(data: ArrayLike<number>, dtype: NiftiWriteDtype): void {
   }
 }
 
-/** Encodes an image as NIfTI-1 bytes (uncompressed unless `options.gzip`). */
+/**
+ * Encodes an image as NIfTI-1 bytes (uncompressed unless `options.gzip`).
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeNifti({ data: image, grid }); // float32, affine from the grid
+ * const back = decodeNifti(bytes);
+ * ```
+ */
 export function encodeNifti(image: NiftiImageInput, options: NiftiWriteOptions = {}): Uint8Array {
   const { data, grid } = image;
   const g = imageGrid(grid);

@@ -282,7 +282,15 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
   return decodeNpy(await readBytes(path), path, options);
 }
 
-/** Encodes an array (shape fastest first) as `.npy` bytes (format version 1). */
+/**
+ * Encodes an array (shape fastest first) as `.npy` bytes (format version 1).
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeNpy({ data: new Float32Array(6), shape: [3, 2] });
+ * await Deno.writeFile("out/a.npy", bytes);
+ * ```
+ */
 export function encodeNpy(
   array: { data: ArrayLike<number>; shape: readonly number[] },
   options: NpyWriteOptions = {},

@@ -109,6 +109,12 @@ export function mse(
 /**
  * Peak signal-to-noise ratio in dB, `10·log10(R²/MSE)` with R the truth's data range by default
  * (skimage's `peak_signal_noise_ratio(truth, test, data_range=R)`). Infinite for identical images.
+ *
+ * @example
+ * ```ts
+ * psnr(truth, image); // dB, data range = the truth's max − min
+ * psnr(truth, image, { mask: brain }); // over a mask only
+ * ```
  */
 export function psnr(
   truth: ArrayLike<number>,
@@ -362,6 +368,11 @@ export interface ImageMetrics {
  * PSNR, SSIM, NRMSE and MSE of `test` against `truth` in one call (the data range of the truth
  * unless `dataRange` is given; SSIM in `mode` "2d" by default). A `mask` restricts PSNR, NRMSE
  * and MSE (SSIM always uses the whole image, as its window needs the neighbourhood).
+ *
+ * @example
+ * ```ts
+ * const { psnr, ssim, nrmse } = imageMetrics(truth, image, { shape: [128, 128, 3] });
+ * ```
  */
 export function imageMetrics(
   truth: ArrayLike<number>,

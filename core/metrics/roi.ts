@@ -60,7 +60,15 @@ export function roiStats(image: ArrayLike<number>, mask: Mask): RoiStats {
   return { count: n, mean, std, cov: std / mean, min, max };
 }
 
-/** Mean of `image` inside `mask`. */
+/**
+ * Mean of `image` inside `mask`.
+ *
+ * @example
+ * ```ts
+ * const lesion = Uint8Array.from(truth, (v) => (v > 3 ? 1 : 0));
+ * roiMean(image, lesion) / roiMean(truth, lesion); // recovery of the lesion mean
+ * ```
+ */
 export function roiMean(image: ArrayLike<number>, mask: Mask): number {
   checkMask(image, mask, "roiMean");
   let n = 0, s = 0;
@@ -90,6 +98,12 @@ export interface ContrastRecoveryOptions {
  * Lesion contrast recovery `CRC = (ā/b̄ − 1) / (a_true/b_true − 1)`, with ā, b̄ the means of
  * `image` in the lesion and background masks. 1 means full recovery; for a cold lesion
  * (true ratio < 1) the same formula gives the cold contrast recovery.
+ *
+ * @example
+ * ```ts
+ * // CRC = (ā/b̄ − 1) / (a_true/b_true − 1)
+ * const crc = contrastRecovery(image, { lesion, background, truth });
+ * ```
  */
 export function contrastRecovery(
   image: ArrayLike<number>,

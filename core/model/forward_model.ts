@@ -73,6 +73,12 @@ export function gatherBins(full: ArrayLike<number>, bins: Uint32Array): Float32A
 /**
  * The forward model `ybar_k = m_k ⊙ (A_k x) + a_k` over ordered subsets `k` of the data.
  * Device arrays are owned by the model; call {@linkcode ForwardModel.destroy} to free them.
+ *
+ * @example
+ * ```ts
+ * const model = ringForwardModel(ctx, mmrLike2d(), { grid, subsets: 4 });
+ * const sens = await model.totalSensitivity().read(); // Aᵀ m over all subsets
+ * ```
  */
 export class ForwardModel {
   /** Shape of the image, fastest axis first. */
@@ -351,6 +357,15 @@ export interface RingModelOptions extends ForwardModelOptions {
  * subset of views (see {@linkcode RingModelOptions.projector}) (`RingScanner.subsetViews`), optionally after a shared Gaussian resolution
  * model, with attenuation from a μ-map (1/mm), normalisation and additive terms given as full
  * sinograms `[radial, views, planes]`.
+ *
+ * @example
+ * ```ts
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * // ybar = m ⊙ A x + a with attenuation from a μ-map (1/mm) and 4 ordered subsets
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: mu, subsets: 4 });
+ * ```
  */
 export function ringForwardModel(
   ctx: GpuContext,

@@ -15,7 +15,16 @@ import { recordSum } from "../gpu/ops.ts";
 import type { ForwardModel } from "./forward_model.ts";
 import { recordAxpyInPlace, recordEmRatio, recordLogLikelihoodTerms } from "./kernels.ts";
 
-/** The Poisson likelihood of data `y` (split into the model's subsets) under `model`. */
+/**
+ * The Poisson likelihood of data `y` (split into the model's subsets) under `model`.
+ *
+ * @example
+ * ```ts
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const x = await mlem(likelihood, { iterations: 20 });
+ * console.log(await likelihood.logLikelihood(x));
+ * ```
+ */
 export class PoissonLikelihood {
   /** Per-subset device arrays of the measured counts. */
   readonly data: readonly GpuArray[];

@@ -48,6 +48,18 @@ export interface SimulatedData {
 /**
  * Simulates measured data for the activity image `truth` (on the model's grid). The model's own
  * additive term is ignored: the additive term of the simulation comes from `options`.
+ *
+ * @example
+ * ```ts
+ * const truth = ctx.array(grid.shape, activity);
+ * // Poisson prompts with 1e5 expected trues and 20 % flat randoms
+ * const { counts, additive } = await simulateCounts(model, truth, {
+ *   trueCounts: 1e5,
+ *   randomsFraction: 0.2,
+ *   seed: 1,
+ * });
+ * model.setAdditive(additive);
+ * ```
  */
 export async function simulateCounts(
   model: ForwardModel,

@@ -25,6 +25,14 @@ export function gaussianTaps(fwhmMm: number, voxelMm: number): Float32Array {
 /**
  * Gaussian blur with FWHM per axis in mm (0 = no blur along that axis). Apply and adjoint are
  * the same separable convolution (the kernel is symmetric and the padding is zero).
+ *
+ * @example
+ * ```ts
+ * const ctx = await defaultContext();
+ * const grid = centredGrid([64, 64, 1], [2, 2, 2]);
+ * const blur = new GaussianFilter(ctx, grid, [4, 4, 0]); // FWHM in mm per axis
+ * const y = await applyToHost(ctx, blur, new Float32Array(64 * 64).fill(1));
+ * ```
  */
 export class GaussianFilter implements LinearOperator {
   readonly inShape: readonly number[];

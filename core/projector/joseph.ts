@@ -40,6 +40,15 @@ interface Chunk {
  * The forward projection is a gather (one invocation per LOR). Back projection accumulates in
  * 64-bit fixed point with integer atomics: its result does not depend on thread scheduling. One
  * fixed-point unit is about 2^-30 of the largest single contribution max|y| · step.
+ *
+ * @example
+ * ```ts
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const sino = await applyToHost(ctx, P, new Float32Array(128 * 128).fill(1));
+ * const back = await adjointToHost(ctx, P, sino);
+ * ```
  */
 export class JosephProjector implements LinearOperator {
   readonly inShape: readonly number[];

@@ -43,7 +43,15 @@ export function checkShape(
   }
 }
 
-/** `A₁ ∘ A₂ ∘ … ∘ Aₙ` (Aₙ applied first). Intermediate arrays are allocated once and reused. */
+/**
+ * `A₁ ∘ A₂ ∘ … ∘ Aₙ` (Aₙ applied first). Intermediate arrays are allocated once and reused.
+ *
+ * @example
+ * ```ts
+ * // resolution-modelled projector: A = P ∘ G
+ * const A = compose(ctx, P, new GaussianFilter(ctx, grid, [4, 4, 4]));
+ * ```
+ */
 export function compose(ctx: GpuContext, ...ops: LinearOperator[]): LinearOperator {
   if (ops.length === 0) throw new RangeError("compose needs at least one operator");
   for (let i = 0; i + 1 < ops.length; i++) {
@@ -123,7 +131,14 @@ export function diagonal(d: GpuArray): LinearOperator {
   };
 }
 
-/** Applies `op` to host data and reads the result back (one submit). */
+/**
+ * Applies `op` to host data and reads the result back (one submit).
+ *
+ * @example
+ * ```ts
+ * const y = await applyToHost(ctx, P, image); // host in, host out (one submit)
+ * ```
+ */
 export async function applyToHost(
   ctx: GpuContext,
   op: LinearOperator,
@@ -166,6 +181,12 @@ export interface AdjointnessResult {
 /**
  * Checks ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for uniform random x, y in [0, 1) drawn from `seed` (inner
  * products accumulated in float64 on the host).
+ *
+ * @example
+ * ```ts
+ * const { relativeError } = await adjointnessTest(ctx, P); // ⟨Ax, y⟩ vs ⟨x, Aᵀy⟩ on random vectors
+ * console.log(relativeError < 1e-5);
+ * ```
  */
 export async function adjointnessTest(
   ctx: GpuContext,

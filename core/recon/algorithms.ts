@@ -191,7 +191,15 @@ async function iterate(
   return x;
 }
 
-/** MLEM: full-data EM iterations (sums over the model's subsets when it has several). */
+/**
+ * MLEM: full-data EM iterations (sums over the model's subsets when it has several).
+ *
+ * @example
+ * ```ts
+ * const x = await mlem(new PoissonLikelihood(model, counts), { iterations: 20 });
+ * const image = await x.read();
+ * ```
+ */
 export async function mlem(likelihood: PoissonLikelihood, options: EmOptions): Promise<GpuArray> {
   const scratch = emScratch(likelihood);
   try {
@@ -204,7 +212,18 @@ export async function mlem(likelihood: PoissonLikelihood, options: EmOptions): P
   }
 }
 
-/** OSEM over the model's subsets (one submit per iteration = all subsets). */
+/**
+ * OSEM over the model's subsets (one submit per iteration = all subsets).
+ *
+ * @example
+ * ```ts
+ * // the model's subsets (e.g. ringForwardModel(…, { subsets: 14 })), 4 full iterations
+ * const x = await osem(new PoissonLikelihood(model, counts), {
+ *   iterations: 4,
+ *   callbacks: [progressCallback({ label: "OSEM" })],
+ * });
+ * ```
+ */
 export async function osem(likelihood: PoissonLikelihood, options: EmOptions): Promise<GpuArray> {
   const scratch = emScratch(likelihood);
   try {
@@ -228,6 +247,12 @@ export interface MapEmOptions extends EmOptions {
  * MAP-EM with De Pierro's separable surrogate for a {@linkcode NeighbourhoodPrior}
  * (maximises `L(x) − β R(x)`). With `orderedSubsets` and a multi-subset model each iteration
  * visits every subset; otherwise each iteration uses all data.
+ *
+ * @example
+ * ```ts
+ * const prior = relativeDifferencePrior(ctx, grid, { beta: 1, gamma: 2 });
+ * const x = await mapEm(likelihood, prior, { iterations: 10 });
+ * ```
  */
 export async function mapEm(
   likelihood: PoissonLikelihood,

@@ -54,7 +54,14 @@ export interface ProgressOptions {
   label?: string;
 }
 
-/** Prints `label OSEM 3/10  1.2 s` lines after iterations (waits for the device, reads nothing). */
+/**
+ * Prints `label OSEM 3/10  1.2 s` lines after iterations (waits for the device, reads nothing).
+ *
+ * @example
+ * ```ts
+ * await mlem(likelihood, { iterations: 20, callbacks: [progressCallback({ every: 5, label: "MLEM" })] });
+ * ```
+ */
 export function progressCallback(options: ProgressOptions = {}): ReconCallback {
   const enc = new TextEncoder();
   const write = options.write ??
@@ -105,6 +112,13 @@ export interface MetricsRecorder extends ReconCallback {
 /**
  * Evaluates `metrics` (default: NRMSE `‖x − t‖₂ / ‖t‖₂` from `core/metrics`) of the current image against `truth` after every
  * `every`-th iteration (reads the image back on those iterations only).
+ *
+ * @example
+ * ```ts
+ * const m = metricsCallback(truth); // NRMSE after every iteration
+ * await mlem(likelihood, { iterations: 20, callbacks: [m] });
+ * console.table(m.rows);
+ * ```
  */
 export function metricsCallback(
   truth: Float32Array,

@@ -11,6 +11,12 @@ import { GaussianFilter } from "../projector/gaussian.ts";
 /**
  * Returns a new device array holding `x` filtered with a Gaussian of `fwhmMm` (per axis, mm;
  * a single number applies in-plane only, leaving z alone). Zero padding at the edges.
+ *
+ * @example
+ * ```ts
+ * const x = await osem(likelihood, { iterations: 4 });
+ * const smooth = await gaussianPostFilter(ctx, grid, x, 4).read(); // 4 mm FWHM in-plane
+ * ```
  */
 export function gaussianPostFilter(
   ctx: GpuContext,

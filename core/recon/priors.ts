@@ -305,7 +305,15 @@ export class NeighbourhoodPrior {
   }
 }
 
-/** A quadratic neighbourhood prior (Gaussian MRF) with strength `beta`. */
+/**
+ * A quadratic neighbourhood prior (Gaussian MRF) with strength `beta`.
+ *
+ * @example
+ * ```ts
+ * const q = quadraticPrior(ctx, grid, { beta: 0.5 });
+ * const x = await mapEm(likelihood, q, { iterations: 10 });
+ * ```
+ */
 export function quadraticPrior(
   ctx: GpuContext,
   grid: ImageGrid,
@@ -314,7 +322,16 @@ export function quadraticPrior(
   return new NeighbourhoodPrior(ctx, grid, "quadratic", options);
 }
 
-/** A relative-difference prior (Nuyts et al. 2002) with strength `beta`, γ and ε. */
+/**
+ * A relative-difference prior (Nuyts et al. 2002) with strength `beta`, γ and ε.
+ *
+ * @example
+ * ```ts
+ * const rdp = relativeDifferencePrior(ctx, grid, { beta: 1, gamma: 2 });
+ * const x = await mapEm(likelihood, rdp, { iterations: 10 });
+ * rdp.destroy();
+ * ```
+ */
 export function relativeDifferencePrior(
   ctx: GpuContext,
   grid: ImageGrid,

@@ -31,6 +31,12 @@ export interface Sweep {
 /**
  * OSEM for `iterations` iterations (the model's subsets), post-filtered with each in-plane
  * Gaussian FWHM (mm; 0 = unfiltered) after every iteration.
+ *
+ * @example
+ * ```ts
+ * const sweep = await osemSweep(ctx, likelihood, grid, { iterations: 6, fwhmMm: [0, 3, 5] });
+ * const best = sweep.images.reduce((a, b) => (psnr(truth, b.image) > psnr(truth, a.image) ? b : a));
+ * ```
  */
 export async function osemSweep(
   ctx: GpuContext,
@@ -68,6 +74,11 @@ export async function osemSweep(
 /**
  * MAP-EM (OS, De Pierro) with the relative-difference prior for each β, `iterations` iterations
  * from a uniform image (8 neighbours in-plane for single slices, 26 otherwise).
+ *
+ * @example
+ * ```ts
+ * const sweep = await mapRdpSweep(ctx, likelihood, grid, { betas: [0.3, 1, 3], iterations: 20 });
+ * ```
  */
 export async function mapRdpSweep(
   ctx: GpuContext,

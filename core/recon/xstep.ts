@@ -6,7 +6,7 @@
  *   x_em = (x / s) ⊙ Aᵀ(m ⊙ y / ybar(x)),
  *   x ← ½ [(z − s/β) + √((z − s/β)² + 4 x_em s/β)]   (per voxel),
  *
- * the closed-form maximiser of the EM surrogate plus the quadratic coupling (`docs/method.md`).
+ * the closed-form maximiser of the EM surrogate plus the quadratic coupling (`docs/ddip.md`).
  * It is evaluated without dividing by `s` or β (and in a cancellation-free form), so voxels with
  * zero sensitivity become `max(z, 0)`. All iterations are recorded into the caller's recorder.
  *
@@ -38,6 +38,14 @@ export interface XStepOptions {
 /**
  * The x-step with its scratch arrays allocated once (reuse it across many HQS steps). Uses all
  * data in every iteration (the EM back projection sums over the model's subsets).
+ *
+ * @example
+ * ```ts
+ * const step = new PenalisedEmStep(likelihood);
+ * // 5 De Pierro iterations of −L(x) + (β/2)‖x − z‖² started from max(z, 0)
+ * ctx.run((rec) => step.record(rec, x, z, { beta: 1e-3, iterations: 5, initFromTarget: true }));
+ * step.destroy();
+ * ```
  */
 export class PenalisedEmStep {
   #bp: GpuArray;
@@ -103,19 +111,4 @@ export class PenalisedEmStep {
     this.#bp.destroy();
     this.#tmp?.destroy();
   }
-}
-
-/**
- * Records an x-step with scratch arrays that live until the recorder's work is done (convenient
- * for one-off use; prefer {@linkcode PenalisedEmStep} in loops).
- */
-export function recordPenalisedEm(
-  rec: KernelRecorder,
-  likelihood: PoissonLikelihood,
-  target: { x: GpuArray; z: GpuArray },
-  options: XStepOptions,
-): void {
-  const shape = likelihood.model.imageShape;
-  const step = new PenalisedEmStep(likelihood, { bp: rec.temp(shape), tmp: rec.temp(shape) });
-  step.record(rec, target.x, target.z, options);
 }

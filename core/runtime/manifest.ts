@@ -127,7 +127,14 @@ async function writeFileAtomic(path: string, data: Uint8Array | string): Promise
   }
 }
 
-/** Writes a manifest (validated) as pretty JSON. */
+/**
+ * Writes a manifest (validated) as pretty JSON.
+ *
+ * @example
+ * ```ts
+ * await writeManifest("out/manifest.json", manifest); // validated, written atomically
+ * ```
+ */
 export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
   ManifestSchema.parse(manifest);
   await writeFileAtomic(path, JSON.stringify(manifest, null, 2) + "\n");

@@ -77,7 +77,22 @@ export interface Recipe<S extends ParamsSchema = ParamsSchema> {
   run: RecipeRun<z.output<S>>;
 }
 
-/** Bundles a recipe's schema and body with their types tied together (use as the default export). */
+/**
+ * Bundles a recipe's schema and body with their types tied together (use as the default export).
+ *
+ * @example
+ * ```ts
+ * export default defineRecipe({
+ *   description: "writes a summary of its input",
+ *   params: z.object({ iterations: z.number().int().positive().default(20) }),
+ *   async run(ctx) {
+ *     const counts = await ctx.readInput("prompts.npy");
+ *     ctx.log(`${ctx.params.iterations} iterations on ${counts.length} bytes`);
+ *     await ctx.writeJson("summary.json", { iterations: ctx.params.iterations });
+ *   },
+ * });
+ * ```
+ */
 export function defineRecipe<S extends ParamsSchema>(recipe: Recipe<S>): Recipe<S> {
   if (!(recipe.params instanceof z.ZodObject)) {
     throw new TypeError("defineRecipe: params must be a zod object schema (z.object({...}))");

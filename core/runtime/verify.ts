@@ -109,6 +109,12 @@ async function changedFiles(recorded: Manifest["inputs"]): Promise<string[]> {
  * Reruns the run recorded in `manifestPath` (same recipe, inputs, models, parameters, seed and
  * limits) and compares its outputs with the recorded ones. The recorded output folder (the
  * manifest's folder) is read to compare numeric outputs element by element.
+ *
+ * @example
+ * ```ts
+ * const report = await verifyManifest("out/run1/manifest.json"); // re-run and compare outputs
+ * console.log(report.sameAdapter, report.rerunDir);
+ * ```
  */
 export async function verifyManifest(
   manifestPath: string,

@@ -56,6 +56,12 @@ function fractionName(f: number): string {
  * so with `T` trues: prompts `P = T / (1 − r − s)`, randoms `r·P`, scatter `s·P` — the same
  * fractions at every dose (randoms really scale with dose², but at these rates a constant fraction
  * is the common simplification; say so when it matters).
+ *
+ * @example
+ * ```ts
+ * // full dose and 1/4, 1/10, 1/20 of 1e7 trues, second noise realisation
+ * const levels = countLevels({ fullCounts: 1e7, realisation: 1, seed: 1 });
+ * ```
  */
 export function countLevels(options: CountLevelOptions): CountLevel[] {
   const r = CountLevelOptionsSchema.safeParse(options);

@@ -232,6 +232,12 @@ export interface BrainPhantomStudyOptions
  * A full study on the procedural phantom: activity per tracer, MR, μ-map, label fractions and
  * regions on the output grid (the phantom is centred on the world origin; in 2D the slice sits at
  * z = 0).
+ *
+ * @example
+ * ```ts
+ * const study = brainPhantomStudy({ seed: 3, dims: 2 }); // activity per tracer, MR, μ-map, masks
+ * const fdg = study.activity.fdg;
+ * ```
  */
 export function brainPhantomStudy(options: BrainPhantomStudyOptions = {}): SimulatedStudy {
   const dims = options.dims ?? 3;

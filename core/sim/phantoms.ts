@@ -165,6 +165,13 @@ export const NEMA_MU_PER_MM = { water: 0.0096, pmma: 0.0112, lung: 0.0029 } as c
 /**
  * The NEMA IEC body phantom on `grid` (phantom coordinates = grid world coordinates; a single
  * slice at z = 0 cuts all six spheres through their centres).
+ *
+ * @example
+ * ```ts
+ * const grid = centredGrid([128, 128, 40], [2, 2, 2]);
+ * const nema = nemaIecPhantom(grid, { sphereToBackground: 4 });
+ * const activity = nema.activity;
+ * ```
  */
 export function nemaIecPhantom(grid: ImageGrid, options: NemaOptions = {}): AnalyticPhantom {
   const bg = options.background ?? 1;
@@ -248,7 +255,14 @@ export function derenzoRods(options: DerenzoOptions = {}): { x: number; y: numbe
   return rods;
 }
 
-/** A Derenzo hot-rod phantom on `grid` (cylinder axis = z). */
+/**
+ * A Derenzo hot-rod phantom on `grid` (cylinder axis = z).
+ *
+ * @example
+ * ```ts
+ * const rods = derenzoPhantom(centredGrid([128, 128, 1], [1, 1, 2]));
+ * ```
+ */
 export function derenzoPhantom(grid: ImageGrid, options: DerenzoOptions = {}): AnalyticPhantom {
   const R = options.radiusMm ?? 100;
   const hl = options.halfLengthMm ?? 50;

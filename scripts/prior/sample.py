@@ -6,7 +6,7 @@ pure noise. Writes a PNG and a JSON of the numbers.
   /usr/bin/python3 scripts/prior/sample.py --ckpt out/prior/ckpt.pt --data out/prior/fdg_test \
       --stacks 2 5 --png docs/figures/prior_samples.png
 
-Sampler (as in docs/method.md, DDS-style DDIM without the data step): for t = t_start-1 … 0,
+Sampler (as in docs/ddip.md, DDS-style DDIM without the data step): for t = t_start-1 … 0,
 x̂0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t,
 x_{t−1} = √ᾱ_{t−1} clip(x̂0, 0, 1) + η √(1−ᾱ_{t−1}) u + √(1−η²) √(1−ᾱ_{t−1}) ε, u ~ N(0, I).
 From pure noise the same rule runs on --noise-steps evenly spaced steps from T−1.

@@ -7,15 +7,18 @@ import { simulateCounts } from "../../core/model/simulate.ts";
 import { loadPrior } from "../../core/diffusion/load.ts";
 import type { ScorePrior } from "../../core/diffusion/prior.ts";
 import { tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
-import { Rng } from "../../core/random.ts";
+import { Rng, subSeed } from "../../core/random.ts";
 import {
   DDIP_CPU_PRESET,
+  DDIP_PAPER,
   ddipConfig,
+  DdipOverridesSchema,
   ddipStack,
   type DdipStackProblem,
   ddipVolume,
   directPlaneScanner,
   type DirectPlaneVolume,
+  hqsBeta,
   nllLossGradEps,
   volumeStackCentres,
 } from "../../core/recon/ddip/mod.ts";
@@ -64,16 +67,34 @@ async function problem(ctx: GpuContext): Promise<DdipStackProblem & { truth: Flo
 
 const FAST = { startT: 40, steps: 4, fineTuneIterations: 2, emIterations: 3, initIterations: 3 };
 
-Deno.test("DDIP config: reference defaults, CPU preset, and readable validation errors", () => {
+Deno.test("DDIP config: tuned defaults, the paper preset, lr scaled to the AdamW steps, layers, readable errors", () => {
+  // the library default: the validated 25-step chain, lr "auto" = 0.1 / 50 AdamW steps
   const c = ddipConfig();
-  assert(c.startT === 200 && c.steps === 200 && c.fineTuneIterations === 2);
-  assert(c.emIterations === 5 && c.beta === 0.01 && c.lr === 5e-4 && c.eta === 0.85);
+  assert(c.startT === 200 && c.steps === 25 && c.fineTuneIterations === 2 && c.lr === 2e-3);
+  assert(c.emIterations === 5 && c.beta === 0.01 && c.eta === 0.85 && c.finalEmIterations === 0);
   assert(c.initIterations === 20 && c.clipNorm === 1 && c.fineTuneEvery === 1);
-  assert(c.scaleHeadroom === 1.8 && c.scalePercentile === 99.5);
-  // the CPU preset changes only the chain length and (to make up for fewer steps) the lr
-  const cpu = ddipConfig(DDIP_CPU_PRESET);
-  assert(cpu.steps === 25 && cpu.lr === 2e-3);
-  assert(JSON.stringify({ ...cpu, steps: 200, lr: 5e-4 }) === JSON.stringify(c));
+  assert(c.scaleHeadroom === 1.8 && c.scalePercentile === 99.5 && c.betaEnd === undefined);
+  // the CPU preset spells out the same chain
+  assert(JSON.stringify(ddipConfig(DDIP_CPU_PRESET)) === JSON.stringify(c));
+  // the paper's constants: 200 steps at lr 5e-4, otherwise the same
+  const paper = ddipConfig(DDIP_PAPER);
+  assert(paper.steps === 200 && paper.lr === 5e-4);
+  assert(JSON.stringify({ ...c, steps: 200, lr: 5e-4 }) === JSON.stringify(paper));
+  // lr "auto": lrBudget / (ceil(steps / fineTuneEvery) × fineTuneIterations)
+  assert(ddipConfig({ steps: 100 }).lr === 0.1 / 200);
+  assert(ddipConfig({ steps: 100, fineTuneEvery: 3, fineTuneIterations: 1 }).lr === 0.1 / 34);
+  assert(ddipConfig({ steps: 10, lrBudget: 0.05 }).lr === 0.05 / 20);
+  // later layers win, undefined values are skipped
+  const layered = ddipConfig(DDIP_PAPER, { steps: 50, lr: undefined });
+  assert(layered.steps === 50 && layered.lr === 5e-4);
+  // β schedule: geometric from beta to betaEnd
+  const b = ddipConfig({ beta: 0.01, betaEnd: 1e-4 });
+  assert(hqsBeta(b, 0, 25) === 0.01 && Math.abs(hqsBeta(b, 24, 25) - 1e-4) < 1e-15);
+  assert(Math.abs(hqsBeta(b, 12, 25) - 1e-3) < 1e-15 && hqsBeta(c, 7, 25) === 0.01);
+  // the overrides schema is what recipes reuse
+  const recipe = DdipOverridesSchema.pick({ steps: true, lr: true });
+  assert(JSON.stringify(recipe.parse({ steps: 5 })) === '{"steps":5}');
+  assertThrows(() => recipe.parse({ steps: 0 }));
   assertThrows(() => ddipConfig({ steps: 300 }), /steps must be ≤ startT/);
   assertThrows(() => ddipConfig({ beta: -1 }), /invalid DDIP configuration: beta/);
   assertThrows(() => ddipConfig({ eta: 1.5 }), /eta/);
@@ -244,6 +265,54 @@ async function assertRejects(fn: () => Promise<unknown>, re: RegExp): Promise<vo
   assert(err instanceof Error && re.test(err.message), `expected rejection ${re}, got ${err}`);
 }
 
+Deno.test("DDIP levers and uncertainty: final data-consistency EM raises L, samples give the mean and std of the seeded chains", async () => {
+  const ctx = await defaultContext();
+  const prior = await tinyPrior();
+  const p = await problem(ctx);
+  try {
+    const cfg = { ...FAST, steps: 2, fineTuneIterations: 1, seed: 4 };
+    const plain = await ddipStack(prior, p, { config: cfg });
+    // penalised EM started at the chain's output never lowers L(x) − (β/2)‖x − z‖², which is L(z)
+    // at the start, so the final image's likelihood is at least the plain chain's
+    const dc = await ddipStack(prior, p, {
+      config: { ...cfg, finalEmIterations: 3, finalBeta: 1e-4 },
+    });
+    assert(dc.logLikelihood.final > plain.logLikelihood.final, "final EM raises L");
+    assert(dc.timings.xSteps === plain.timings.xSteps + 1);
+    const late = await ddipStack(prior, p, { config: { ...cfg, betaEnd: 1e-4 } });
+    assert(late.image.some((v, i) => v !== plain.image[i]), "a β schedule changes the chain");
+
+    // 3 chains: chain 0 is the plain run, chain k the run seeded subSeed(4, "sample-k") from the
+    // same initialisation and scale; mean and std (N − 1) recomputed here in float64
+    const ens = await ddipStack(prior, p, { config: cfg, samples: 3 });
+    const runs = [plain.image];
+    for (const k of [1, 2]) {
+      const r = await ddipStack(prior, p, {
+        config: cfg,
+        seed: subSeed(4, `sample-${k}`),
+        init: plain.init,
+        scale: plain.scale,
+      });
+      runs.push(r.image);
+    }
+    assert(ens.samples === 3 && ens.std !== undefined && ens.std.length === plain.image.length);
+    let spread = 0;
+    for (let v = 0; v < plain.image.length; v++) {
+      const m = (runs[0][v] + runs[1][v] + runs[2][v]) / 3;
+      const sd = Math.sqrt(runs.reduce((a, r) => a + (r[v] - m) ** 2, 0) / 2);
+      assert(Math.abs(ens.image[v] - m) <= 1e-6 * Math.max(1, m), `mean at ${v}`);
+      assert(Math.abs(ens.std[v] - sd) <= 1e-6 * Math.max(1, sd), `std at ${v}`);
+      spread += sd;
+    }
+    assert(spread > 0, "different seeds spread");
+    assert(ens.timings.steps === 3 * plain.timings.steps);
+    await assertRejects(() => ddipStack(prior, p, { config: cfg, samples: 0 }), /samples/);
+  } finally {
+    p.likelihood.destroy();
+    p.likelihood.model.destroy();
+  }
+});
+
 Deno.test("DDIP volume: overlapping stacks cover every slice, volume scale, reproducible", async () => {
   assert(volumeStackCentres(5).join() === "1,2,3");
   assert(volumeStackCentres(7, 3).join() === "1,4,5");
@@ -276,4 +345,8 @@ Deno.test("DDIP volume: overlapping stacks cover every slice, volume scale, repr
   }
   const b = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3 });
   assertIdentical(a.image, b.image, "volume rerun");
+  // the spread over 2 seeds, combined like the image
+  const u = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3, samples: 2 });
+  assert(u.std !== undefined && u.std.length === truth.length && u.std.every((v) => v >= 0));
+  assert(u.std.some((v) => v > 0) && a.std === undefined);
 });

@@ -1,39 +1,45 @@
 /**
- * The DDIP-HQS constants: the zod schema (the one source of defaults), the named presets and the
- * methods (see `docs/ddip.md`).
+ * The DDIP-HQS constants: the fields (zod), the library defaults (the one source of defaults), the
+ * named presets and the methods. `docs/ddip.md` explains every field and how the defaults were
+ * chosen.
  *
  * @module
  */
 
 import { z } from "zod";
 
-/** zod schema of the DDIP-HQS constants; every default is the reference value of method.md. */
-export const DdipConfigSchema = z.object({
+/** Every DDIP constant with its constraint (no defaults: see {@linkcode DDIP_DEFAULTS}). */
+const FIELDS = {
   /** Start time of the reverse chain (exclusive upper bound; reference 200 of T = 1000). */
-  startT: z.number().int().positive().default(200),
-  /** Reverse steps, evenly strided from startT − 1 down to 0 (reference 200 = every t). */
-  steps: z.number().int().positive().default(200),
-  /** Fine-tuning iterations per reverse step (reference 2). */
-  fineTuneIterations: z.number().int().min(0).default(2),
+  startT: z.number().int().positive(),
+  /** Reverse steps, evenly strided from startT − 1 down to 0 (paper 200 = every t). */
+  steps: z.number().int().positive(),
+  /** Fine-tuning iterations per reverse step (paper 2). */
+  fineTuneIterations: z.number().int().min(0),
   /**
-   * Fine-tune on every `fineTuneEvery`-th reverse step only (reference 1 = every step); a CPU
+   * Fine-tune on every `fineTuneEvery`-th reverse step only (paper 1 = every step); a CPU
    * economy when the VJP graph is expensive. The LoRA weights carry over in between.
    */
-  fineTuneEvery: z.number().int().positive().default(1),
-  /** Penalised-EM iterations per x-step (reference 5). */
-  emIterations: z.number().int().min(0).default(5),
-  /** HQS coupling β on the prior's [0, 1] scale (reference 0.01). */
-  beta: z.number().positive().finite().default(0.01),
-  /** AdamW learning rate (reference 5e-4). */
-  lr: z.number().positive().finite().default(5e-4),
+  fineTuneEvery: z.number().int().positive(),
+  /** Penalised-EM iterations per x-step (paper 5). */
+  emIterations: z.number().int().min(0),
+  /** HQS coupling β on the prior's [0, 1] scale (paper 0.01). */
+  beta: z.number().positive().finite(),
+  /**
+   * AdamW learning rate (paper 5e-4), or `"auto"`: `lrBudget` divided by the number of AdamW
+   * steps of the chain, so that a longer chain does not drift further from the prior.
+   */
+  lr: z.union([z.number().positive().finite(), z.literal("auto")]),
+  /** `lr × AdamW steps` of `lr: "auto"` (0.1: the validated 2e-3 × 50 of the 25-step chain). */
+  lrBudget: z.number().positive().finite(),
   /** AdamW decoupled weight decay (PyTorch's AdamW default, 0.01). */
-  weightDecay: z.number().min(0).finite().default(0.01),
-  /** Global gradient-norm clip (reference 1.0). */
-  clipNorm: z.number().positive().default(1.0),
-  /** DDIM stochasticity η (reference 0.85). */
-  eta: z.number().min(0).max(1).default(0.85),
-  /** MLEM iterations of the initialisation (reference 20, from a uniform image). */
-  initIterations: z.number().int().min(0).default(20),
+  weightDecay: z.number().min(0).finite(),
+  /** Global gradient-norm clip (paper 1.0). */
+  clipNorm: z.number().positive(),
+  /** DDIM stochasticity η (paper 0.85). */
+  eta: z.number().min(0).max(1),
+  /** MLEM iterations of the initialisation (paper 20, from a uniform image). */
+  initIterations: z.number().int().min(0),
   /**
    * Automatic intensity scale: the `scalePercentile`-th percentile of the MLEM initialisation
    * after a Gaussian filter of `scaleFilterFwhmMm` (in-plane), times `scaleHeadroom`, is mapped to
@@ -45,45 +51,169 @@ export const DdipConfigSchema = z.object({
    * condition (BrainWeb 50, amyloid-negative, not a test subject): PSNR 32.82 / 33.00 / 31.65 dB
    * and lesion CRC 0.53 / 0.74 / 0.82 at 1.35 / 1.8 / 2.5.
    */
-  scalePercentile: z.number().gt(0).max(100).default(99.5),
-  scaleFilterFwhmMm: z.number().min(0).finite().default(4),
-  scaleHeadroom: z.number().positive().finite().default(1.8),
+  scalePercentile: z.number().gt(0).max(100),
+  scaleFilterFwhmMm: z.number().min(0).finite(),
+  scaleHeadroom: z.number().positive().finite(),
+  /**
+   * HQS coupling at the last reverse step: β goes geometrically from `beta` to `betaEnd` along
+   * the chain (equal to `beta` by default: constant). A smaller value lets the late x-step targets
+   * follow the data more than the prior.
+   */
+  betaEnd: z.number().positive().finite().optional(),
+  /**
+   * Data-consistency iterations after the chain: penalised-EM iterations with coupling
+   * `finalBeta` towards the chain's output, started from it (0 = none, the paper).
+   */
+  finalEmIterations: z.number().int().min(0),
+  /** Coupling of the final data-consistency iterations (→ 0: plain MLEM from the output). */
+  finalBeta: z.number().positive().finite(),
   /** Seed of the start noise and the DDIM noise. */
-  seed: z.number().int().default(0),
-}).strict().refine((c) => c.steps <= c.startT, {
-  message: "steps must be ≤ startT (one network evaluation per integer timestep at most)",
-  path: ["steps"],
-});
-
-/** The constants as given (all optional). */
-export type DdipConfigInput = z.input<typeof DdipConfigSchema>;
-/** The resolved constants. */
-export type DdipConfig = z.output<typeof DdipConfigSchema>;
-
-/** The reference constants (method.md): 200 steps from t = 200, 2 × (5 EM + 1 AdamW) per step. */
-export const DDIP_REFERENCE: DdipConfigInput = {};
+  seed: z.number().int(),
+};
 
 /**
- * The faster CPU preset: the same start time and per-step work, but 25 strided reverse steps
- * (t = 199, 191, …, 0; 50 AdamW steps and 125 EM x-step iterations in all instead of 400 and
- * 2000), about 8× cheaper than the reference chain, with the learning rate raised to 2e-3 to
- * make up for 8× fewer AdamW steps. 2e-3 was chosen on a validation condition (BrainWeb 50,
- * amyloid-negative, 1·10⁵ counts/slice; not one of the test subjects 51–53): PSNR 31.33 / 32.82 /
- * 32.67 dB at lr 5e-4 / 2e-3 / 5e-3 (`docs/results.md`, "Tuning").
+ * The DDIP constants as partial overrides (every field optional, no defaults, unknown fields
+ * refused): what presets and recipes hold. A recipe can reuse single fields, e.g.
+ * `DdipOverridesSchema.pick({ steps: true, lr: true, beta: true })`.
+ *
+ * @example
+ * ```ts
+ * import { DdipOverridesSchema } from "./config.ts";
+ * const RecipeParams = DdipOverridesSchema.pick({ steps: true, lr: true, beta: true, eta: true });
+ * RecipeParams.parse({ steps: 25 }); // { steps: 25 }
+ * ```
+ */
+export const DdipOverridesSchema = z.object(FIELDS).partial().strict();
+
+/** The constants as given (all optional). */
+export type DdipConfigInput = z.input<typeof DdipOverridesSchema>;
+
+/** Number of AdamW steps a chain takes (for `lr: "auto"`). */
+export function adamSteps(
+  c: { steps: number; fineTuneEvery: number; fineTuneIterations: number },
+): number {
+  return Math.ceil(c.steps / c.fineTuneEvery) * c.fineTuneIterations;
+}
+
+/**
+ * zod schema of the complete constants (every field required; {@linkcode ddipConfig} fills the
+ * missing ones from {@linkcode DDIP_DEFAULTS}); resolves `lr: "auto"` to a number.
+ */
+export const DdipConfigSchema = z.object(FIELDS).strict()
+  .refine((c) => c.steps <= c.startT, {
+    message: "steps must be ≤ startT (one network evaluation per integer timestep at most)",
+    path: ["steps"],
+  })
+  .transform((c) => ({
+    ...c,
+    lr: c.lr === "auto" ? c.lrBudget / Math.max(1, adamSteps(c)) : c.lr,
+  }));
+
+/** The resolved constants (`lr` a number). */
+export type DdipConfig = z.output<typeof DdipConfigSchema>;
+
+// the paper's constants as a complete literal (DDIP_DEFAULTS builds on it)
+const PAPER = {
+  startT: 200,
+  steps: 200,
+  fineTuneIterations: 2,
+  fineTuneEvery: 1,
+  emIterations: 5,
+  beta: 0.01,
+  lr: 5e-4,
+  weightDecay: 0.01,
+  clipNorm: 1,
+  eta: 0.85,
+  initIterations: 20,
+  finalEmIterations: 0,
+};
+/**
+ * The paper's constants (Hashimoto & Gong; `docs/ddip.md`): 200 reverse steps from t = 200, each
+ * 2 × (5 penalised-EM iterations + 1 AdamW step at lr 5e-4), β 0.01, η 0.85. On a CPU the chain
+ * costs about 8× the default, and its 400 AdamW steps fit the noise of the x-step targets
+ * (issue 15: a speckled cortex on FDG).
+ */
+export const DDIP_PAPER: DdipConfigInput = PAPER;
+
+/** The former name of {@linkcode DDIP_PAPER}. */
+export const DDIP_REFERENCE: DdipConfigInput = DDIP_PAPER;
+
+/**
+ * The library defaults (`ddipConfig()` with no input): the paper's start time and per-step work,
+ * 25 strided reverse steps (t = 199, 191, …, 0; 50 AdamW steps) and `lr: "auto"`, which gives
+ * 0.1 / 50 = 2e-3 here and scales down for longer chains so they cannot drift further. 2e-3 at
+ * 25 steps was chosen on a validation condition (BrainWeb 50, amyloid-negative, 1·10⁵
+ * counts/slice; not one of the test subjects 51–53): PSNR 31.33 / 32.82 / 32.67 dB at lr 5e-4 /
+ * 2e-3 / 5e-3 (`docs/results.md`, "Tuning").
+ */
+export const DDIP_DEFAULTS: Readonly<z.input<typeof DdipConfigSchema>> = Object.freeze(
+  {
+    ...PAPER,
+    steps: 25,
+    lr: "auto",
+    lrBudget: 0.1,
+    scalePercentile: 99.5,
+    scaleFilterFwhmMm: 4,
+    scaleHeadroom: 1.8,
+    finalEmIterations: 0,
+    finalBeta: 0.01,
+    seed: 0,
+  } as const,
+);
+
+/**
+ * The 25-step CPU chain with its learning rate spelled out (equal to the defaults): about 8×
+ * cheaper than {@linkcode DDIP_PAPER}, lr raised to 2e-3 for its 8× fewer AdamW steps.
  */
 export const DDIP_CPU_PRESET: DdipConfigInput = { steps: 25, lr: 2e-3 };
 
-/** Validates DDIP constants; throws one readable error listing every problem. */
-export function ddipConfig(input: DdipConfigInput = {}): DdipConfig {
-  const r = DdipConfigSchema.safeParse(input);
+/**
+ * Resolves DDIP constants: {@linkcode DDIP_DEFAULTS}, then each layer in turn (later layers win;
+ * `undefined` values are skipped), validated as a whole. Throws one readable error listing every
+ * problem.
+ *
+ * @example
+ * ```ts
+ * import { DDIP_PAPER, ddipConfig } from "./config.ts";
+ * ddipConfig().lr; // 0.002: 25 steps, lr "auto"
+ * ddipConfig(DDIP_PAPER, { steps: 50 }); // the paper's constants with a shorter chain
+ * ddipConfig({ steps: 100 }).lr; // 0.0005 (0.1 / 200 AdamW steps)
+ * ```
+ */
+export function ddipConfig(...layers: (DdipConfigInput | undefined)[]): DdipConfig {
+  const merged: Record<string, unknown> = { ...DDIP_DEFAULTS };
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer ?? {})) if (v !== undefined) merged[k] = v;
+  }
+  const r = DdipConfigSchema.safeParse(merged);
   if (!r.success) {
     throw new RangeError(
       `invalid DDIP configuration: ${
         r.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`).join("; ")
-      } (see DdipConfigSchema for the expected fields)`,
+      } (see DdipOverridesSchema for the expected fields)`,
     );
   }
   return r.data;
+}
+
+/**
+ * The HQS coupling β (prior's scale) at reverse step `i` of `n`: `beta`, or geometric from `beta`
+ * at the first step to `betaEnd` at the last.
+ *
+ * @example
+ * ```ts
+ * import { ddipConfig, hqsBeta } from "./config.ts";
+ * const c = ddipConfig({ beta: 0.01, betaEnd: 0.0001 });
+ * [hqsBeta(c, 0, 25), hqsBeta(c, 12, 25), hqsBeta(c, 24, 25)]; // ≈ [0.01, 0.001, 0.0001]
+ * ```
+ */
+export function hqsBeta(
+  config: { beta: number; betaEnd?: number },
+  i: number,
+  n: number,
+): number {
+  if (config.betaEnd === undefined || n < 2) return config.beta;
+  return config.beta * (config.betaEnd / config.beta) ** (i / (n - 1));
 }
 
 /** The diffusion-based methods this module runs. */

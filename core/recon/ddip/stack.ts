@@ -1,7 +1,7 @@
 /**
  * DDIP-HQS: PET reconstruction with a deep diffusion image prior adapted to the data by LoRA
  * fine-tuning, with half-quadratic splitting between the data term and the network
- * (Hashimoto & Gong, arXiv 2507.15078; `../shared/docs/method.md`), plus the diffusion
+ * (Hashimoto & Gong, arXiv 2507.15078; `docs/ddip.md`), plus the diffusion
  * baselines/ablations that share its sampler:
  *
  * - `"ddip-hqs"`: per reverse step, `fineTuneIterations` × (Tweedie estimate z (no gradient) →
@@ -31,7 +31,7 @@ import { AdamW } from "../../diffusion/adamw.ts";
 import type { LoraState } from "../../diffusion/lora.ts";
 import type { ScorePrior } from "../../diffusion/prior.ts";
 import { ddimStep, noiseTo, tweedie, tweedieLossGrad } from "../../diffusion/sampler.ts";
-import { Rng } from "../../random.ts";
+import { Rng, subSeed } from "../../random.ts";
 import { mlem } from "../algorithms.ts";
 import type { IterationState, ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
@@ -42,6 +42,7 @@ import {
   ddipConfig,
   type DdipConfigInput,
   type DdipMethod,
+  hqsBeta,
 } from "./config.ts";
 import { autoScale } from "./scale.ts";
 
@@ -67,7 +68,7 @@ export interface DdipIterationState extends IterationState {
 
 /** Options of {@linkcode ddipStack}. */
 export interface DdipStackOptions {
-  /** The constants (defaults: the reference). */
+  /** The constants (defaults: {@linkcode DDIP_DEFAULTS}). */
   config?: DdipConfigInput;
   /** Which method (default "ddip-hqs"). */
   method?: DdipMethod;
@@ -84,6 +85,14 @@ export interface DdipStackOptions {
   init?: Float32Array;
   /** Seed override (default `config.seed`). */
   seed?: number;
+  /**
+   * Chains to run from different seeds (default 1). With N > 1 the result's image is their
+   * voxel-wise mean and `std` their voxel-wise standard deviation (N − 1 in the denominator): a
+   * posterior-like spread. Chain 0 uses `seed`, chain k > 0 `subSeed(seed, "sample-k")`; all share
+   * the initialisation and the scale, and each starts from the LoRA state given (chain 0 adapts
+   * `params` in place, the others adapt copies).
+   */
+  samples?: number;
   /** Progress observers (same protocol as the classical algorithms; one call per step). */
   callbacks?: readonly ReconCallback[];
   /** Stops between steps when aborted. */
@@ -152,9 +161,20 @@ export interface DdipStackResult {
   useMr: boolean;
   config: DdipConfig;
   seed: number;
+  /** Chains averaged (`options.samples`). */
+  samples: number;
+  /** Voxel-wise standard deviation over the chains (activity units; only when samples > 1). */
+  std?: Float32Array;
 }
 
-/** The MLEM initialisation (activity units) of a stack: `iterations` EM iterations from 1. */
+/**
+ * The MLEM initialisation (activity units) of a stack: `iterations` EM iterations from 1.
+ *
+ * @example
+ * ```ts
+ * const init = await mlemInit(likelihood, 20); // host image, activity units
+ * ```
+ */
 export async function mlemInit(
   likelihood: PoissonLikelihood,
   iterations: number,
@@ -247,25 +267,22 @@ function scaled(v: Float32Array, s: number, clip = false): Float32Array {
   return out;
 }
 
-/**
- * Reconstructs one 3-slice stack with DDIP-HQS (or the `dds` / `ddip-nll` variants, see the
- * module notes). Seeded: the same inputs, seed and adapter give bit-identical output.
- */
-export async function ddipStack(
+/** The timing fields {@linkcode ddipStack} measures itself (the network's come from the prior). */
+type TimedKey = "initMs" | "emMs" | "adamMs";
+
+/** Checks the problem against the prior and the method; returns the stack's `[nx, ny, c]`. */
+function checkStack(
   prior: ScorePrior,
   problem: DdipStackProblem,
-  options: DdipStackOptions = {},
-): Promise<DdipStackResult> {
-  const config = ddipConfig(options.config);
-  const method = options.method ?? "ddip-hqs";
+  config: DdipConfig,
+  method: DdipMethod,
+): [number, number, number] {
   if (!DDIP_METHODS.includes(method)) {
     throw new RangeError(
       `unknown DDIP method "${method}"; expected one of ${DDIP_METHODS.join(", ")}`,
     );
   }
-  const useMr = options.useMr ?? true;
-  const { likelihood, grid } = problem;
-  const shape = likelihood.model.imageShape;
+  const shape = problem.likelihood.model.imageShape;
   const n = shape.reduce((a, b) => a * b, 1);
   const c = prior.channels;
   if (shape.length !== 3 || shape[2] !== c) {
@@ -285,115 +302,233 @@ export async function ddipStack(
   if (config.startT > prior.schedule.T) {
     throw new RangeError(`startT ${config.startT} exceeds the prior's T = ${prior.schedule.T}`);
   }
-  const fineTune = method !== "dds" && config.fineTuneIterations > 0;
-  if (fineTune && !prior.canFineTune) {
+  if (method !== "dds" && config.fineTuneIterations > 0 && !prior.canFineTune) {
     throw new Error(`method "${method}" fine-tunes the prior, but ${prior.fineTuneNote}`);
   }
+  return [shape[0], shape[1], shape[2]];
+}
+
+/**
+ * Reconstructs one 3-slice stack with DDIP-HQS (or the `dds` / `ddip-nll` variants, see the
+ * module notes), from one seed or as the mean and spread of `options.samples` chains. Seeded: the
+ * same inputs, seed and adapter give bit-identical output.
+ *
+ * @example
+ * ```ts
+ * import { ddipStack, loadPrior } from "../../../mod.ts";
+ * const prior = await loadPrior("models/fdg_prior");
+ * // likelihood: a PoissonLikelihood on an [nx, ny, 3] grid; mr: the MR stack divided by its max
+ * const r = await ddipStack(prior, { likelihood, grid, mr }, { seed: 1, samples: 4 });
+ * console.log(r.scale, r.logLikelihood, r.timings.totalMs, r.std); // std: spread over 4 chains
+ * ```
+ */
+export async function ddipStack(
+  prior: ScorePrior,
+  problem: DdipStackProblem,
+  options: DdipStackOptions = {},
+): Promise<DdipStackResult> {
+  const samples = options.samples ?? 1;
+  if (!Number.isInteger(samples) || samples < 1) {
+    throw new RangeError(`samples must be an integer ≥ 1, got ${samples}`);
+  }
+  if (samples === 1) return await ddipChain(prior, problem, options);
+  const start = options.params?.clone();
+  const seed = options.seed ?? ddipConfig(options.config).seed;
+  const first = await ddipChain(prior, problem, { ...options, seed });
+  const runs = [first];
+  for (let k = 1; k < samples; k++) {
+    runs.push(
+      await ddipChain(prior, problem, {
+        ...options,
+        init: first.init,
+        scale: first.scale,
+        seed: subSeed(seed, `sample-${k}`),
+        params: start?.clone(),
+      }),
+    );
+  }
+  const { mean, std } = meanAndStd(runs.map((r) => r.image));
+  const timings = zeroDdipTimings();
+  for (const r of runs) addTimings(timings, r.timings);
+  const dev = new DeviceStep(problem.likelihood);
+  try {
+    return {
+      ...first,
+      image: mean,
+      std,
+      samples,
+      logLikelihood: { init: first.logLikelihood.init, final: await dev.logLikelihood(mean) },
+      losses: runs.flatMap((r) => r.losses),
+      timings,
+    };
+  } finally {
+    dev.destroy();
+  }
+}
+
+/** Voxel-wise mean and sample standard deviation (N − 1) of N ≥ 2 images (float64 sums). */
+export function meanAndStd(
+  images: readonly Float32Array[],
+): { mean: Float32Array; std: Float32Array } {
+  const n = images.length;
+  if (n < 2) throw new RangeError(`meanAndStd needs at least 2 images, got ${n}`);
+  const len = images[0].length;
+  const mean = new Float32Array(len);
+  const std = new Float32Array(len);
+  for (let v = 0; v < len; v++) {
+    let m = 0;
+    for (const im of images) m += im[v];
+    m /= n;
+    let q = 0;
+    for (const im of images) q += (im[v] - m) ** 2;
+    mean[v] = m;
+    std[v] = Math.sqrt(q / (n - 1));
+  }
+  return { mean, std };
+}
+
+/** Adds `b`'s fields to `a` (the tally of several chains or stacks). */
+export function addTimings(a: DdipTimings, b: DdipTimings): void {
+  for (const k of Object.keys(a) as (keyof DdipTimings)[]) a[k] += b[k];
+}
+
+/** One chain from one seed ({@linkcode ddipStack} with `samples` 1). */
+async function ddipChain(
+  prior: ScorePrior,
+  problem: DdipStackProblem,
+  options: DdipStackOptions = {},
+): Promise<DdipStackResult> {
+  const config = ddipConfig(options.config);
+  const method = options.method ?? "ddip-hqs";
+  const callShape = checkStack(prior, problem, config, method);
+  const callOpts = { shape: callShape };
+  const { likelihood, grid } = problem;
+  const n = callShape[0] * callShape[1] * callShape[2];
+  const fineTunes = method !== "dds" && config.fineTuneIterations > 0;
+  const useMr = options.useMr ?? true;
   const seed = options.seed ?? config.seed;
-  const callOpts = { shape: [shape[0], shape[1], shape[2]] as [number, number, number] };
   const mr = useMr ? problem.mr : new Float32Array(problem.mr.length);
   const params = options.params ?? prior.createParams();
   const callbacks = options.callbacks ?? [];
+  const sched = prior.schedule;
+  const steps = sched.reverseSteps(config.startT, config.steps);
   const tStart = performance.now();
   const stats0 = { ...prior.stats };
-  const dev = new DeviceStep(likelihood);
   const timings = zeroDdipTimings();
-  try {
-    // 1. initialisation and scale
+  const timed = async <T>(key: TimedKey, fn: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
-    const init = options.init ?? await mlemInit(likelihood, config.initIterations);
-    if (init.length !== n) {
-      throw new RangeError(`init has ${init.length} voxels, expected ${n}`);
+    try {
+      return await fn();
+    } finally {
+      timings[key] += performance.now() - t0;
     }
-    const scaleSource = options.scale !== undefined ? "given" : "auto";
-    const s = options.scale ?? await autoScale(likelihood.model.ctx, [{ grid, init }], config);
-    if (!(s > 0) || !Number.isFinite(s)) {
-      throw new RangeError(`scale must be a finite number > 0, got ${s}`);
-    }
-    timings.initMs = performance.now() - t0;
-    const betaAct = config.beta / (s * s); // (β/2)‖x/s − z‖² = (β/(2s²))‖x − s z‖²
+  };
+  const dev = new DeviceStep(likelihood);
+  try {
+    // 1. the MLEM initialisation and the intensity scale (activity per prior unit)
+    const { init, s } = await timed("initMs", async () => {
+      const init = options.init ?? await mlemInit(likelihood, config.initIterations);
+      if (init.length !== n) throw new RangeError(`init has ${init.length} voxels, expected ${n}`);
+      const s = options.scale ?? await autoScale(likelihood.model.ctx, [{ grid, init }], config);
+      if (!(s > 0) || !Number.isFinite(s)) {
+        throw new RangeError(`scale must be a finite number > 0, got ${s}`);
+      }
+      return { init, s };
+    });
+    // (β/2)‖x/s − z‖² = (β/(2s²))‖x − s z‖²; β goes geometrically to betaEnd along the chain
+    const betaAt = (i: number): number => hqsBeta(config, i, steps.length) / (s * s);
+    let betaAct = betaAt(0);
     const llInit = await dev.logLikelihood(init);
-    const x0init = scaled(init, 1 / s);
     const rng = new Rng(seed);
-    const sched = prior.schedule;
-    const steps = sched.reverseSteps(config.startT, config.steps);
-    let xt = noiseTo(x0init, sched.alphaBar(steps[0][0]), rng);
+    let x0 = scaled(init, 1 / s);
+    let xt = noiseTo(x0, sched.alphaBar(steps[0][0]), rng);
     const losses: number[] = [];
-    let x0 = x0init;
-    const totalCounts = likelihood.totalCounts;
 
-    const xStep = async (zPrior: Float32Array): Promise<Float32Array> => {
-      const t = performance.now();
-      const out = await dev.xStep(scaled(zPrior, s), betaAct, config.emIterations);
-      timings.emMs += performance.now() - t;
+    /** HQS x-step on the prior's scale: penalised EM towards `z`, on the device. */
+    const xStep = async (z: Float32Array): Promise<Float32Array> => {
+      const out = await timed("emMs", () => dev.xStep(scaled(z, s), betaAct, config.emIterations));
       timings.xSteps++;
       return scaled(out, 1 / s);
     };
 
-    for (let i = 0; i < steps.length; i++) {
-      if (options.signal?.aborted) throw options.signal.reason ?? new Error("DDIP aborted");
-      const [t, tPrev] = steps[i];
-      const ab = sched.alphaBar(t);
-      let lastLoss = NaN;
-      if (fineTune && i % config.fineTuneEvery === 0) {
-        // the optimiser is re-created every step; the LoRA weights carry over
-        const opt = new AdamW({
-          lr: config.lr,
-          weightDecay: config.weightDecay,
-          clipNorm: config.clipNorm,
-        });
-        for (let k = 0; k < config.fineTuneIterations; k++) {
-          const eps = await prior.eps(xt, t, mr, params, callOpts);
-          const zc = tweedie(xt, eps, ab);
-          let gradEps: Float32Array;
-          if (method === "ddip-hqs") {
-            const target = await xStep(zc);
-            const g = tweedieLossGrad(zc, target, ab);
-            gradEps = g.gradEps;
-            lastLoss = g.loss;
-          } else {
-            const te = performance.now();
-            const xa = scaled(zc, s);
-            const { bp, sens } = await dev.emBackprojection(xa);
-            timings.emMs += performance.now() - te;
-            gradEps = nllLossGradEps(bp, sens, { scale: s, totalCounts, alphaBar: ab });
-            lastLoss = NaN;
-          }
-          const { grads } = await prior.vjp(xt, t, mr, params, gradEps, callOpts);
-          const ta = performance.now();
-          opt.step(params, grads);
-          timings.adamMs += performance.now() - ta;
-          if (!Number.isNaN(lastLoss)) losses.push(lastLoss);
-        }
+    /** `∂ℓ/∂ε` of the fine-tuning loss at the Tweedie estimate `z`, and the loss (NaN for NLL). */
+    const lossGrad = async (z: Float32Array, ab: number) => {
+      if (method === "ddip-hqs") {
+        const g = tweedieLossGrad(z, await xStep(z), ab);
+        return { gradEps: g.gradEps, loss: g.loss };
       }
+      const { bp, sens } = await timed("emMs", () => dev.emBackprojection(scaled(z, s)));
+      const opts = { scale: s, totalCounts: likelihood.totalCounts, alphaBar: ab };
+      return { gradEps: nllLossGradEps(bp, sens, opts), loss: NaN };
+    };
+
+    /** θ-step: `fineTuneIterations` AdamW steps (a fresh optimiser; the LoRA carries over). */
+    const fineTune = async (t: number, ab: number): Promise<number> => {
+      const opt = new AdamW({
+        lr: config.lr,
+        weightDecay: config.weightDecay,
+        clipNorm: config.clipNorm,
+      });
+      let loss = NaN;
+      for (let k = 0; k < config.fineTuneIterations; k++) {
+        const z = tweedie(xt, await prior.eps(xt, t, mr, params, callOpts), ab);
+        const g = await lossGrad(z, ab);
+        const { grads } = await prior.vjp(xt, t, mr, params, g.gradEps, callOpts);
+        await timed("adamMs", () => opt.step(params, grads));
+        loss = g.loss;
+        if (!Number.isNaN(loss)) losses.push(loss);
+      }
+      return loss;
+    };
+
+    /** Progress callbacks due after reverse step `it` (1-based). */
+    const report = async (it: number, t: number, loss: number): Promise<void> => {
+      const due = callbacks.filter((cb) => callbackDue(cb, it, steps.length));
+      if (!due.length) return;
+      const elapsed = performance.now() - tStart;
+      const state: DdipIterationState = {
+        algorithm: `DDIP(${method}${useMr ? "" : ", no MR"})`,
+        iteration: it,
+        iterations: steps.length,
+        elapsedMs: elapsed,
+        t,
+        timeLeftMs: (elapsed - timings.initMs) / it * (steps.length - it),
+        loss,
+      };
+      const img = scaled(x0, s, true);
+      if (due.some((cb) => cb.needsImage)) state.image = img;
+      if (due.some((cb) => cb.needsLogLikelihood)) {
+        state.logLikelihood = await dev.logLikelihood(img);
+      }
+      for (const cb of due) await cb.onIteration(state);
+    };
+
+    // 2. the reverse chain (the paper's algorithm box, `docs/ddip.md`)
+    for (const [i, [t, tPrev]] of steps.entries()) {
+      if (options.signal?.aborted) throw options.signal.reason ?? new Error("DDIP aborted");
+      const ab = sched.alphaBar(t);
+      betaAct = betaAt(i);
+      // a. adapt θ to the data (x-step + AdamW inside, for DDIP-HQS)
+      const loss = fineTunes && i % config.fineTuneEvery === 0 ? await fineTune(t, ab) : NaN;
+      // b. Tweedie estimate with the adapted network; DDS anchors it by the x-step instead
       const eps = await prior.eps(xt, t, mr, params, callOpts);
       x0 = tweedie(xt, eps, ab);
       if (method === "dds") x0 = await xStep(x0);
+      // c. sample: the DDIM step to t_prev
       xt = ddimStep(x0, eps, { alphaBarPrev: sched.alphaBar(tPrev), eta: config.eta, rng });
       timings.steps++;
-
-      const it = i + 1;
-      const due = callbacks.filter((cb) => callbackDue(cb, it, steps.length));
-      if (due.length) {
-        const elapsed = performance.now() - tStart;
-        const state: DdipIterationState = {
-          algorithm: `DDIP(${method}${useMr ? "" : ", no MR"})`,
-          iteration: it,
-          iterations: steps.length,
-          elapsedMs: elapsed,
-          t,
-          timeLeftMs: (elapsed - timings.initMs) / it * (steps.length - it),
-          loss: lastLoss,
-        };
-        const img = scaled(x0, s, true);
-        if (due.some((cb) => cb.needsImage)) state.image = img;
-        if (due.some((cb) => cb.needsLogLikelihood)) {
-          state.logLikelihood = await dev.logLikelihood(img);
-        }
-        for (const cb of due) await cb.onIteration(state);
-      }
+      await report(i + 1, t, loss);
     }
-    const image = scaled(x0, s, true);
+
+    // 3. the output, clip(x̂0, 0, 1) in activity units, optionally pulled back to the data
+    let image = scaled(x0, s, true);
+    if (config.finalEmIterations > 0) {
+      image = await timed(
+        "emMs",
+        () => dev.xStep(image, config.finalBeta / (s * s), config.finalEmIterations),
+      );
+      timings.xSteps++;
+    }
     const llFinal = await dev.logLikelihood(image);
     timings.totalMs = performance.now() - tStart;
     timings.networkMs = prior.stats.epsMs - stats0.epsMs;
@@ -406,7 +541,7 @@ export async function ddipStack(
       image,
       init,
       scale: s,
-      scaleSource,
+      scaleSource: options.scale !== undefined ? "given" : "auto",
       logLikelihood: { init: llInit, final: llFinal },
       losses,
       timings,
@@ -414,6 +549,7 @@ export async function ddipStack(
       useMr,
       config,
       seed,
+      samples: 1,
     };
   } finally {
     dev.destroy();

@@ -29,6 +29,7 @@ import { subSeed } from "../../random.ts";
 import { ddipConfig } from "./config.ts";
 import { autoScale } from "./scale.ts";
 import {
+  addTimings,
   ddipStack,
   type DdipStackOptions,
   type DdipStackResult,
@@ -41,6 +42,12 @@ import {
  * A scanner with the transaxial geometry of `base` and `slices` rings spaced `sliceMm` apart, with
  * maximum ring difference 0: its sinogram is `slices` direct 2-D planes on the slice centres of a
  * centred grid with that slice thickness.
+ *
+ * @example
+ * ```ts
+ * // 3 direct planes on the centres of 2.086 mm slices (what one DDIP stack sees)
+ * const stackScanner = directPlaneScanner(mmrLike2d(), 3, 2.086);
+ * ```
  */
 export function directPlaneScanner(
   base: RingScanner,
@@ -173,9 +180,27 @@ export interface DdipVolumeResult {
   scale: number;
   centres: number[];
   timings: DdipTimings;
+  /**
+   * Voxel-wise standard deviation over `options.samples` chains (activity units; only when
+   * samples > 1), combined over the stacks like the image.
+   */
+  std?: Float32Array;
 }
 
-/** Reconstructs a whole volume with overlapping 3-slice DDIP stacks (see the module notes). */
+/**
+ * Reconstructs a whole volume with overlapping 3-slice DDIP stacks (see the module notes).
+ *
+ * @example
+ * ```ts
+ * const prior = await loadPrior("models/fdg_prior");
+ * // counts: one direct 2-D sinogram per slice, [radial, views, nz]; mr on the grid, divided by its max
+ * const r = await ddipVolume(ctx, prior, { grid, scanner: mmrLike2d(), counts, additive, mu, mr }, {
+ *   stackStride: 1,
+ *   samples: 2, // mean image and voxel-wise std over 2 seeds
+ * });
+ * console.log(r.centres, r.scale, r.std !== undefined);
+ * ```
+ */
 export async function ddipVolume(
   ctx: GpuContext,
   prior: ScorePrior,
@@ -212,6 +237,7 @@ export async function ddipVolume(
   // 2. the stacks
   const sum = new Float64Array(plane * nz);
   const initSum = new Float64Array(plane * nz);
+  const stdSum = (options.samples ?? 1) > 1 ? new Float64Array(plane * nz) : null;
   const weight = new Float64Array(nz);
   const fromCentre = new Uint8Array(nz);
   const shared = scope === "volume" ? options.params ?? prior.createParams() : null;
@@ -231,9 +257,7 @@ export async function ddipVolume(
     } finally {
       st.destroy();
     }
-    for (const k of Object.keys(timings) as (keyof DdipTimings)[]) {
-      timings[k] += result.timings[k];
-    }
+    addTimings(timings, result.timings);
     for (let d = 0; d < 3; d++) {
       const slice = st.first + d;
       const isCentre = d === 1 || (slice === 0) || (slice === nz - 1);
@@ -249,11 +273,13 @@ export async function ddipVolume(
       if (reset) {
         sum.fill(0, slice * plane, (slice + 1) * plane);
         initSum.fill(0, slice * plane, (slice + 1) * plane);
+        stdSum?.fill(0, slice * plane, (slice + 1) * plane);
         weight[slice] = 0;
       }
       for (let t = 0; t < plane; t++) {
         sum[slice * plane + t] += result.image[d * plane + t];
         initSum[slice * plane + t] += result.init[d * plane + t];
+        if (stdSum) stdSum[slice * plane + t] += result.std![d * plane + t];
       }
       weight[slice]++;
     }
@@ -261,11 +287,13 @@ export async function ddipVolume(
   }
   const image = new Float32Array(plane * nz);
   const init = new Float32Array(plane * nz);
+  const std = stdSum ? new Float32Array(plane * nz) : undefined;
   for (let k = 0; k < nz; k++) {
     for (let t = k * plane; t < (k + 1) * plane; t++) {
       image[t] = sum[t] / weight[k];
       init[t] = initSum[t] / weight[k];
+      if (std) std[t] = stdSum![t] / weight[k];
     }
   }
-  return { image, init, scale, centres, timings };
+  return { image, init, scale, centres, timings, std };
 }
