@@ -1,9 +1,20 @@
-/** OSEM reconstruction of prompts.npy (+ optional additive.npy, mu.nii) from the input folder. */
+/**
+ * OSEM reconstruction of prompts.npy (+ optional additive.npy, mu.nii) from the input folder; TOF
+ * sinograms are reconstructed with their TOF model, and `data=listmode` reconstructs events.npy
+ * (list mode, TOF when the events carry it) instead of the prompts.
+ */
 import { z } from "zod";
 import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
-import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
+import {
+  type ForwardModel,
+  listModeForwardModel,
+  ListModeLikelihood,
+  PoissonLikelihood,
+  ringForwardModel,
+  tofRingForwardModel,
+} from "../core/model/mod.ts";
 import { gaussianPostFilter, osem } from "../core/recon/mod.ts";
-import { readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
+import { readListMode, readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
 
 export const description =
   "OSEM with attenuation/additive terms when present in --in; writes osem.nii, osem.png, metrics.json.";
@@ -13,26 +24,50 @@ export const params = z.object({
   iterations: z.number().int().positive().default(4),
   subsets: z.number().int().positive().default(4),
   postFilterMm: z.number().min(0).default(0).describe("Gaussian post-filter FWHM in mm"),
+  data: z.enum(["sinogram", "listmode"]).default("sinogram").describe(
+    "reconstruct prompts.npy (sinogram, TOF or not) or events.npy (list mode)",
+  ),
 });
 
 export default async function run(ctx: RecipeContext<z.infer<typeof params>>): Promise<void> {
   const p = ctx.params;
   const exists = (f: string) => Deno.stat(ctx.inputPath(f)).then(() => true, () => false);
-  const prompts = await readSinogram(ctx.inputPath("prompts.npy"));
-  const grid = prompts.scanner.imageGrid(p.size, p.voxelMm);
+  const muMap = (await exists("mu.nii"))
+    ? (await readNifti(ctx.inputPath("mu.nii"))).data
+    : undefined;
+  const additive = (await exists("additive.npy"))
+    ? (await readSinogram(ctx.inputPath("additive.npy"))).data
+    : undefined;
   const gpu = await ctx.gpu();
-  const model = ringForwardModel(gpu, prompts.scanner, {
-    grid,
-    subsets: p.subsets,
-    muMap: (await exists("mu.nii")) ? (await readNifti(ctx.inputPath("mu.nii"))).data : undefined,
-    additive: (await exists("additive.npy"))
-      ? (await readSinogram(ctx.inputPath("additive.npy"))).data
-      : undefined,
-  });
+  let lik: PoissonLikelihood;
+  let grid;
+  let method = "OSEM";
+  if (p.data === "listmode") {
+    const lm = await readListMode(ctx.inputPath("events.npy"));
+    if (!lm.scanner) throw new Error("events.json has no scanner; list-mode OSEM needs one");
+    grid = lm.scanner.imageGrid(p.size, p.voxelMm);
+    const model = listModeForwardModel(gpu, lm.scanner, lm.events, {
+      grid,
+      tof: lm.events.tofBin || lm.events.tofMm ? lm.tof : undefined,
+      subsets: p.subsets,
+      muMap,
+      additiveSinogram: additive,
+    });
+    lik = new ListModeLikelihood(model);
+    method = lm.events.tofBin || lm.events.tofMm ? "TOF list-mode OSEM" : "list-mode OSEM";
+  } else {
+    const prompts = await readSinogram(ctx.inputPath("prompts.npy"));
+    grid = prompts.scanner.imageGrid(p.size, p.voxelMm);
+    const opts = { grid, subsets: p.subsets, muMap, additive };
+    const model: ForwardModel = prompts.tof
+      ? tofRingForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof })
+      : ringForwardModel(gpu, prompts.scanner, opts);
+    lik = new PoissonLikelihood(model, prompts.data);
+    if (prompts.tof) method = "TOF OSEM";
+  }
   const progress = {
     onIteration: (s: { iteration: number }) => ctx.progress(s.iteration, p.iterations),
   };
-  const lik = new PoissonLikelihood(model, prompts.data);
   let x = await osem(lik, {
     iterations: p.iterations,
     callbacks: [progress],
@@ -43,7 +78,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   await writeReconResults({
     outDir: ctx.outDir,
     name: "osem",
-    method: "OSEM",
+    method,
     params: p,
     titleParams: ["iterations", "subsets", "postFilterMm", "voxelMm"],
     image,

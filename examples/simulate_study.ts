@@ -10,14 +10,24 @@
  *   `petrel recon ddip` reconstructs without further settings.
  * - `phantom=brainweb` (`petrel simulate --brainweb <dir> --subject N`): the same from BrainWeb
  *   subject N's label volume (`subjectNN_crisp.nii.gz` in the input folder).
+ *
+ * With `tofFwhmPs > 0` the prompts and additive sinograms are TOF sinograms (`tofBins` bins
+ * covering the image and 3σ either side, Poisson in each TOF bin); `listMode=true` also writes the
+ * prompts as list-mode events (`events.npy` + `events.json`).
  */
 import { z } from "zod";
 import type { RecipeContext } from "../core/runtime/mod.ts";
 import { RecipeInputError } from "../core/runtime/recipe.ts";
 import { centredGrid, type ImageGrid, imageGrid } from "../core/geometry/grid.ts";
 import { MMR_VOXEL_MM, mmrLike3d, RingScanner } from "../core/geometry/scanner.ts";
-import { ringForwardModel, simulateCounts } from "../core/model/mod.ts";
-import { writeNifti, writeSinogram } from "../core/io/mod.ts";
+import {
+  ringForwardModel,
+  sampleListMode,
+  simulateCounts,
+  tofRingForwardModel,
+} from "../core/model/mod.ts";
+import { writeListMode, writeNifti, writeSinogram } from "../core/io/mod.ts";
+import { type TofInput, tofParameters, tofPsToMm } from "../core/geometry/tof.ts";
 import { brainPhantomStudy } from "../core/sim/phantom_brain.ts";
 import { readLabelVolume } from "../core/sim/dataset.ts";
 import { simulateStudy } from "../core/sim/simulate.ts";
@@ -57,6 +67,13 @@ export const params = z.object({
   normalisation: z.boolean().default(true).describe(
     "brain/brainweb: crystal efficiencies (±10 %, seeded) in norm.npy",
   ),
+  tofFwhmPs: z.number().min(0).default(0).describe(
+    "TOF resolution FWHM in ps (0: non-TOF); prompts/additive become TOF sinograms",
+  ),
+  tofBins: z.number().int().positive().default(13).describe(
+    "TOF bins (their width covers the image diagonal plus 3σ either side)",
+  ),
+  listMode: z.boolean().default(false).describe("also write the prompts as events.npy (list mode)"),
 });
 
 type Params = z.infer<typeof params>;
@@ -201,7 +218,20 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     } of ${grid.voxelSizeMm.map((v) => +v.toFixed(3)).join("×")} mm)`,
   );
   const gpu = await ctx.gpu();
-  const model = ringForwardModel(gpu, scanner, { grid, muMap: mu, multiplicative: ph.norm });
+  let tof: TofInput | undefined;
+  if (p.tofFwhmPs > 0) {
+    const diag = Math.hypot(...grid.shape.map((n, a) => n * grid.voxelSizeMm[a]));
+    const sigma = tofPsToMm(p.tofFwhmPs) / (2 * Math.sqrt(2 * Math.LN2));
+    tof = {
+      bins: p.tofBins,
+      binWidthMm: +((diag + 6 * sigma) / p.tofBins).toFixed(3),
+      fwhmPs: p.tofFwhmPs,
+    };
+  }
+  const opts = { grid, muMap: mu, multiplicative: ph.norm };
+  const model = tof
+    ? tofRingForwardModel(gpu, scanner, { ...opts, tof })
+    : ringForwardModel(gpu, scanner, opts);
   const truthDev = gpu.array(grid.shape, pet);
   const sim = await simulateCounts(model, truthDev, {
     trueCounts: ph.trueCounts,
@@ -218,12 +248,27 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     scanner,
     quantity: "prompts",
     description: ph.note,
+    tof,
   });
   await writeSinogram(`${ctx.outDir}/additive.npy`, {
     data: sim.additive,
     scanner,
     quantity: "additive",
+    tof,
   });
+  if (p.listMode) {
+    const events = sampleListMode(scanner, sim.counts, {
+      seed: subSeed(ctx.seed, "listmode"),
+      tof: tof && tofParameters(tof),
+      counts: true,
+    });
+    await writeListMode(`${ctx.outDir}/events.npy`, {
+      events,
+      scanner,
+      tof,
+      description: ph.note,
+    });
+  }
   if (ph.norm) {
     await writeSinogram(`${ctx.outDir}/norm.npy`, {
       data: ph.norm,
