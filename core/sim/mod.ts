@@ -16,3 +16,4 @@ export * from "./counts.ts";
 export * from "./dataset.ts";
 export * from "./minc1.ts";
 export * from "./brainweb.ts";
+export * from "./fine.ts";
