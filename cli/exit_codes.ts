@@ -32,6 +32,7 @@ export function exitCodeFor(r: SandboxResult): number {
       return EXIT.permission;
     case "timeout":
     case "memory":
+    case "processes":
     case "output-quota":
       return EXIT.limit;
     case "cancelled":

@@ -103,6 +103,8 @@ interface RunOptions {
   timeout: number;
   memory: number;
   maxOutput: number;
+  maxEntries: number;
+  maxProcesses: number;
   json?: boolean;
   quiet?: boolean;
   force?: boolean;
@@ -147,6 +149,18 @@ function addRunOptions(cmd: Command, needOut = true): Command {
       "output-size quota",
       positiveNumber("--max-output"),
       SANDBOX_DEFAULTS.maxOutputBytes / (1 << 20),
+    )
+    .option(
+      "--max-entries <n>",
+      "most files and folders the output folder may hold",
+      positiveNumber("--max-entries"),
+      SANDBOX_DEFAULTS.maxOutputEntries,
+    )
+    .option(
+      "--max-processes <n>",
+      "most processes and threads of the run (needs a cgroup pids controller; at least 32)",
+      positiveNumber("--max-processes"),
+      SANDBOX_DEFAULTS.maxProcesses,
     )
     .option("--force", "empty the output folder first if it holds a previous petrel run")
     .option("-q, --quiet", "do not print the recipe's log lines")
@@ -232,6 +246,8 @@ async function runRecipe(
       timeoutMs: o.timeout * 1000,
       memoryMb: o.memory,
       maxOutputBytes: Math.round(o.maxOutput * (1 << 20)),
+      maxOutputEntries: o.maxEntries,
+      maxProcesses: o.maxProcesses,
       signal: ac.signal,
       onLog: o.quiet ? undefined : (l) => sink.log(l),
       onProgress: (d, t) => sink.update(d, t),
@@ -292,6 +308,19 @@ function paramsHelp(d: RecipeDescription): string {
   ].filter((l) => l !== "").join("\n") + "\n";
 }
 
+/** What a manifest asks a rerun to read and under which limits (shown before trusting it). */
+function rootsText(m: Manifest): string {
+  const l = m.limits;
+  return [
+    `manifest asks to read: ${[m.recipe.path, ...m.inputRoots, ...m.modelRoots].join(", ")}`,
+    `limits: timeout ${l.timeoutMs / 1000} s, memory ${l.memoryMb} MiB, output ${
+      Math.round(l.maxOutputBytes / (1 << 20))
+    } MiB${l.maxOutputEntries ? `, ${l.maxOutputEntries} entries` : ""}${
+      l.maxProcesses ? `, ${l.maxProcesses} processes` : ""
+    }`,
+  ].join("\n") + "\n";
+}
+
 function verifyText(r: VerifyReport, rtol: number | undefined): string {
   const lines = [
     `recipe   ${r.manifest.recipe.path}${
@@ -308,7 +337,7 @@ function verifyText(r: VerifyReport, rtol: number | undefined): string {
     lines.push(`inputs changed since the run: ${r.changedInputs.join(", ")}`);
   }
   for (const o of r.outputs) {
-    let s = `  ${o.status.padEnd(9)} ${o.path}`;
+    let s = `  ${o.status.padEnd(12)} ${o.path}`;
     if (o.maxAbsDiff !== undefined) {
       s += `  max |Δ| ${o.maxAbsDiff.toExponential(3)}  max rel ${
         o.maxRelDiff!.toExponential(3)
@@ -328,7 +357,7 @@ export function verifyExitCode(r: VerifyReport, rtol?: number): number {
   if (r.bitIdentical) return EXIT.ok;
   if (rtol === undefined) return EXIT.other;
   const within = r.outputs.every((o) =>
-    o.status === "identical" ||
+    o.status === "identical" || o.status === "not-compared" ||
     (o.status === "different" && o.maxRelDiff !== undefined && o.maxRelDiff <= rtol)
   );
   return within ? EXIT.ok : EXIT.other;
@@ -468,15 +497,32 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
     )
     .option("-q, --quiet", "do not print the rerun's log lines")
     .option("--json", "print the report as JSON on stdout")
+    .option(
+      "--allow-root <dir>",
+      "let the manifest read under this folder too (repeatable; default: the manifest folder's " +
+        "parent and petrel's examples/)",
+      collect,
+      [],
+    )
     .action(
-      async (path: string, o: { out?: string; rtol?: number; quiet?: boolean; json?: boolean }) => {
+      async (
+        path: string,
+        o: { out?: string; rtol?: number; quiet?: boolean; json?: boolean; allowRoot: string[] },
+      ) => {
         const manifestPath = (await Deno.stat(path).then((s) => s.isDirectory, () => false))
           ? `${path}/${MANIFEST_NAME}`
           : path;
         let report: VerifyReport;
+        try {
+          io.err(rootsText(await readManifest(manifestPath)));
+        } catch (e) {
+          io.err(`petrel: ${(e as Error).message}\n`);
+          return setCode(EXIT.input);
+        }
         const sink = progressReporter({ write: io.err, tty: io.tty, label: "rerun" });
         try {
           report = await verifyManifest(manifestPath, {
+            allowRoots: o.allowRoot,
             outDir: o.out,
             onLog: o.quiet ? undefined : (l) => sink.log(l),
             onProgress: (d, t) => sink.update(d, t),

@@ -2,7 +2,7 @@
  * Entry point of the sandboxed child process (`deno run … core/runtime/harness.ts`). Reads a
  * {@linkcode HarnessSpec} from stdin, creates the WebGPU context and reports its adapter,
  * imports the recipe, validates its parameters, runs it and reports the outcome as protocol
- * lines on stdout. Not meant to be imported.
+ * lines on its private channel (see channel.ts). Not meant to be imported.
  *
  * @module
  */
@@ -29,15 +29,29 @@ import {
 } from "./recipe.ts";
 
 // Captured before the recipe is imported, so that a recipe replacing them cannot stop the harness
-// from reporting or exiting.
+// from reporting or exiting, nor rewrite its messages.
 const exit: (code?: number) => never = Deno.exit.bind(Deno);
 const encoder = new TextEncoder();
-const stdout = Deno.stdout;
-const writeSync = stdout.writeSync.bind(stdout);
+const encode = encoder.encode.bind(encoder);
+const stringify = JSON.stringify;
+
+/** The channel's write end, opened before the recipe is imported (see channel.ts). */
+let channelWrite: ((bytes: Uint8Array) => number) | null = null;
 
 function send(msg: HarnessMessage): void {
-  let bytes = encoder.encode(encodeMessage(msg) + "\n");
-  while (bytes.length) bytes = bytes.subarray(writeSync(bytes));
+  if (!channelWrite) return;
+  let bytes = encode(encodeMessage(msg, stringify) + "\n");
+  while (bytes.length) bytes = bytes.subarray(channelWrite(bytes));
+}
+
+/** Opens the channel, then drops the permission to open it again: only this handle can write. */
+function openChannel(path: string): void {
+  const f = Deno.openSync(path, { write: true, append: true });
+  channelWrite = f.writeSync.bind(f);
+  Deno.permissions.revokeSync({ name: "write", path });
+  if (Deno.permissions.querySync({ name: "write", path }).state === "granted") {
+    throw new Error(`the harness could not revoke its write access to its channel ${path}`);
+  }
 }
 
 function classify(err: unknown): { kind: HarnessErrorKind; message: string; resource?: string } {
@@ -129,6 +143,16 @@ async function makeContext(
     seed: spec.seed,
     log: (message) => console.log(message),
     progress: (done, total) => send({ t: "progress", done, total }),
+    nondeterministic(...names) {
+      for (const name of names) {
+        if (!isInside(name)) {
+          throw new RecipeInputError(
+            `nondeterministic: "${name}" must be a relative path inside the output folder (no "..")`,
+          );
+        }
+      }
+      send({ t: "nondeterministic", paths: names.map(String) });
+    },
     async writeOutput(name, data) {
       if (!isInside(name)) {
         throw new RecipeInputError(
@@ -177,6 +201,7 @@ async function makeContext(
 async function main(): Promise<void> {
   const spec = JSON.parse(await new Response(Deno.stdin.readable).text()) as HarnessSpec;
   recipePath = spec.recipe;
+  openChannel(spec.channel);
   if (spec.mode === "run") {
     // Before the recipe is imported, so that the adapter report cannot be forged by it.
     const t0 = performance.now();

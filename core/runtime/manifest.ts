@@ -8,7 +8,7 @@
 
 import { z } from "zod";
 import denoJson from "../../deno.json" with { type: "json" };
-import { sha256File, walkFiles } from "./hash.ts";
+import { sha256Bytes, sha256File, walkFiles } from "./hash.ts";
 
 /** Name of the manifest file in an output folder (reserved: recipes cannot write it). */
 export const MANIFEST_NAME = "manifest.json";
@@ -48,6 +48,11 @@ export const ManifestSchema = z.object({
   inputs: z.array(HashedFileSchema),
   models: z.array(HashedFileSchema),
   outputs: z.array(HashedFileSchema),
+  /**
+   * Outputs the recipe declared nondeterministic (`ctx.nondeterministic`, e.g. wall-clock
+   * timings): hashed like the others, not compared by `petrel verify`.
+   */
+  nondeterministicOutputs: z.array(z.string()).optional(),
   versions: z.object({
     petrel: z.string(),
     deno: z.string(),
@@ -55,13 +60,24 @@ export const ManifestSchema = z.object({
     typescript: z.string(),
     /** Version pinned in petrel's deno.json (used by recipes that run ONNX models). */
     onnxruntimeWeb: z.string().nullable(),
+    /** sha256 over petrel's own sources the child may load (see {@linkcode petrelSourcesHash}). */
+    petrelSources: z.string().optional(),
   }),
   adapter: AdapterSchema.nullable(),
   limits: z.object({
     timeoutMs: z.number(),
     memoryMb: z.number(),
     maxOutputBytes: z.number(),
+    maxOutputEntries: z.number().optional(),
+    maxProcesses: z.number().optional(),
   }),
+  /** The OS layers the run had (see docs/security.md) and its measured peak memory. */
+  sandbox: z.object({
+    namespaces: z.string().nullable(),
+    memory: z.string().nullable(),
+    processes: z.string().nullable(),
+    peakMemoryMb: z.number().nullable(),
+  }).nullable().optional(),
   timings: z.object({
     startedAt: z.string(),
     finishedAt: z.string(),
@@ -104,11 +120,36 @@ export async function hashTree(roots: readonly string[]): Promise<HashedFile[]> 
   return out;
 }
 
+/**
+ * sha256 over petrel's own sources that a run may load: `mod.ts`, `deno.json`, `deno.lock` (which
+ * pins every npm package), `shaders/` and `core/` without `server/`. It hashes the sorted list of
+ * `relative path, sha256` lines, so any added, removed or changed file changes it.
+ */
+export async function petrelSourcesHash(root: string): Promise<string> {
+  const lines: string[] = [];
+  const roots = ["mod.ts", "deno.json", "deno.lock", "shaders", "core"];
+  for (const r of roots) {
+    let files;
+    try {
+      files = await walkFiles(`${root}/${r}`);
+    } catch {
+      continue; // absent in this checkout
+    }
+    for (const f of files) {
+      const rel = f.path.slice(root.length + 1);
+      if (rel.startsWith("core/server/")) continue;
+      lines.push(`${rel}\t${await sha256File(f.path)}`);
+    }
+  }
+  lines.sort();
+  return sha256Bytes(lines.join("\n") + "\n");
+}
+
 /** Hashes the outputs of a run (paths relative to `outDir`, the manifest itself excluded). */
 export async function hashOutputs(outDir: string): Promise<HashedFile[]> {
   const out: HashedFile[] = [];
   for (const f of await walkFiles(outDir)) {
-    if (f.relative === MANIFEST_NAME || f.relative.includes(".petrel-tmp-")) continue;
+    if (f.relative === MANIFEST_NAME) continue;
     out.push({ path: f.relative, bytes: f.bytes, sha256: await sha256File(f.path) });
   }
   return out;

@@ -10,3 +10,5 @@ export * from "./hash.ts";
 export * from "./verify.ts";
 export { PROTOCOL_PREFIX } from "./protocol.ts";
 export * from "./results.ts";
+export { InputProblem } from "./paths.ts";
+export { type OutputUsage, scanOutput } from "./quota.ts";

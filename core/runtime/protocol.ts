@@ -1,6 +1,7 @@
 /**
  * The line protocol between the sandbox runner and its child process: the harness writes
- * structured messages to stdout as single lines `PREFIX + JSON`; every other line is a log line.
+ * structured messages as single lines `PREFIX + JSON` to its private channel (`channel.ts`), a
+ * file the recipe cannot write; the child's stdout and stderr are log lines only.
  *
  * The child cannot be trusted, so the runner treats these messages as hints (progress, log,
  * adapter, error kind). Success is decided by the exit status, and outputs are hashed by the
@@ -11,7 +12,7 @@
 
 import type { AdapterReport } from "../gpu/context.ts";
 
-/** Marks a protocol line (ASCII record separator + tag); other stdout lines are plain log lines. */
+/** Marks a protocol line on the harness channel (ASCII record separator + tag). */
 export const PROTOCOL_PREFIX = "\u001epetrel:";
 
 /** Kind of failure reported by the harness. */
@@ -28,6 +29,8 @@ export interface HarnessSpec {
   seed: number;
   /** Quota the harness enforces in `writeOutput` (the runner enforces it too). */
   maxOutputBytes: number;
+  /** The harness channel (a file only the harness may write; see channel.ts). */
+  channel: string;
 }
 
 /** A message from the harness. */
@@ -38,11 +41,15 @@ export type HarnessMessage =
   | { t: "describe"; description: string | null; schema: unknown }
   | { t: "progress"; done: number; total: number }
   | { t: "done"; ms: number }
+  | { t: "nondeterministic"; paths: string[] }
   | { t: "error"; kind: HarnessErrorKind; message: string; resource?: string };
 
-/** Encodes a message as one protocol line (without the newline). */
-export function encodeMessage(msg: HarnessMessage): string {
-  return PROTOCOL_PREFIX + JSON.stringify(msg);
+/**
+ * Encodes a message as one protocol line (without the newline); `stringify` lets the harness use
+ * the `JSON.stringify` it captured before importing the recipe.
+ */
+export function encodeMessage(msg: HarnessMessage, stringify = JSON.stringify): string {
+  return PROTOCOL_PREFIX + stringify(msg);
 }
 
 /** Decodes a protocol line; returns null for plain log lines and malformed messages. */

@@ -46,6 +46,13 @@ export interface RecipeContext<P = Record<string, unknown>> {
   /** Reports progress (`done` of `total` steps); the CLI shows a bar with ETA. */
   progress(done: number, total: number): void;
   /**
+   * Declares outputs (paths relative to the output folder) whose bytes legitimately differ
+   * between reruns, e.g. files holding wall-clock timings. They are hashed in the manifest like
+   * every output and listed in its `nondeterministicOutputs`; `petrel verify` reports them as
+   * "not compared" instead of failing on them. Declare only what cannot be made deterministic.
+   */
+  nondeterministic(...paths: string[]): void;
+  /**
    * Writes an output file atomically (temporary name, then rename) under the output folder and
    * returns its absolute path. `name` is relative (subfolders allowed, no `..`).
    */

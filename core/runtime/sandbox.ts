@@ -1,28 +1,43 @@
 /**
  * The sandbox runner: runs a recipe in a child `deno run` process that may only read its
  * inputs, models, the recipe and petrel's own sources, and write its output folder; no network,
- * environment, subprocesses, FFI or system information. The runner enforces a wall-clock limit,
- * a memory cap (V8 heap flag + resident-memory polling), an output-size quota (folder polling,
- * plus `ulimit -f` when `/bin/sh` may be run) and cancellation, streams log lines and progress,
- * and writes the provenance manifest into the output folder.
+ * environment, subprocesses, FFI or system information. Under Deno's permissions, the OS layers
+ * of `contain.ts` (bubblewrap namespaces, cgroup memory and process limits, rlimits) hold the
+ * child where the host offers them. The runner enforces a wall-clock limit, the output quota
+ * (disk blocks and entries, while the child runs and after) and cancellation, streams log lines
+ * and progress, tidies the outputs and writes the provenance manifest into the output folder.
+ *
+ * The pieces: `paths.ts` (what is granted), `spawn.ts` (the command line), `watchdog.ts` (limits
+ * while running), `stream.ts` (logs and harness messages), `channel.ts` (the harness's private
+ * channel), `quota.ts` (disk use, tidying), `contain.ts` (the OS layers).
  *
  * Used by the `petrel` CLI and by the reconstruction server.
  *
  * @module
  */
 
-import type { AdapterReport } from "../gpu/context.ts";
-import { folderUsage, sha256File } from "./hash.ts";
+import { sha256File } from "./hash.ts";
+import { ChannelReader } from "./channel.ts";
+import { type Containment, releaseRun, type RunUsage } from "./contain.ts";
 import {
   hashOutputs,
   hashTree,
   type Manifest,
   MANIFEST_FORMAT,
   MANIFEST_NAME,
+  petrelSourcesHash,
   runtimeVersions,
   writeManifest,
 } from "./manifest.ts";
-import { decodeMessage, type HarnessErrorKind, type HarnessSpec } from "./protocol.ts";
+import { InputProblem, prepare } from "./paths.ts";
+import type { HarnessSpec } from "./protocol.ts";
+import { emptyFolder, scanOutput, tidyOutput } from "./quota.ts";
+import { petrelRoot, spawnChild } from "./spawn.ts";
+import { applyMessage, emptyReport, type HarnessReport, LogSink, readLines } from "./stream.ts";
+import { type KillReason, startWatchdog } from "./watchdog.ts";
+
+export { petrelReadPaths, petrelRoot, sandboxArgs } from "./spawn.ts";
+export { type Containment, sandboxContainment } from "./contain.ts";
 
 /** What to run and under which limits. */
 export interface SandboxOptions {
@@ -42,8 +57,12 @@ export interface SandboxOptions {
   timeoutMs?: number;
   /** Memory cap in MiB for the child (V8 heap and resident set; default 4096). */
   memoryMb?: number;
-  /** Output-size quota in bytes (default 1 GiB). */
+  /** Output quota in bytes of disk (files and folders; default 1 GiB). */
   maxOutputBytes?: number;
+  /** Most files and folders the output folder may hold (default 100 000). */
+  maxOutputEntries?: number;
+  /** Most processes and threads of the run (cgroup `pids.max`; default 1024). */
+  maxProcesses?: number;
   /** Aborting kills the child; the result has reason "cancelled". */
   signal?: AbortSignal;
   /** Every log line of the child (stdout and stderr, protocol lines excluded). */
@@ -57,7 +76,14 @@ export interface SandboxResult {
   ok: boolean;
   /** Exit code of the child (null when it never started). */
   exitCode: number | null;
-  reason?: "timeout" | "memory" | "permission" | "output-quota" | "error" | "cancelled";
+  reason?:
+    | "timeout"
+    | "memory"
+    | "processes"
+    | "permission"
+    | "output-quota"
+    | "error"
+    | "cancelled";
   /** One-sentence description of the failure. */
   error?: string;
   durationMs: number;
@@ -68,6 +94,10 @@ export interface SandboxResult {
    * malformed inputs, bad options), "recipe" (the recipe threw), "crash" (the child died).
    */
   errorKind?: "params" | "input" | "recipe" | "crash";
+  /** Peak memory of the run (its cgroup: resident memory and page cache), when measured. */
+  peakMemoryMb?: number | null;
+  /** The OS layers the run had (null when it never started). */
+  containment?: Containment | null;
 }
 
 /** Defaults of the limits in {@linkcode SandboxOptions}. */
@@ -76,428 +106,177 @@ export const SANDBOX_DEFAULTS = {
   timeoutMs: 10 * 60_000,
   memoryMb: 4096,
   maxOutputBytes: 1 << 30,
+  maxOutputEntries: 100_000,
+  maxProcesses: 1024,
 } as const;
 
-/** Longest log line passed on (longer ones are cut) and total log bytes passed on per run. */
-const MAX_LINE = 8192;
-const MAX_LOG_BYTES = 8 << 20;
-const POLL_MS = 100;
-/** Most entries (files + folders) an output folder may hold. */
-const MAX_OUTPUT_ENTRIES = 100_000;
-
-/** Absolute path of petrel's checkout (the folder holding deno.json). */
-export function petrelRoot(): string {
-  const url = new URL("../../", import.meta.url);
-  if (url.protocol !== "file:") {
-    throw new Error(`the petrel sandbox needs a local checkout, but petrel runs from ${url.href}`);
-  }
-  return decodeURIComponent(url.pathname).replace(/\/$/, "");
-}
-
 /**
- * Paths the child may read besides the run's own inputs, models, recipe and output folder:
- * petrel's sources (`mod.ts`, `deno.json`, `shaders/`, every `core/` area except `server/`) and
- * `node_modules/` (npm packages that load their own files, e.g. onnxruntime-web's .wasm).
+ * Temporary names of `writeOutput` (`x.petrel-tmp-<id>`) and core/io's writers
+ * (`.x.tmp-<pid>-<id>`): never outputs; left-overs are removed after a run.
  */
-export function petrelReadPaths(root = petrelRoot()): string[] {
-  const core: string[] = [];
-  try {
-    for (const e of Deno.readDirSync(`${root}/core`)) {
-      if (e.name !== "server") core.push(`${root}/core/${e.name}`);
-    }
-  } catch {
-    core.push(`${root}/core`);
-  }
-  return [
-    ...["mod.ts", "deno.json", "shaders", "node_modules"].map((p) => `${root}/${p}`),
-    ...core.sort(),
-  ];
+const TEMPORARY = /\.petrel-tmp-|^\..+\.tmp-\d+-[0-9a-f]{8}$/;
+
+interface Limits {
+  timeoutMs: number;
+  memoryMb: number;
+  maxOutputBytes: number;
+  maxOutputEntries: number;
+  maxProcesses: number;
 }
 
-/** The environment passed to the child: nothing but what Deno and the GPU driver need. */
-function childEnv(): Record<string, string> {
-  const env: Record<string, string> = { NO_COLOR: "1" };
-  let all: Record<string, string> = {};
-  try {
-    all = Deno.env.toObject();
-  } catch {
-    // no env permission: Deno falls back to its defaults
-  }
-  const keep =
-    /^(HOME|PATH|DENO_DIR|XDG_CACHE_HOME|XDG_RUNTIME_DIR|LANG|LC_ALL|TZ|(VK|MESA|LIBGL|GALLIUM|LP|WGPU|__GLX|__EGL|DRI)_[A-Z0-9_]*|VK_ICD_FILENAMES|NVIDIA_[A-Z_]*|CUDA_VISIBLE_DEVICES|LD_LIBRARY_PATH)$/;
-  for (const [k, v] of Object.entries(all)) if (keep.test(k)) env[k] = v;
-  return env;
-}
-
-function canRunShell(): boolean {
-  try {
-    Deno.statSync("/bin/sh");
-    return Deno.permissions.querySync({ name: "run", command: "/bin/sh" }).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-/** The child command line for a validated spec (exported for the docs and tests). */
-export function sandboxArgs(
-  spec: Pick<HarnessSpec, "recipe" | "inputs" | "models" | "outDir">,
-  memoryMb: number,
-  root = petrelRoot(),
-): string[] {
-  const reads = [
-    spec.recipe,
-    ...spec.inputs,
-    ...spec.models,
-    spec.outDir,
-    ...petrelReadPaths(root),
-  ].filter((p) => p !== "");
-  const args = [
-    "run",
-    "--quiet",
-    "--no-prompt",
-    "--no-lock",
-    "--cached-only",
-    "--no-remote",
-    "--node-modules-dir=manual",
-    `--config=${root}/deno.json`,
-    `--allow-read=${reads.join(",")}`,
-  ];
-  if (spec.outDir) args.push(`--allow-write=${spec.outDir}`);
-  args.push(`--v8-flags=--max-old-space-size=${memoryMb}`, `${root}/core/runtime/harness.ts`);
-  return args;
-}
-
-class InputProblem extends Error {}
-
-async function realPathOf(p: string, what: string): Promise<string> {
-  if (p.includes(",")) {
-    throw new InputProblem(
-      `${what} path "${p}" contains a comma, which Deno's permission lists cannot express`,
-    );
-  }
-  try {
-    return await Deno.realPath(p);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new InputProblem(`${what} "${p}" does not exist`);
-    throw new InputProblem(`${what} "${p}" cannot be accessed: ${(e as Error).message}`);
-  }
-}
-
-function within(child: string, parent: string): boolean {
-  return child === parent || child.startsWith(parent.endsWith("/") ? parent : parent + "/");
-}
-
-interface Prepared {
-  recipe: string;
-  inputs: string[];
-  models: string[];
-  outDir: string;
-}
-
-async function prepare(o: SandboxOptions, mode: "run" | "describe"): Promise<Prepared> {
-  const recipe = await realPathOf(o.recipe, "recipe");
-  if (!(await Deno.stat(recipe)).isFile) {
-    throw new InputProblem(`recipe "${o.recipe}" is not a file`);
-  }
-  if (!/\.(ts|js|mts|mjs)$/.test(recipe)) {
-    throw new InputProblem(`recipe "${o.recipe}" must be a .ts or .js module`);
-  }
-  const inputs = await Promise.all((o.inputs ?? []).map((p) => realPathOf(p, "input")));
-  const models = await Promise.all((o.models ?? []).map((p) => realPathOf(p, "model")));
-  if (mode === "describe") return { recipe, inputs, models, outDir: "" };
-  if (!o.outDir) throw new InputProblem("an output folder is required");
-  if (o.outDir.includes(",")) {
-    throw new InputProblem(`output folder "${o.outDir}" contains a comma`);
-  }
-  await Deno.mkdir(o.outDir, { recursive: true });
-  const outDir = await Deno.realPath(o.outDir);
-  if (!(await Deno.stat(outDir)).isDirectory) {
-    throw new InputProblem(`output "${o.outDir}" is not a folder`);
-  }
-  const root = petrelRoot();
-  const guarded = [root, recipe, ...inputs, ...models];
-  for (const g of guarded) {
-    if (within(g, outDir)) {
-      throw new InputProblem(
-        `output folder "${o.outDir}" contains ${
-          g === root ? "petrel itself" : `"${g}"`
-        }; the run could overwrite it. Choose a separate folder`,
-      );
-    }
-  }
-  for (const p of [...inputs, ...models]) {
-    if (within(outDir, p)) {
-      throw new InputProblem(
-        `output folder "${o.outDir}" lies inside the input "${p}"; choose a separate folder`,
-      );
-    }
-  }
-  for await (const _ of Deno.readDir(outDir)) {
-    throw new InputProblem(
-      `output folder "${o.outDir}" is not empty; choose a new folder or empty it`,
-    );
-  }
-  return { recipe, inputs, models, outDir };
-}
-
-interface ChildOutcome {
+interface ChildOutcome extends HarnessReport {
   exitCode: number | null;
   signal: string | null;
-  killed?: "timeout" | "memory" | "output-quota" | "cancelled";
+  killed?: KillReason;
   killDetail?: string;
-  harnessError?: { kind: HarnessErrorKind; message: string };
-  done: boolean;
-  adapter: AdapterReport | null;
-  adapterMs: number | null;
-  importMs: number | null;
-  runMs: number | null;
-  params: Record<string, unknown> | null;
-  describe: { description: string | null; schema: unknown } | null;
   stderrTail: string;
   spawnError?: string;
+  usage: RunUsage;
+  containment: Containment | null;
 }
 
+/** Runs the harness for `spec`: spawn, watch and stream until it exits, then release its cgroups. */
 async function runChild(
-  prep: Prepared,
-  spec: HarnessSpec,
-  limits: { timeoutMs: number; memoryMb: number; maxOutputBytes: number },
+  spec: Omit<HarnessSpec, "channel">,
+  limits: Limits,
   o: Pick<SandboxOptions, "signal" | "onLog" | "onProgress">,
 ): Promise<ChildOutcome> {
   const out: ChildOutcome = {
+    ...emptyReport(),
     exitCode: null,
     signal: null,
-    done: false,
-    adapter: null,
-    adapterMs: null,
-    importMs: null,
-    runMs: null,
-    params: null,
-    describe: null,
     stderrTail: "",
+    usage: { peakMemoryMb: null, oomKilled: false, pidsLimitHit: false },
+    containment: null,
   };
-  let deno = "deno";
-  let child: Deno.ChildProcess;
+  const channel = await ChannelReader.create();
+  let spawned: Awaited<ReturnType<typeof spawnChild>>;
   try {
-    deno = Deno.execPath();
-    const args = sandboxArgs(prep, limits.memoryMb);
-    let cmd = deno;
-    let cmdArgs = args;
-    if (spec.mode === "run" && canRunShell()) {
-      // A per-file size cap enforced by the kernel (SIGXFSZ; dash counts 512-byte blocks) backs
-      // up the folder polling. If the shell refuses the limit, the run goes on without it.
-      const blocks = Math.max(1, Math.ceil(limits.maxOutputBytes / 512));
-      cmd = "/bin/sh";
-      cmdArgs = [
-        "-c",
-        'ulimit -f "$1" 2>/dev/null; shift; exec "$@"',
-        "sh",
-        String(blocks),
-        deno,
-        ...args,
-      ];
-    }
-    child = new Deno.Command(cmd, {
-      args: cmdArgs,
-      cwd: prep.outDir || prep.recipe.slice(0, prep.recipe.lastIndexOf("/")) || "/",
-      clearEnv: true,
-      env: childEnv(),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    spawned = await spawnChild({ ...spec, channel: channel.path }, {
+      memoryMb: limits.memoryMb,
+      maxProcesses: limits.maxProcesses,
+      maxFileBytes: spec.mode === "run" ? limits.maxOutputBytes : 0,
+    }, crypto.randomUUID());
   } catch (e) {
-    out.spawnError = `could not start the sandbox process (${deno}): ${(e as Error).message}`;
+    await channel.close();
+    out.spawnError = `could not start the sandbox process: ${(e as Error).message}`;
     return out;
   }
-  const kill = (why: NonNullable<ChildOutcome["killed"]>, detail: string): void => {
-    if (out.killed) return;
-    out.killed = why;
-    out.killDetail = detail;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  };
-
-  let logBytes = 0;
-  let logCut = false;
-  const log = (line: string): void => {
-    if (!o.onLog) return;
-    if (logBytes > MAX_LOG_BYTES) {
-      if (!logCut) o.onLog(`[petrel] log truncated after ${MAX_LOG_BYTES} bytes`);
-      logCut = true;
-      return;
-    }
-    const l = line.length > MAX_LINE ? line.slice(0, MAX_LINE) + " …[cut]" : line;
-    logBytes += l.length + 1;
-    try {
-      o.onLog(l);
-    } catch {
-      // a failing callback must not break the runner
-    }
-  };
-
-  const readLines = async (
-    stream: ReadableStream<Uint8Array>,
-    onLine: (line: string) => void,
-  ): Promise<void> => {
-    let buf = "";
-    try {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          onLine(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-        if (buf.length > 4 * MAX_LINE) {
-          onLine(buf);
-          buf = "";
-        }
+  const { child, contained } = spawned;
+  out.containment = contained.containment;
+  const onMessage = (m: Parameters<typeof applyMessage>[1]): void =>
+    applyMessage(out, m, o.onProgress);
+  const log = new LogSink(o.onLog);
+  const streams = Promise.all([
+    readLines(child.stdout, (line) => log.line(line)),
+    readLines(child.stderr, (line) => {
+      out.stderrTail = (out.stderrTail + line + "\n").slice(-4096);
+      log.line(line);
+    }),
+  ]);
+  const stopWatching = startWatchdog({
+    timeoutMs: limits.timeoutMs,
+    signal: o.signal,
+    outDir: spec.outDir,
+    output: { maxBytes: limits.maxOutputBytes, maxEntries: limits.maxOutputEntries },
+    tick: () => channel.read(onMessage),
+    kill: (why, detail) => {
+      out.killed = why;
+      out.killDetail = detail;
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
       }
-    } catch {
-      // pipe closed by a kill
-    }
-    if (buf) onLine(buf);
-  };
-
-  const stdoutDone = readLines(child.stdout, (line) => {
-    const msg = decodeMessage(line);
-    if (!msg) return log(line);
-    switch (msg.t) {
-      case "adapter":
-        if (out.adapterMs === null) {
-          out.adapter = msg.adapter;
-          out.adapterMs = msg.ms;
-          if (msg.error) log(`[petrel] no WebGPU adapter: ${msg.error}`);
-        }
-        break;
-      case "imported":
-        out.importMs ??= msg.ms;
-        break;
-      case "params":
-        out.params ??= msg.params;
-        break;
-      case "describe":
-        out.describe ??= { description: msg.description, schema: msg.schema };
-        break;
-      case "progress":
-        if (Number.isFinite(msg.done) && Number.isFinite(msg.total) && o.onProgress) {
-          try {
-            o.onProgress(msg.done, msg.total);
-          } catch {
-            // ignore callback errors
-          }
-        }
-        break;
-      case "done":
-        out.done = true;
-        out.runMs = msg.ms;
-        break;
-      case "error":
-        out.harnessError ??= { kind: msg.kind, message: String(msg.message) };
-        break;
-    }
+    },
   });
-  const stderrDone = readLines(child.stderr, (line) => {
-    out.stderrTail = (out.stderrTail + line + "\n").slice(-4096);
-    log(line);
-  });
-
-  const writer = child.stdin.getWriter();
-  writer.write(new TextEncoder().encode(JSON.stringify(spec))).then(() => writer.close()).catch(
-    () => {},
-  );
-
-  const timer = setTimeout(
-    () =>
-      kill(
-        "timeout",
-        `the run exceeded its wall-clock limit of ${limits.timeoutMs / 1000} s and was stopped`,
-      ),
-    limits.timeoutMs,
-  );
-  const onAbort = (): void => kill("cancelled", "the run was cancelled");
-  if (o.signal?.aborted) onAbort();
-  o.signal?.addEventListener("abort", onAbort);
-
-  let polling = false;
-  const poll = setInterval(async () => {
-    if (polling || out.killed) return;
-    polling = true;
-    try {
-      if (prep.outDir) {
-        const u = await folderUsage(prep.outDir);
-        if (u.bytes > limits.maxOutputBytes) {
-          kill(
-            "output-quota",
-            `the run wrote more than its output quota of ${limits.maxOutputBytes} bytes and was stopped`,
-          );
-        } else if (u.entries > MAX_OUTPUT_ENTRIES) {
-          kill(
-            "output-quota",
-            `the run created more than ${MAX_OUTPUT_ENTRIES} files and was stopped`,
-          );
-        }
-      }
-      const rssMb = residentMb(child.pid);
-      if (rssMb !== null && rssMb > limits.memoryMb) {
-        kill(
-          "memory",
-          `the run used ${
-            Math.round(rssMb)
-          } MiB, more than its memory limit of ${limits.memoryMb} MiB, and was stopped`,
-        );
-      }
-    } finally {
-      polling = false;
-    }
-  }, POLL_MS);
-
   const status = await child.status;
-  clearTimeout(timer);
-  clearInterval(poll);
-  o.signal?.removeEventListener("abort", onAbort);
-  await Promise.all([stdoutDone, stderrDone]);
+  stopWatching();
+  await streams;
+  await channel.read(onMessage);
+  await channel.close();
+  out.usage = await releaseRun(contained.cgroups);
   out.exitCode = status.code;
   out.signal = status.signal;
   return out;
 }
 
-function residentMb(pid: number): number | null {
-  try {
-    const s = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /VmRSS:\s+(\d+) kB/.exec(s);
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-function limitsOf(
-  o: SandboxOptions,
-): { timeoutMs: number; memoryMb: number; maxOutputBytes: number } {
+function limitsOf(o: SandboxOptions): Limits {
   const timeoutMs = o.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
   const memoryMb = o.memoryMb ?? SANDBOX_DEFAULTS.memoryMb;
   const maxOutputBytes = o.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
+  const maxOutputEntries = o.maxOutputEntries ?? SANDBOX_DEFAULTS.maxOutputEntries;
+  const maxProcesses = o.maxProcesses ?? SANDBOX_DEFAULTS.maxProcesses;
   if (!(timeoutMs > 0)) throw new InputProblem(`timeoutMs must be positive, got ${timeoutMs}`);
   if (!(memoryMb >= 128)) throw new InputProblem(`memoryMb must be at least 128, got ${memoryMb}`);
   if (!(maxOutputBytes > 0)) {
     throw new InputProblem(`maxOutputBytes must be positive, got ${maxOutputBytes}`);
   }
-  return { timeoutMs, memoryMb: Math.floor(memoryMb), maxOutputBytes };
+  if (!(maxOutputEntries >= 1)) {
+    throw new InputProblem(`maxOutputEntries must be at least 1, got ${maxOutputEntries}`);
+  }
+  // Deno itself runs a few dozen threads (more with many cores), and each one counts.
+  if (!(maxProcesses >= 32)) {
+    throw new InputProblem(`maxProcesses must be at least 32, got ${maxProcesses}`);
+  }
+  return {
+    timeoutMs,
+    memoryMb: Math.floor(memoryMb),
+    maxOutputBytes,
+    maxOutputEntries: Math.floor(maxOutputEntries),
+    maxProcesses: Math.floor(maxProcesses),
+  };
 }
 
 /** Classifies a finished child into the public result fields. */
-function classify(c: ChildOutcome): Pick<SandboxResult, "ok" | "reason" | "error" | "errorKind"> {
+function classify(
+  c: ChildOutcome,
+  limits: Pick<Limits, "memoryMb" | "maxProcesses">,
+): Pick<SandboxResult, "ok" | "reason" | "error" | "errorKind"> {
   if (c.spawnError) return { ok: false, reason: "error", error: c.spawnError, errorKind: "crash" };
   if (c.killed) return { ok: false, reason: c.killed, error: c.killDetail };
+  const finished = c.exitCode === 0 && c.done;
+  if (c.usage.oomKilled && !finished) {
+    const peak = c.usage.peakMemoryMb !== null
+      ? ` (peak ${Math.round(c.usage.peakMemoryMb)} MiB)`
+      : "";
+    return {
+      ok: false,
+      reason: "memory",
+      error:
+        `the run reached its memory limit of ${limits.memoryMb} MiB${peak} and was stopped by the kernel`,
+    };
+  }
+  if (c.usage.pidsLimitHit && !finished) {
+    return {
+      ok: false,
+      reason: "processes",
+      error:
+        `the run reached its limit of ${limits.maxProcesses} processes and threads and was stopped`,
+    };
+  }
+  const contain = /^petrel-contain: (.*)$/m.exec(c.stderrTail);
+  if (contain && !finished) {
+    return {
+      ok: false,
+      reason: "error",
+      errorKind: "crash",
+      error: `the sandbox could not be set up: ${contain[1]}`,
+    };
+  }
   const oom = /out of memory|heap limit|Allocation failed/i.test(c.stderrTail);
   if (c.harnessError) {
     const h = c.harnessError;
     if (h.kind === "permission") return { ok: false, reason: "permission", error: h.message };
     if (h.kind === "output-quota") return { ok: false, reason: "output-quota", error: h.message };
+    if (h.kind === "recipe" && /Array buffer allocation failed|out of memory/i.test(h.message)) {
+      // Under RLIMIT_DATA (hosts without a memory cgroup) allocations fail instead.
+      return {
+        ok: false,
+        reason: "memory",
+        error: `the run reached its memory limit of ${limits.memoryMb} MiB (${h.message})`,
+      };
+    }
     if (h.kind === "input" && /File too large|EFBIG/i.test(h.message)) {
       return {
         ok: false,
@@ -521,7 +300,7 @@ function classify(c: ChildOutcome): Pick<SandboxResult, "ok" | "reason" | "error
       error: "the run ran out of its memory limit (JavaScript heap) and was stopped",
     };
   }
-  if (c.exitCode === 0 && c.done) return { ok: true };
+  if (finished) return { ok: true };
   if (c.exitCode === 0) {
     return {
       ok: false,
@@ -542,6 +321,52 @@ function classify(c: ChildOutcome): Pick<SandboxResult, "ok" | "reason" | "error
 }
 
 /**
+ * After the child exited: counts the outputs again (a breach removes them all but the manifest,
+ * so that the disk is given back), then tidies them (modes, links, temporary leftovers).
+ */
+async function settleOutputs(
+  outDir: string,
+  limits: Limits,
+  verdict: Pick<SandboxResult, "ok" | "reason" | "error" | "errorKind">,
+  log: (line: string) => void,
+): Promise<Pick<SandboxResult, "ok" | "reason" | "error" | "errorKind">> {
+  // The name is the runner's: whatever the recipe left there goes.
+  const forged = await Deno.lstat(`${outDir}/${MANIFEST_NAME}`).then(() => true, () => false);
+  if (forged) {
+    await Deno.remove(`${outDir}/${MANIFEST_NAME}`, { recursive: true });
+    log(`[petrel] removed a ${MANIFEST_NAME} written by the recipe (the name is reserved)`);
+  }
+  const u = await scanOutput(outDir, {
+    maxBytes: limits.maxOutputBytes,
+    maxEntries: limits.maxOutputEntries,
+  });
+  if (u.over && verdict.reason !== "output-quota") {
+    verdict = {
+      ok: false,
+      reason: "output-quota",
+      error: u.over === "bytes"
+        ? `the run used more than its output quota of ${limits.maxOutputBytes} bytes of disk (files and folders)`
+        : `the run created more than ${limits.maxOutputEntries} files and folders`,
+    };
+  }
+  if (verdict.reason === "output-quota") {
+    await emptyFolder(outDir);
+    log("[petrel] the output quota was exceeded: the outputs were removed");
+  }
+  const t = await tidyOutput(outDir, TEMPORARY);
+  if (t.modesFixed.length) {
+    log(`[petrel] cleared setuid/setgid/sticky/world-write bits of: ${t.modesFixed.join(", ")}`);
+  }
+  if (t.removed.length) {
+    log(`[petrel] removed outputs that are not regular files or folders: ${t.removed.join(", ")}`);
+  }
+  if (t.leftovers.length) {
+    log(`[petrel] removed temporary files (never outputs): ${t.leftovers.join(", ")}`);
+  }
+  return verdict;
+}
+
+/**
  * Runs a recipe in a permission-limited child process and writes `manifest.json` into the
  * output folder. Never throws for problems of the run itself: they are reported in the result.
  */
@@ -549,11 +374,11 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   const startedAt = new Date();
   const t0 = performance.now();
   const elapsed = (): number => Math.round((performance.now() - t0) * 10) / 10;
-  let prep: Prepared;
-  let limits: ReturnType<typeof limitsOf>;
+  let prep: Awaited<ReturnType<typeof prepare>>;
+  let limits: Limits;
   try {
     limits = limitsOf(options);
-    prep = await prepare(options, "run");
+    prep = await prepare(options, "run", petrelRoot());
   } catch (e) {
     return {
       ok: false,
@@ -565,27 +390,43 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     };
   }
   const seed = options.seed ?? SANDBOX_DEFAULTS.seed;
-  const spec: HarnessSpec = {
+  const spec: Omit<HarnessSpec, "channel"> = {
     mode: "run",
     ...prep,
     params: options.params ?? {},
     seed,
     maxOutputBytes: limits.maxOutputBytes,
   };
-  const child = await runChild(prep, spec, limits, options);
-  let verdict = classify(child);
-  const usage = await folderUsage(prep.outDir);
-  if (verdict.ok && usage.bytes > limits.maxOutputBytes) {
+  const child = await runChild(spec, limits, options);
+  const log = (line: string): void => {
+    try {
+      options.onLog?.(line);
+    } catch {
+      // a failing callback must not break the runner
+    }
+  };
+  let verdict = classify(child, limits);
+  try {
+    verdict = await settleOutputs(prep.outDir, limits, verdict, log);
+  } catch (e) {
     verdict = {
       ok: false,
-      reason: "output-quota",
-      error:
-        `the run wrote ${usage.bytes} bytes, more than its output quota of ${limits.maxOutputBytes}`,
+      reason: "error",
+      errorKind: "crash",
+      error: `the outputs could not be checked: ${(e as Error).message}`,
     };
   }
   const durationMs = elapsed();
-  const result: SandboxResult = { ...verdict, exitCode: child.exitCode, durationMs };
+  const result: SandboxResult = {
+    ...verdict,
+    exitCode: child.exitCode,
+    durationMs,
+    peakMemoryMb: child.usage.peakMemoryMb,
+    containment: child.containment,
+  };
   try {
+    const outputs = verdict.reason === "output-quota" ? [] : await hashOutputs(prep.outDir);
+    const produced = new Set(outputs.map((f) => f.path));
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
       recipe: { path: prep.recipe, sha256: await sha256File(prep.recipe) },
@@ -595,10 +436,19 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       modelRoots: prep.models,
       inputs: await hashTree(prep.inputs),
       models: await hashTree(prep.models),
-      outputs: verdict.reason === "output-quota" ? [] : await hashOutputs(prep.outDir),
-      versions: runtimeVersions(),
+      outputs,
+      nondeterministicOutputs: child.nondeterministic.filter((p) => produced.has(p)),
+      versions: { ...runtimeVersions(), petrelSources: await petrelSourcesHash(petrelRoot()) },
       adapter: child.adapter,
       limits,
+      sandbox: child.containment
+        ? {
+          namespaces: child.containment.namespaces,
+          memory: child.containment.memory,
+          processes: child.containment.processes,
+          peakMemoryMb: child.usage.peakMemoryMb,
+        }
+        : null,
       timings: {
         startedAt: startedAt.toISOString(),
         finishedAt: new Date().toISOString(),
@@ -618,7 +468,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     await writeManifest(manifestPath, manifest);
     result.manifestPath = manifestPath;
   } catch (e) {
-    options.onLog?.(`[petrel] could not write the manifest: ${(e as Error).message}`);
+    log(`[petrel] could not write the manifest: ${(e as Error).message}`);
   }
   return result;
 }
@@ -646,10 +496,12 @@ export async function describeRecipe(
   recipe: string,
   options: { timeoutMs?: number } = {},
 ): Promise<RecipeDescription> {
-  const prep = await prepare({ recipe, inputs: [], outDir: "" }, "describe").catch((e) => {
-    throw new Error((e as Error).message);
-  });
-  const spec: HarnessSpec = {
+  const prep = await prepare({ recipe, inputs: [], outDir: "" }, "describe", petrelRoot()).catch(
+    (e) => {
+      throw new Error((e as Error).message);
+    },
+  );
+  const spec: Omit<HarnessSpec, "channel"> = {
     mode: "describe",
     ...prep,
     params: {},
@@ -657,16 +509,18 @@ export async function describeRecipe(
     maxOutputBytes: 0,
   };
   const lines: string[] = [];
-  const child = await runChild(
-    prep,
-    spec,
-    { timeoutMs: options.timeoutMs ?? 60_000, memoryMb: 1024, maxOutputBytes: 1 },
-    { onLog: (l) => lines.push(l) },
-  );
+  const limits: Limits = {
+    timeoutMs: options.timeoutMs ?? 60_000,
+    memoryMb: 1024,
+    maxOutputBytes: 1,
+    maxOutputEntries: 1,
+    maxProcesses: SANDBOX_DEFAULTS.maxProcesses,
+  };
+  const child = await runChild(spec, limits, { onLog: (l) => lines.push(l) });
   if (child.describe) {
     return { recipe: prep.recipe, ...child.describe } as RecipeDescription;
   }
-  const v = classify(child);
+  const v = classify(child, limits);
   throw new Error(`cannot load recipe ${recipe}: ${v.error ?? "no description was reported"}`);
 }
 

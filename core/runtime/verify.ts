@@ -9,14 +9,18 @@ import { decodeNifti } from "../io/nifti.ts";
 import { decodeNpy } from "../io/npy.ts";
 import { sha256File } from "./hash.ts";
 import { type Manifest, MANIFEST_NAME, readManifest } from "./manifest.ts";
-import { runSandboxed, type SandboxOptions, type SandboxResult } from "./sandbox.ts";
+import { within } from "./paths.ts";
+import { petrelRoot, runSandboxed, type SandboxOptions, type SandboxResult } from "./sandbox.ts";
 
 /** Comparison of one output between the recorded run and the rerun. */
 export interface OutputComparison {
   /** Path relative to the output folder. */
   path: string;
-  /** identical: same sha256; different: bytes differ; missing: not produced by the rerun; extra: only in the rerun. */
-  status: "identical" | "different" | "missing" | "extra";
+  /**
+   * identical: same sha256; different: bytes differ; missing: not produced by the rerun; extra:
+   * only in the rerun; not-compared: declared nondeterministic by the recipe (in the rerun).
+   */
+  status: "identical" | "different" | "missing" | "extra" | "not-compared";
   /** For different numeric outputs (.nii, .nii.gz, .npy, .f32): the largest |a − b|. */
   maxAbsDiff?: number;
   /** maxAbsDiff divided by the largest |a| of the recorded output. */
@@ -40,8 +44,13 @@ export interface VerifyReport {
   /** Inputs or models whose sha256 changed (or that vanished) since the recorded run. */
   changedInputs: string[];
   outputs: OutputComparison[];
-  /** Every recorded output was reproduced bit for bit and nothing extra was written. */
+  /**
+   * Every recorded output was reproduced bit for bit and nothing extra was written (outputs the
+   * rerun declared nondeterministic are not compared).
+   */
   bitIdentical: boolean;
+  /** The paths the manifest asked to read (recipe, inputs, models), checked before the rerun. */
+  roots: string[];
 }
 
 /** Options of {@linkcode verifyManifest}. */
@@ -52,6 +61,61 @@ export interface VerifyOptions {
   onLog?: SandboxOptions["onLog"];
   onProgress?: SandboxOptions["onProgress"];
   signal?: AbortSignal;
+  /**
+   * Folders besides the default ones (the manifest folder's parent and petrel's `examples/`)
+   * under which the manifest's recipe, input and model roots may lie; `"/"` allows any.
+   */
+  allowRoots?: string[];
+}
+
+/** A manifest whose roots lie outside the allowed folders (nothing was run). */
+export class UntrustedRootError extends Error {
+  override name = "UntrustedRootError";
+}
+
+function parentOf(p: string): string {
+  const i = p.replace(/\/+$/, "").lastIndexOf("/");
+  return i <= 0 ? "/" : p.slice(0, i);
+}
+
+/**
+ * The folders a manifest's roots may lie under without being allowed explicitly: the parent of
+ * the manifest's folder (where a run's sibling input folders live, e.g. `sim/` beside `osem/`,
+ * or a server job's `in/` beside `out-1/`) and petrel's `examples/`. The parent is not used when
+ * it is `/`.
+ */
+export async function defaultAllowedRoots(manifestPath: string): Promise<string[]> {
+  const dir = parentOf(await Deno.realPath(manifestPath));
+  const base = parentOf(dir);
+  return [...(base === "/" ? [dir] : [base]), `${petrelRoot()}/examples`];
+}
+
+async function checkRoots(
+  manifestPath: string,
+  manifest: Manifest,
+  allow: readonly string[],
+): Promise<string[]> {
+  const roots = [manifest.recipe.path, ...manifest.inputRoots, ...manifest.modelRoots];
+  const allowed = [
+    ...await defaultAllowedRoots(manifestPath),
+    ...await Promise.all(allow.map((a) => Deno.realPath(a).catch(() => a))),
+  ];
+  for (const r of roots) {
+    let real = r;
+    try {
+      real = await Deno.realPath(r);
+    } catch {
+      // missing: the rerun reports it; the recorded path is checked instead
+    }
+    if (!r.startsWith("/") || !allowed.some((a) => within(real, a) && within(r, a))) {
+      throw new UntrustedRootError(
+        `${manifestPath} asks to read "${r}", outside the folders a manifest may name ` +
+          `(${allowed.join(", ")}); a manifest is untrusted input: check it and allow the ` +
+          `folder explicitly (petrel verify --allow-root <folder>)`,
+      );
+    }
+  }
+  return roots;
 }
 
 // Outputs are compared NaN-aware (compareArrays), so the readers must not refuse NaN/Inf here.
@@ -110,10 +174,14 @@ async function changedFiles(recorded: Manifest["inputs"]): Promise<string[]> {
  * limits) and compares its outputs with the recorded ones. The recorded output folder (the
  * manifest's folder) is read to compare numeric outputs element by element.
  *
+ * A manifest is untrusted: before anything runs, its recipe, input and model roots must lie under
+ * the default folders ({@linkcode defaultAllowedRoots}) or `options.allowRoots`, else an
+ * {@linkcode UntrustedRootError} is thrown.
+ *
  * @example
  * ```ts
- * const report = await verifyManifest("out/run1/manifest.json"); // re-run and compare outputs
- * console.log(report.sameAdapter, report.rerunDir);
+ * const report = await verifyManifest("osem/manifest.json", { allowRoots: ["sim"] });
+ * console.log(report.bitIdentical ? "bit-identical" : report.outputs);
  * ```
  */
 export async function verifyManifest(
@@ -121,6 +189,7 @@ export async function verifyManifest(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const manifest = await readManifest(manifestPath);
+  const roots = await checkRoots(manifestPath, manifest, options.allowRoots ?? []);
   const recordedDir = manifestPath.includes("/")
     ? manifestPath.slice(0, manifestPath.lastIndexOf("/"))
     : ".";
@@ -145,6 +214,8 @@ export async function verifyManifest(
     timeoutMs: manifest.limits.timeoutMs,
     memoryMb: manifest.limits.memoryMb,
     maxOutputBytes: manifest.limits.maxOutputBytes,
+    maxOutputEntries: manifest.limits.maxOutputEntries,
+    maxProcesses: manifest.limits.maxProcesses,
     onLog: options.onLog,
     onProgress: options.onProgress,
     signal: options.signal,
@@ -160,12 +231,22 @@ export async function verifyManifest(
   const sameAdapter = a !== null && b !== null && a.description === b.description &&
     a.vendor === b.vendor && a.architecture === b.architecture;
   const outputs: OutputComparison[] = [];
+  // The rerun's declarations count (its recipe is the one on disk now), not the manifest's.
+  const skip = new Set(rerunManifest?.nondeterministicOutputs ?? []);
   const newOutputs = new Map((rerunManifest?.outputs ?? []).map((o) => [o.path, o]));
   for (const o of manifest.outputs) {
     const n = newOutputs.get(o.path);
     newOutputs.delete(o.path);
     if (!n) {
       outputs.push({ path: o.path, status: "missing" });
+      continue;
+    }
+    if (skip.has(o.path)) {
+      outputs.push({
+        path: o.path,
+        status: "not-compared",
+        note: "declared nondeterministic by the recipe",
+      });
       continue;
     }
     if (n.sha256 === o.sha256) {
@@ -195,6 +276,8 @@ export async function verifyManifest(
     recipeChanged,
     changedInputs,
     outputs,
-    bitIdentical: rerun.ok && outputs.every((o) => o.status === "identical"),
+    bitIdentical: rerun.ok &&
+      outputs.every((o) => o.status === "identical" || o.status === "not-compared"),
+    roots,
   };
 }

@@ -16,6 +16,7 @@ export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelle
 export type JobReason =
   | "timeout"
   | "memory"
+  | "processes"
   | "permission"
   | "output-quota"
   | "error"

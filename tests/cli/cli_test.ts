@@ -165,10 +165,16 @@ Deno.test("cli verify: bit-identical rerun exits 0; JSON report", async () => {
   await using s = await scratch();
   const run = await cli("run", fixture("echo"), "--in", s.inDir, "--out", s.outDir, "-q");
   assertEquals(run.code, EXIT.ok, run.err);
+  const fixtures = fixture("echo").replace(/\/[^/]+$/, "");
+  // The fixture recipe lies outside the default roots: allowed explicitly.
   let r = await cli("verify", s.outDir, "--out", `${s.root}/rerun`, "-q");
+  assertEquals(r.code, EXIT.input, r.err);
+  assertMatch(r.err, /outside the folders a manifest may name/);
+  r = await cli("verify", s.outDir, "--out", `${s.root}/rerun`, "-q", "--allow-root", fixtures);
   assertEquals(r.code, EXIT.ok, r.err + r.out);
   assertStringIncludes(r.out, "bit-identical: yes");
-  r = await cli("verify", `${s.outDir}/manifest.json`, "--json", "-q");
+  assertStringIncludes(r.err, `manifest asks to read: ${fixture("echo")}`);
+  r = await cli("verify", `${s.outDir}/manifest.json`, "--json", "-q", "--allow-root", fixtures);
   const j = JSON.parse(r.out);
   assertEquals([r.code, j.bitIdentical, j.sameAdapter, j.rerunRemoved], [
     EXIT.ok,

@@ -9,7 +9,10 @@ import {
 import { permissionInfo } from "../../core/runtime/protocol.ts";
 import { z } from "zod";
 import denoJson from "../../deno.json" with { type: "json" };
-import { fixture, runFixture, scratch, webSha256 } from "./_helpers.ts";
+import { fixture, ROOT, runFixture, scratch, webSha256 } from "./_helpers.ts";
+
+/** The fixture recipes' folder: outside a manifest's default roots, so verify must be told. */
+const FIXTURES = `${ROOT}/tests/fixtures/recipes`;
 
 Deno.test("manifest records recipe, params, seed, versions, adapter, timings and correct hashes", async () => {
   await using s = await scratch();
@@ -38,14 +41,23 @@ Deno.test("manifest records recipe, params, seed, versions, adapter, timings and
   assert(m.timings.totalMs >= (m.timings.runMs ?? 0));
   assert(Date.parse(m.timings.finishedAt) >= Date.parse(m.timings.startedAt));
   assertEquals(m.result, { ok: true, exitCode: 0 });
-  assertEquals(m.limits, { timeoutMs: 30_000, memoryMb: 512, maxOutputBytes: 16 << 20 });
+  assertEquals(m.limits, {
+    timeoutMs: 30_000,
+    memoryMb: 512,
+    maxOutputBytes: 16 << 20,
+    maxOutputEntries: 100_000,
+    maxProcesses: 1024,
+  });
 });
 
 Deno.test("verify: a rerun is bit-identical on the same adapter", async () => {
   await using s = await scratch();
   const r = await runFixture("echo", s, { seed: 3, params: { count: 16 } });
   assertEquals(r.ok, true, r.error);
-  const report = await verifyManifest(r.manifestPath!, { outDir: `${s.root}/rerun` });
+  const report = await verifyManifest(r.manifestPath!, {
+    outDir: `${s.root}/rerun`,
+    allowRoots: [FIXTURES],
+  });
   assertEquals(report.rerun.ok, true, report.rerun.error);
   assertEquals(report.sameAdapter, true);
   assertEquals(report.recipeChanged, false);
@@ -62,7 +74,10 @@ Deno.test("verify: reports changed inputs and the size of numeric differences", 
   m.seed = 4;
   await Deno.writeTextFile(r.manifestPath!, JSON.stringify(m));
   await Deno.writeFile(`${s.inDir}/data.bin`, new Uint8Array([9]));
-  const report = await verifyManifest(r.manifestPath!, { outDir: `${s.root}/rerun` });
+  const report = await verifyManifest(r.manifestPath!, {
+    outDir: `${s.root}/rerun`,
+    allowRoots: [FIXTURES],
+  });
   assertEquals(report.changedInputs, [`${await Deno.realPath(s.inDir)}/data.bin`]);
   const byPath = Object.fromEntries(report.outputs.map((o) => [o.path, o]));
   assertEquals(byPath["copy.bin"].status, "different");
@@ -90,7 +105,10 @@ Deno.test("verify: a record from another adapter is reported as such", async () 
   const m = JSON.parse(await Deno.readTextFile(r.manifestPath!));
   m.adapter.description = "NVIDIA H100 (recorded elsewhere)";
   await Deno.writeTextFile(r.manifestPath!, JSON.stringify(m));
-  const report = await verifyManifest(r.manifestPath!, { outDir: `${s.root}/rerun` });
+  const report = await verifyManifest(r.manifestPath!, {
+    outDir: `${s.root}/rerun`,
+    allowRoots: [FIXTURES],
+  });
   assertEquals(report.sameAdapter, false);
   assertEquals(report.bitIdentical, true); // this recipe does no floating-point GPU work
 });
