@@ -9,7 +9,7 @@ import { createHandler } from "./app.ts";
 import { loadServerConfig, parseServerConfig, type ServerConfig } from "./config.ts";
 import { JobEvents, jobOutDir, JobRunner, type SandboxRunner } from "./queue.ts";
 import { killOrphanedRuns } from "./orphans.ts";
-import { runSandboxed } from "./sandbox.ts";
+import { requireStrongSandbox, runSandboxed } from "./sandbox.ts";
 import { type JobStore, SqliteJobStore } from "./store.ts";
 import { DatabaseConfigError, PgJobStore } from "./store_pg.ts";
 
@@ -25,6 +25,11 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** Replaces the sandbox (tests). */
   runSandboxed?: SandboxRunner;
+  /**
+   * Start even when the host lacks a sandbox layer (bubblewrap, cgroup memory/pids; see
+   * docs/security.md). Default: the `PETREL_ALLOW_WEAK_SANDBOX=1` environment variable.
+   */
+  allowWeakSandbox?: boolean;
   /** Replaces the job store (default: `db`, else SQLite at `<dataDir>/petrel.db`). */
   store?: JobStore;
   /** PostgreSQL URL of a shared job database (overrides `config.db`). */
@@ -55,6 +60,7 @@ export interface PetrelServer {
 
 /** Builds a server (store, recovery, runner, handler) without listening on a port. */
 export async function createServer(options: ServeOptions): Promise<PetrelServer> {
+  if (!options.runSandboxed) await requireStrongSandbox(options.allowWeakSandbox);
   const config = typeof options.config === "string"
     ? await loadServerConfig(options.config)
     : parseServerConfig(options.config);

@@ -7,7 +7,7 @@
  * @module
  */
 import { JobEvents, JobRunner, type SandboxRunner } from "./queue.ts";
-import { runSandboxed } from "./sandbox.ts";
+import { requireStrongSandbox, runSandboxed } from "./sandbox.ts";
 import { PgJobStore } from "./store_pg.ts";
 
 /** Options of {@linkcode startWorker}. */
@@ -32,6 +32,8 @@ export interface WorkerOptions {
   onRestart?: "requeue" | "fail";
   /** Replaces the sandbox (tests). */
   runSandboxed?: SandboxRunner;
+  /** Run jobs even when the host lacks a sandbox layer (default: `PETREL_ALLOW_WEAK_SANDBOX=1`). */
+  allowWeakSandbox?: boolean;
   /** Prints start and stop lines (default true). */
   verbose?: boolean;
 }
@@ -60,6 +62,7 @@ export interface RunningWorker {
  * ```
  */
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  if (!o.runSandboxed) await requireStrongSandbox(o.allowWeakSandbox);
   const dataDir = o.dataDir.replace(/\/+$/, "");
   try {
     if (!(await Deno.stat(dataDir)).isDirectory) throw new Error("not a folder");
