@@ -278,7 +278,8 @@ export async function readSinogram(
   const layout = tof ? "[radial, views, planes, tofBins]" : "[radial, views, planes]";
   if (
     sidecar.shape.length !== expected.length || sidecar.shape.some((n, a) => n !== expected[a]) ||
-    sidecar.axes.length !== expected.length
+    // "axes" may be left out (its default names three axes), but not contradict the shape
+    ((raw as { axes?: unknown }).axes !== undefined && sidecar.axes.length !== expected.length)
   ) {
     throw new FormatError(
       `${jsonPath}: shape ${JSON.stringify(sidecar.shape)} (axes ${
