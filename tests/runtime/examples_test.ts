@@ -1,7 +1,12 @@
 // Every example recipe runs in the sandbox at small sizes; outputs are checked against
 // independent references where one is cheap.
 import { assert, assertEquals } from "./_assert.ts";
-import { runSandboxed, type SandboxResult, verifyManifest } from "../../core/runtime/mod.ts";
+import {
+  readManifest,
+  runSandboxed,
+  type SandboxResult,
+  verifyManifest,
+} from "../../core/runtime/mod.ts";
 import { readNifti, readSinogram } from "../../core/io/mod.ts";
 import { josephForwardReference } from "../../core/projector/reference.ts";
 import { ROOT } from "./_helpers.ts";
@@ -170,6 +175,19 @@ Deno.test("example ddip: DDIP-HQS on a simulated 5-slice volume (3 stacks) with 
     // The result is s · clip(x̂0, 0, 1): bounded by the scale, finite, not all zero.
     assert(x.data.every((v) => Number.isFinite(v) && v >= 0 && v <= info.scale * (1 + 1e-6)));
     assert(sum(x.data) > 0);
+    // Wall-clock timings are declared nondeterministic: verify skips them, everything else is
+    // reproduced bit for bit (the test prior lies outside the default roots: allowed here).
+    assertEquals((await readManifest(r.manifestPath!)).nondeterministicOutputs, ["timings.json"]);
+    const v = await verifyManifest(r.manifestPath!, {
+      outDir: `${tmp}/ddip_rerun`,
+      allowRoots: [`${ROOT}/tests/fixtures/prior`],
+    });
+    assertEquals(v.rerun.ok, true, v.rerun.error);
+    assertEquals(
+      v.outputs.filter((o) => o.status !== "identical").map((o) => [o.path, o.status]),
+      [["timings.json", "not-compared"]],
+    );
+    assertEquals(v.bitIdentical, true);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
