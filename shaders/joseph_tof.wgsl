@@ -18,7 +18,10 @@
 // Sharing this formula makes the sinogram and the list-mode projections of one (LOR, bin)
 // bit-identical.
 //
-// One invocation per (LOR, TOF bin): it walks only the planes inside the bin's kernel window.
+// One invocation per (LOR, TOF bin) (`forward`, `back`: list mode, and sinograms of more than 64
+// bins) walks only the planes inside the bin's kernel window; sinograms of up to 64 bins use one
+// invocation per LOR (`forward_sino`, `back_sino`), which loads or scatters each plane sample once
+// for all its bins.
 // Back projection scatters into the 64-bit fixed-point accumulator of `joseph.wgsl` (the same
 // scheme: integer atomics, order-independent, so bit-reproducible), and `resolve` converts it.
 
@@ -158,12 +161,16 @@ struct Bin {
 };
 
 fn tof_bin(n: u32, t: u32) -> Bin {
+  var u = f32(t);
+  if (params.tofi.w != 0u) { u = tofinfo[2u * n]; }
+  return bin_at(u, tofinfo[2u * n + 1u]);
+}
+
+// Bin u (any real value) of a LOR with centre offset c.
+fn bin_at(u: f32, c: f32) -> Bin {
   var b: Bin;
   let w = params.tof.y;
   let half = 0.5 * params.tof.w;
-  var u = f32(t);
-  if (params.tofi.w != 0u) { u = tofinfo[2u * n]; }
-  let c = tofinfo[2u * n + 1u];
   b.lo = (u - half) * w + c;
   b.hi = (u + 1.0 - half) * w + c;
   b.inv = 1.0 / (params.tof.x * 1.4142135);
@@ -290,6 +297,123 @@ fn back(@builtin(global_invocation_id) gid: vec3<u32>,
     let tc = uc - fc;
     let base = u32(i) * r.sa;
     let wk = wv * k;
+    let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
+    let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
+    let wc0 = select(0.0, wk * (1.0 - tc), jc >= 0 && jc < r.nc);
+    let wc1 = select(0.0, wk * tc, jc >= -1 && jc + 1 < r.nc);
+    let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
+    let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
+    let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
+    let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
+    fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
+    fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
+    fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
+    fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
+  }
+}
+
+// Sinogram kernels with one invocation per LOR (nt ≤ MAX_SINO_BINS): each plane sample is loaded
+// (forward) or scattered (back) once for all the bins whose kernel window holds it, instead of
+// once per bin. Every (LOR, bin) value is the same sum in the same plane order as in `forward`,
+// so the two paths, and list-mode events, agree bit for bit in the forward projection.
+const MAX_SINO_BINS: u32 = 64u;
+
+// First and last bin (clamped to 0 … nt−1, one bin of margin) whose window may hold s.
+fn bin_window(s: f32, c: f32) -> vec2<i32> {
+  let h = params.tof.z;
+  let half = 0.5 * params.tof.w;
+  let last = i32(params.tof.w) - 1;
+  let a = (s - h - c) / params.tof.y + half;
+  let b = (s + h - c) / params.tof.y + half;
+  let lo = i32(clamp(floor(a), -2.0, f32(last) + 2.0)) - 1;
+  let hi = i32(clamp(floor(b), -2.0, f32(last) + 2.0)) + 1;
+  return vec2<i32>(max(lo, 0), min(hi, last));
+}
+
+@compute @workgroup_size(64)
+fn forward_sino(@builtin(global_invocation_id) gid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+  let n = linear_id(gid, nwg);
+  let count = params.dims.w;
+  if (n >= count) { return; }
+  let nt = params.tofi.x;
+  var acc: array<f32, 64>;
+  let r = setup_ray(n);
+  var scale = 0.0;
+  if (r.valid) {
+    scale = r.weight;
+    let c = tofinfo[2u * n + 1u];
+    let all = Bin(bin_at(0.0, c).lo, bin_at(f32(nt - 1u), c).hi, 0.0, 0.0);
+    let range = tof_range(r, all);
+    let st = vec3<u32>(r.sa, r.sb, r.sc);
+    for (var i = range.x; i <= range.y; i++) {
+      let fi = f32(i);
+      let s = r.s0 + fi * r.ds;
+      let win = bin_window(s, c);
+      if (win.x > win.y) { continue; }
+      let ub = r.ub0 + fi * r.slope_b;
+      let uc = r.uc0 + fi * r.slope_c;
+      let fb = floor(ub);
+      let fc = floor(uc);
+      let tb = ub - fb;
+      let tc = uc - fc;
+      let jb = i32(fb);
+      let jc = i32(fc);
+      let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
+      let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
+      let v = mix(v0, v1, tc);
+      for (var t = win.x; t <= win.y; t++) {
+        let k = tof_weight(bin_at(f32(t), c), s);
+        if (k == 0.0) { continue; }
+        acc[t] += k * v;
+      }
+    }
+  }
+  for (var t = 0u; t < nt; t++) {
+    proj_out[params.tofi.z + n + params.tofi.y * t] = acc[t] * scale;
+  }
+}
+
+@compute @workgroup_size(64)
+fn back_sino(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+  let n = linear_id(gid, nwg);
+  let count = params.dims.w;
+  if (n >= count) { return; }
+  let nt = params.tofi.x;
+  var y: array<f32, 64>;
+  var any = false;
+  for (var t = 0u; t < nt; t++) {
+    y[t] = proj_in[params.tofi.z + n + params.tofi.y * t];
+    any = any || y[t] != 0.0;
+  }
+  if (!any) { return; }
+  let r = setup_ray(n);
+  if (!r.valid) { return; }
+  let c = tofinfo[2u * n + 1u];
+  let all = Bin(bin_at(0.0, c).lo, bin_at(f32(nt - 1u), c).hi, 0.0, 0.0);
+  let range = tof_range(r, all);
+  let to_fixed = pow2(fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w));
+  for (var i = range.x; i <= range.y; i++) {
+    let fi = f32(i);
+    let s = r.s0 + fi * r.ds;
+    let win = bin_window(s, c);
+    var ysum = 0.0;
+    for (var t = win.x; t <= win.y; t++) {
+      if (y[t] == 0.0) { continue; }
+      ysum += y[t] * tof_weight(bin_at(f32(t), c), s);
+    }
+    if (ysum == 0.0) { continue; }
+    let ub = r.ub0 + fi * r.slope_b;
+    let uc = r.uc0 + fi * r.slope_c;
+    let fb = floor(ub);
+    let fc = floor(uc);
+    let jb = i32(fb);
+    let jc = i32(fc);
+    let tb = ub - fb;
+    let tc = uc - fc;
+    let base = u32(i) * r.sa;
+    let wk = r.weight * ysum;
     let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
     let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
     let wc0 = select(0.0, wk * (1.0 - tc), jc >= 0 && jc < r.nc);

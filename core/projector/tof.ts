@@ -29,6 +29,9 @@ export interface TofProjectorOptions {
   maxLorsPerChunk?: number;
 }
 
+/** Sinograms of up to this many TOF bins use the one-invocation-per-LOR kernels. */
+const MAX_SINO_BINS = 64;
+
 interface Chunk {
   first: number;
   count: number;
@@ -50,6 +53,8 @@ abstract class TofJosephBase implements LinearOperator {
   #resolveParams: GPUBuffer;
   #binsPerLor: number;
   #name: string;
+  /** Kernel entries and invocations per LOR (per-LOR sinogram kernels, or per (LOR, bin)). */
+  #entries: { forward: string; back: string; perLor: number };
 
   constructor(
     readonly ctx: GpuContext,
@@ -93,6 +98,9 @@ abstract class TofJosephBase implements LinearOperator {
     this.lorCount = lors.count;
     this.inShape = [...this.grid.shape];
     this.#binsPerLor = init.binsPerLor;
+    this.#entries = !init.listMode && init.binsPerLor <= MAX_SINO_BINS
+      ? { forward: "forward_sino", back: "back_sino", perLor: 1 }
+      : { forward: "forward", back: "back", perLor: init.binsPerLor };
     const limits = ctx.adapter.limits;
     const outBytes = lors.count * init.binsPerLor * 4;
     if (outBytes > limits.maxStorageBufferBindingSize) {
@@ -176,7 +184,7 @@ abstract class TofJosephBase implements LinearOperator {
     checkShape(`${this.#name}.apply input`, x, this.inShape);
     checkShape(`${this.#name}.apply output`, out, this.outShape);
     for (const c of this.#chunks) {
-      rec.dispatch1d("joseph_tof", "forward", [
+      rec.dispatch1d("joseph_tof", this.#entries.forward, [
         c.params,
         c.lors,
         c.info,
@@ -185,7 +193,7 @@ abstract class TofJosephBase implements LinearOperator {
         null,
         null,
         x,
-      ], c.count * this.#binsPerLor);
+      ], c.count * this.#entries.perLor);
     }
   }
 
@@ -197,7 +205,7 @@ abstract class TofJosephBase implements LinearOperator {
     rec.clear(this.#maxBits);
     recordMaxAbs(rec, this.#maxBits, y);
     for (const c of this.#chunks) {
-      rec.dispatch1d("joseph_tof", "back", [
+      rec.dispatch1d("joseph_tof", this.#entries.back, [
         c.params,
         c.lors,
         c.info,
@@ -205,7 +213,7 @@ abstract class TofJosephBase implements LinearOperator {
         y,
         this.#accum,
         this.#maxBits,
-      ], c.count * this.#binsPerLor);
+      ], c.count * this.#entries.perLor);
     }
     rec.dispatch1d("joseph_tof", "resolve", [
       this.#resolveParams,

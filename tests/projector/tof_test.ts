@@ -209,3 +209,23 @@ Deno.test("TOF parameters and projector inputs are validated with clear errors",
     /non-finite TOF bin/,
   );
 });
+
+Deno.test("sinograms of more than 64 TOF bins (one invocation per LOR and bin): adjoint, sum to non-TOF", async () => {
+  const ctx = await defaultContext();
+  const lors = smallScanner().lors();
+  const grid = smallGrid(1);
+  const tof = { bins: 72, binWidthMm: 2.5, fwhmMm: 30 };
+  const T = new TofSinogramProjector(ctx, lors, grid, tof);
+  const r = await adjointnessTest(ctx, T, 3);
+  ok(r.forward > 0 && r.relativeError <= 1e-5, `⟨Ax,y⟩=${r.forward} ⟨x,Aᵀy⟩=${r.back}`);
+  const P = new JosephProjector(ctx, lors, grid);
+  const x = randomArray(24 * 24, 4);
+  const ref = await applyToHost(ctx, P, x);
+  const t = await applyToHost(ctx, T, x);
+  const n = lors.count;
+  const summed = new Float32Array(n);
+  for (let b = 0; b < 72; b++) for (let i = 0; i < n; i++) summed[i] += t[i + n * b];
+  ok(maxAbsDiff(summed, ref) <= 1e-5 * maxAbs(ref), `forward: ${maxAbsDiff(summed, ref)}`);
+  T.destroy();
+  P.destroy();
+});
