@@ -87,9 +87,9 @@ export async function createServer(options: ServeOptions): Promise<PetrelServer>
   });
   if (options.verbose !== false && !canReadProc()) {
     console.error(
-      "petrel serve: warning: Deno denies /proc/<pid> without --allow-all, so the sandbox " +
-        "cannot watch jobs' resident memory (ArrayBuffers escape the memory cap) and processes " +
-        "left by a crashed server cannot be found; run the server with --allow-all",
+      "petrel serve: warning: Deno denies /proc/<pid> without --allow-all, so sandbox " +
+        "processes left by a crashed server cannot be found (under bubblewrap they die with " +
+        "it; the memory cap is the kernel's and needs no /proc)",
     );
   }
   // Sandbox processes of the dead server may still run: kill them before anything restarts.

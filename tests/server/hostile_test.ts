@@ -8,7 +8,8 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { canReadProc, hashToken } from "../../core/server/mod.ts";
+import { hashToken } from "../../core/server/mod.ts";
+import { sandboxContainment } from "../../core/runtime/mod.ts";
 import { b64, fullLog, setup, TOKENS } from "./_helpers.ts";
 
 const MALLORY = "pt_mallory_token_555555555";
@@ -98,11 +99,13 @@ Deno.test("server: hostile recipes are contained with a clear job error and noth
       ["log flood", { attack: "log-flood" }, "timeout", /limit/],
       ["memory bomb (heap)", { attack: "heap" }, "memory", /memory/],
     ];
-    // ArrayBuffers escape the V8 heap flag; only the sandbox's resident-memory watch stops them,
-    // and it needs /proc (Deno: --allow-all). Without it the bomb would eat the machine: skip.
-    if (canReadProc()) {
+    // ArrayBuffers escape the V8 heap flag; the kernel's cap (a memory cgroup, else RLIMIT_DATA)
+    // stops them. Without either the bomb would eat the machine: skip.
+    if ((await sandboxContainment()).memory !== null) {
       cases.push(["memory bomb (buffers)", { attack: "buffers" }, "memory", /memory/]);
-    } else console.warn("hostile_test: skipping the ArrayBuffer memory bomb (needs --allow-all)");
+    } else {console.warn(
+        "hostile_test: skipping the ArrayBuffer memory bomb (no kernel memory cap)",
+      );}
     const who = (reason: string): string => (reason === "timeout" ? TRUDY : MALLORY);
     const ids = await Promise.all(cases.map(async ([name, params, reason]) => {
       const r = await env.json(who(reason), "POST", "/api/jobs", { recipe: "hostile", params });
