@@ -96,20 +96,66 @@ export interface StackSetup {
   destroy(): void;
 }
 
-function slab(v: Float32Array, planeSize: number, first: number, count: number): Float32Array {
+/**
+ * Planes `first … first + count − 1` of data whose planes hold `planeSize` values each (image
+ * slices or sinogram planes).
+ *
+ * @example
+ * ```ts
+ * const mrStack = stackSlab(mr, 128 * 128, centre - 1); // the 3 slices of a stack
+ * ```
+ */
+export function stackSlab(
+  v: Float32Array,
+  planeSize: number,
+  first: number,
+  count = 3,
+): Float32Array {
   return v.slice(first * planeSize, (first + count) * planeSize);
+}
+
+/** The geometry of one 3-slice stack of a volume (see {@linkcode stackGeometry}). */
+export interface StackGeometry {
+  /** The stack's centred `[nx, ny, 3]` grid. */
+  grid: ImageGrid;
+  /** 3 direct planes on the stack's slice centres. */
+  scanner: RingScanner;
+  /** First slice of the stack in the volume. */
+  first: number;
+}
+
+/**
+ * The grid and direct-plane scanner of the 3-slice stack centred on slice `centre` of a volume
+ * on `volumeGrid` measured by `base` (its transaxial geometry).
+ *
+ * @example
+ * ```ts
+ * const { grid, scanner, first } = stackGeometry(study.grid, mmrLike2d(), 40);
+ * const truth = stackSlab(study.activity.fdg!, 128 * 128, first);
+ * ```
+ */
+export function stackGeometry(
+  volumeGrid: ImageGrid,
+  base: RingScanner,
+  centre: number,
+): StackGeometry {
+  const [nx, ny, nz] = volumeGrid.shape;
+  if (!Number.isInteger(centre) || centre < 1 || centre > nz - 2) {
+    throw new RangeError(`stack centre ${centre} must be an integer in [1, ${nz - 2}]`);
+  }
+  const dz = volumeGrid.voxelSizeMm[2];
+  return {
+    grid: centredGrid([nx, ny, 3], [volumeGrid.voxelSizeMm[0], volumeGrid.voxelSizeMm[1], dz]),
+    scanner: directPlaneScanner(base, 3, dz),
+    first: centre - 1,
+  };
 }
 
 /** Builds the forward model and likelihood of the 3-slice stack centred on slice `centre`. */
 export function stackSetup(ctx: GpuContext, vol: DirectPlaneVolume, centre: number): StackSetup {
   const [nx, ny, nz] = vol.grid.shape;
-  if (!Number.isInteger(centre) || centre < 1 || centre > nz - 2) {
-    throw new RangeError(`stack centre ${centre} must be an integer in [1, ${nz - 2}]`);
-  }
-  const first = centre - 1;
-  const dz = vol.grid.voxelSizeMm[2];
-  const grid = centredGrid([nx, ny, 3], [vol.grid.voxelSizeMm[0], vol.grid.voxelSizeMm[1], dz]);
-  const scanner = directPlaneScanner(vol.scanner, 3, dz);
+  const { grid, scanner, first } = stackGeometry(vol.grid, vol.scanner, centre);
+  const slab = stackSlab;
   const sinoPlane = scanner.spec.radialBins * scanner.views;
   if (vol.counts.length !== sinoPlane * nz) {
     throw new RangeError(
