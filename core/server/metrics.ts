@@ -48,9 +48,14 @@ export function prometheusText(st: StoreStats, extra: { localRunning?: number } 
     `petrel_job_duration_seconds_count ${d.count}`,
   ]);
   if (st.workers !== undefined) {
-    metric("petrel_workers", "gauge", "Processes that claimed jobs and are within their lease.", [
-      `petrel_workers ${st.workers}`,
-    ]);
+    metric(
+      "petrel_workers",
+      "gauge",
+      "Servers and workers seen within their lease (shared database).",
+      [
+        `petrel_workers ${st.workers}`,
+      ],
+    );
   }
   if (extra.localRunning !== undefined) {
     metric("petrel_local_running", "gauge", "Jobs running in this server process.", [
