@@ -538,6 +538,11 @@ export interface OrthoMontageOptions {
   cursor?: readonly number[];
   /** Pixels along the largest extent of a panel (default 160; at least 1 pixel per voxel). */
   panelPx?: number;
+  /**
+   * Planes to draw, in this order (default all three; only "axial" for single slices). Thin
+   * stacks (a few slices) read better as `["axial"]`.
+   */
+  planes?: readonly ("axial" | "coronal" | "sagittal")[];
 }
 
 /** Where {@linkcode renderOrthoMontage} put things (pixels; for tests and image maps). */
@@ -666,7 +671,22 @@ export function renderOrthoMontage(
   options: OrthoMontageOptions = {},
 ): OrthoRaster {
   if (volumes.length === 0) throw new RangeError("renderOrthoMontage: no volumes given");
-  const rows = volumes.map((v, i) => orthoPanels(v, i, options.cursor));
+  const want = options.planes;
+  if (
+    want && (want.length === 0 || want.some((p) => !["axial", "coronal", "sagittal"].includes(p)))
+  ) {
+    throw new RangeError(
+      `renderOrthoMontage: planes ${
+        JSON.stringify(want)
+      } must list "axial", "coronal" or "sagittal"`,
+    );
+  }
+  const rows = volumes.map((v, i) => {
+    const all = orthoPanels(v, i, options.cursor);
+    if (!want) return all;
+    const picked = want.map((w) => all.find((p) => p.plane === w)).filter((p) => p !== undefined);
+    return picked.length ? picked : all.slice(0, 1);
+  });
   const shared = options.sharedWindow
     ? resolveWindow(volumes.map(volumeValues), options.window)
     : undefined;

@@ -61,17 +61,23 @@ Deno.test("ortho montage: voxel aspect, one plane for 2-D images, shared windows
   );
   const cor = r.layout.panels.find((p) => p.plane === "coronal")!;
   assertEquals([cor.w, cor.h], [4, 8]); // 4 mm × 8 mm at 1 px per mm
+  // Chosen planes, in the given order.
+  const two = renderOrthoMontage([{ data: vol, shape: [NX, NY, NZ] }], {
+    planes: ["sagittal", "axial"],
+  });
+  assertEquals(two.layout.panels.map((p) => p.plane), ["sagittal", "axial"]);
+  throws(() => renderOrthoMontage([{ data: vol, shape: [NX, NY, NZ] }], { planes: [] }), /planes/);
   // nz = 1: only the axial plane.
   const flat = renderOrthoMontage([{ data: vol.subarray(0, 12), shape: [4, 3, 1] }]);
   assertEquals(flat.layout.panels.map((p) => p.plane), ["axial"]);
   // A shared window spans both volumes; the inferno bar's top is inferno's brightest colour.
-  const two = renderOrthoMontage([
+  const pair = renderOrthoMontage([
     { data: vol, shape: [NX, NY, NZ] },
     { data: vol.map((v) => 2 * v), shape: [NX, NY, NZ] },
   ], { sharedWindow: true });
-  assertEquals(two.layout.bars.map((b) => [b.min, b.max]), [[0, 246], [0, 246]]);
+  assertEquals(pair.layout.bars.map((b) => [b.min, b.max]), [[0, 246], [0, 246]]);
   const lut = colormapLut("inferno");
-  assertEquals(pixel(two, two.layout.bars[0].x, two.layout.bars[0].y), [...lut.subarray(765)]);
+  assertEquals(pixel(pair, pair.layout.bars[0].x, pair.layout.bars[0].y), [...lut.subarray(765)]);
   const own = renderOrthoMontage([
     { data: vol, shape: [NX, NY, NZ] },
     { data: vol.map((v) => 2 * v), shape: [NX, NY, NZ] },
