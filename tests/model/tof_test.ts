@@ -114,6 +114,43 @@ Deno.test("sampled events histogram back to their Poisson counts; the draw is se
     () => sampleListMode(p.scanner, counts.subarray(1), { seed: 1, tof: TOF }),
     /expected has/,
   );
+  // Delayed coincidences: flagged prompt = 0, a uniform TOF bin; each selection histograms back.
+  const delayed = randomArray(p.scanner.bins, 6).map((v) => Math.floor(3 * v));
+  const ev2 = sampleListMode(p.scanner, counts, {
+    seed: 5,
+    tof: TOF,
+    counts: true,
+    delayeds: delayed,
+  });
+  deepStrictEqual(histogramListMode(p.scanner, ev2, { tof: TOF }).data, counts);
+  deepStrictEqual(histogramListMode(p.scanner, ev2, { select: "delayeds" }).data, delayed);
+  ok(ev2.count === ev.count + delayed.reduce((a, b) => a + b, 0));
+  ok(ev2.tofBin!.every((t) => t >= 0 && t < 9));
+});
+
+Deno.test("continuous TOF positions map to fractional bins, mirrored for reversed events", () => {
+  const scanner = smallScanner();
+  const [a, b] = scanner.crystalPair(10, 3);
+  const ev: ListModeEvents = {
+    count: 2,
+    crystals: {
+      crystal1: Int32Array.of(a, b),
+      ring1: Int32Array.of(0, 0),
+      crystal2: Int32Array.of(b, a),
+      ring2: Int32Array.of(0, 0),
+    },
+    tofMm: Float32Array.of(13, 13),
+  };
+  const g = listModeGeometry(scanner, ev, TOF);
+  // bin of width 16 mm centred at 13 mm: u = 13/16 + 4; the reversed event sits at −13 mm
+  ok(
+    Math.abs(g.tofBins![0] - (13 / 16 + 4)) < 1e-6 &&
+      Math.abs(g.tofBins![1] - (-13 / 16 + 4)) < 1e-6,
+  );
+  deepStrictEqual(Array.from(g.reversed), [0, 1]);
+  const h = histogramListMode(scanner, ev, { tof: TOF }).data;
+  const bin = 10 + 31 * 3;
+  ok(h[bin + scanner.bins * 5] === 1 && h[bin + scanner.bins * 3] === 1);
 });
 
 /** The list-mode and sinogram likelihoods of one noisy data set (events and their histogram). */
