@@ -85,6 +85,10 @@ try {
   await page.waitForSelector("#nv:not([hidden])");
   await waitFor(`window.petrelViewers.a && window.petrelViewers.a.volumes.length === 2`, 60_000);
   mark("left shown");
+  // The job's metrics.json is shown as a table.
+  seen.metrics = await page.evaluate(
+    `[...document.querySelectorAll("#job-metrics tr")].map((r) => [...r.cells].map((c) => c.textContent))`,
+  );
   // Job 2: "Compare" its pet.nii (right).
   await page.click(`#jobs tr[data-id="${ids[1]}"] button.show`);
   await waitFor(

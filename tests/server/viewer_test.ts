@@ -73,6 +73,14 @@ Deno.test({
       assertMatch(seen.mr, /: mr\.nii$/);
       assertEquals(seen.colormap, ["gray:1", "inferno:0.7"]);
       assertEquals(seen.units, "(kBq/mL)");
+      assertEquals(seen.metrics, [
+        ["method", "test volumes"],
+        ["log-likelihood", "-1.234500e+3"],
+        ["PSNR vs truth.nii", "31.23 dB"],
+        ["SSIM vs truth.nii", "0.9000"],
+        ["NRMSE vs truth.nii", "0.0500"],
+        ["units", "kBq/mL"],
+      ]);
       // One window for both sides, up to at least the brighter result's hot spot region.
       assert(Number(seen.window[1]) > Number(seen.window[0]), JSON.stringify(seen.window));
       for (const pane of [seen.paneA, seen.paneB]) {

@@ -151,6 +151,8 @@ async function showJob(id) {
   $("job-log").textContent = "";
   $("job-files").replaceChildren();
   $("job-images").replaceChildren();
+  $("job-metrics").replaceChildren();
+  $("job-metrics").hidden = true;
   $("viewer").hidden = true;
   for (const u of blobUrls.splice(0)) URL.revokeObjectURL(u);
   let after = 0;
@@ -227,6 +229,9 @@ async function showResults(id, gen) {
     list.append(li);
   }
   if (globalThis.petrelViewer) globalThis.petrelViewer.addJob(id, files);
+  if (files.some((f) => f.path === "metrics.json")) {
+    showMetrics(await (await api(fileUrl(id, "metrics.json"))).json());
+  }
   for (const f of files.filter((f) => /\.png$/i.test(f.path))) {
     const blob = await (await api(fileUrl(id, f.path))).blob();
     if (gen !== watchGen) return;
@@ -241,6 +246,30 @@ async function showResults(id, gen) {
     fig.append(img, cap);
     $("job-images").append(fig);
   }
+}
+
+// The figures of a recon recipe's metrics.json (core/metrics/report.ts) as a small table.
+function showMetrics(m) {
+  const num = (v, d) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "–");
+  const rows = [];
+  if (m.method) rows.push(["method", m.method]);
+  if (typeof m.logLikelihood === "number") {
+    rows.push(["log-likelihood", m.logLikelihood.toExponential(6)]);
+  }
+  const r = m.reference;
+  if (r && typeof r === "object") {
+    rows.push([`PSNR vs ${r.name}`, `${num(r.psnrDb, 2)} dB`]);
+    rows.push([`SSIM vs ${r.name}`, num(r.ssim, 4)]);
+    rows.push([`NRMSE vs ${r.name}`, num(r.nrmse, 4)]);
+  } else if (m.referenceNote) rows.push(["reference", m.referenceNote]);
+  if (m.units) rows.push(["units", m.units]);
+  const t = $("job-metrics");
+  for (const [k, v] of rows) {
+    const tr = t.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = String(v);
+  }
+  t.hidden = rows.length === 0;
 }
 
 // A tiny NIfTI-1 viewer: axial slices (k) of a 3D volume, grey scale over the volume's range.
