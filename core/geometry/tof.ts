@@ -129,6 +129,11 @@ export function erf(x: number): number {
 /**
  * Edges `[lo, hi]` (mm from the LOR midpoint towards its end point) of TOF bin `t` (may be
  * fractional: a continuous position) with extra centre offset `offsetMm`.
+ *
+ * @example
+ * ```ts
+ * tofBinEdges(tofParameters({ bins: 5, binWidthMm: 10, fwhmMm: 30 }), 2); // [-5, 5]
+ * ```
  */
 export function tofBinEdges(tof: TofParameters, t: number, offsetMm = 0): [number, number] {
   const c = tof.centreOffsetMm + offsetMm;
@@ -139,6 +144,12 @@ export function tofBinEdges(tof: TofParameters, t: number, offsetMm = 0): [numbe
 /**
  * TOF kernel weight (float64 reference) of a point at TOF position `s` (mm) for the bin
  * `[lo, hi]`: the truncated, renormalised Gaussian integrated over the bin.
+ *
+ * @example
+ * ```ts
+ * const tof = tofParameters({ bins: 5, binWidthMm: 10, fwhmMm: 30 });
+ * tofKernelWeight(tof, 0, tofBinEdges(tof, 2)); // ≈ 0.306: the central bin
+ * ```
  */
 export function tofKernelWeight(tof: TofParameters, s: number, bin: [number, number]): number {
   const h = tof.nSigmas * tof.sigmaMm;
@@ -152,6 +163,11 @@ export function tofKernelWeight(tof: TofParameters, s: number, bin: [number, num
 /**
  * Fractional TOF bin of a continuous TOF position `posMm` (mm from the LOR midpoint towards the
  * end point): the bin of width `binWidthMm` centred on `posMm`, for list-mode events.
+ *
+ * @example
+ * ```ts
+ * tofBinOfPosition(tofParameters({ bins: 5, binWidthMm: 10, fwhmMm: 30 }), 7.5); // 2.75
+ * ```
  */
 export function tofBinOfPosition(tof: TofParameters, posMm: number): number {
   return (posMm - tof.centreOffsetMm) / tof.binWidthMm + (tof.bins - 1) / 2;

@@ -145,7 +145,12 @@ export function encodeListMode(events: ListModeEvents): Uint8Array {
   return out;
 }
 
-/** Decodes a structured `.npy` of events (fields as in the module notes; any int/float width). */
+/** Decodes a structured `.npy` of events (fields as in the module notes; any int/float width). *
+ * @example
+ * ```ts
+ * const events = decodeListMode(await Deno.readFile("events.npy"));
+ * ```
+ */
 export function decodeListMode(bytes: Uint8Array, what = "list-mode"): ListModeEvents {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
   if (bytes.length < 10 || magic.some((m, i) => bytes[i] !== m)) {

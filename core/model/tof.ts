@@ -41,6 +41,12 @@ import { PoissonLikelihood } from "./likelihood.ts";
  * A non-TOF operator repeated over `bins` TOF bins: `apply` copies `P x` into every bin,
  * `adjoint` sums the bins and back-projects. The geometric projector of a TOF model (attenuation
  * factors are the same for every TOF bin of a LOR).
+ *
+ * @example
+ * ```ts
+ * const g = new TofReplicate(ctx, new JosephProjector(ctx, lors, grid), 13);
+ * g.outShape; // [...lors.shape, 13]
+ * ```
  */
 export class TofReplicate implements LinearOperator {
   readonly inShape: readonly number[];
@@ -205,6 +211,12 @@ export interface ListModeModelOptions {
 /**
  * A list-mode forward model: one bin per event, `ybar_e = m_e (A_e x) + a_e`, whose sensitivity
  * images come from the non-TOF sinogram geometry (`sensitivityModel`), not from the events.
+ *
+ * @example
+ * ```ts
+ * const model = listModeForwardModel(ctx, scanner, events, { grid, tof });
+ * model.droppedEvents; // events outside the sinogram
+ * ```
  */
 export class ListModeForwardModel extends ForwardModel {
   /** The non-TOF sinogram model whose sensitivities this model reports. */
