@@ -366,7 +366,8 @@ function bwrapArgs(p: ContainPaths, gpuDevices: string[]): string[] {
   // Parents before children, so that a folder bound later is not hidden by its parent's bind.
   binds.sort((x, y) => x[0].split("/").length - y[0].split("/").length);
   for (const [path, how] of binds) a.push(how, path, path);
-  a.push("--chdir", p.cwd);
+  // The root is a tmpfs holding the mount points: read-only, so nothing can be stored beside them.
+  a.push("--remount-ro", "/", "--chdir", p.cwd);
   return a;
 }
 
