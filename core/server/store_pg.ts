@@ -358,7 +358,8 @@ export class PgJobStore implements JobStore {
         priority: -active,
         retryLimit: this.#maxAttempts - 1,
         heartbeatSeconds: this.#lease,
-        expireInSeconds: Math.min(23 * 3600, Math.ceil(job.limits.timeoutMs / 1000) + 600),
+        // pg-boss allows at most 24 h; a longer run expires like a lost lease (docs/server.md).
+        expireInSeconds: Math.min(24 * 3600, Math.ceil(job.limits.timeoutMs / 1000) + 600),
         db: bossDb(c),
       });
       await c.query("SELECT pg_notify($1, $2)", [`${s}_queued`, job.id]);
