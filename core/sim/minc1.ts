@@ -6,7 +6,7 @@
  * @module
  */
 
-import { gunzipSync } from "node:zlib";
+import { maybeGunzip } from "../io/files.ts";
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 
 /** A NetCDF attribute value: text or numbers. */
@@ -195,15 +195,24 @@ const TYPE_NAMES: Record<number, string> = {
 };
 
 /**
+ * The most a gzipped MINC1 file may inflate to (1 GiB): BrainWeb's 0.5 mm label volumes are
+ * about 57 MB, so anything far larger is a corrupt file or a decompression bomb.
+ */
+export const MINC1_MAX_INFLATED_BYTES = 1 << 30;
+
+/**
  * Decodes a MINC1 volume (gzipped or not). The `image` variable must be 3-D over xspace, yspace
  * and zspace (any order); direction cosines must be the identity (no oblique volumes). Values are
  * the stored ones (unsigned when `signtype` is "unsigned"), without image-min/max scaling, which is
  * what label volumes need.
  */
-export function decodeMinc1(file: Uint8Array, what = "MINC1"): Minc1Volume {
-  const bytes = file.length >= 2 && file[0] === 0x1f && file[1] === 0x8b
-    ? new Uint8Array(gunzipSync(file))
-    : file;
+export function decodeMinc1(
+  file: Uint8Array,
+  what = "MINC1",
+  maxBytes: number = MINC1_MAX_INFLATED_BYTES,
+): Minc1Volume {
+  // A MINC1 header is only readable after inflating, so the cap is a fixed bound, not a declared size.
+  const bytes = maybeGunzip(file, what, maxBytes);
   const nc = parseNetcdf(bytes, what);
   const img = nc.variables["image"];
   if (!img) throw new RangeError(`${what}: no "image" variable; expected a MINC1 volume`);

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { readLabelVolume } from "../../core/sim/dataset.ts";
 import { brainwebUrl, fetchBrainwebSubject } from "../../core/sim/brainweb.ts";
@@ -58,6 +58,17 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("MINC1: a gzip stream inflating past the cap is refused, naming the file", () => {
+  // 4 MiB of zeros compress to a few KiB; with a 1 MiB cap inflation stops early.
+  const bomb = new Uint8Array(gzipSync(new Uint8Array(4 << 20)));
+  ok(bomb.length < 64 << 10);
+  throws(
+    () => decodeMinc1(bomb, "bomb.mnc.gz", 1 << 20),
+    (e: Error) =>
+      e.name === "FormatError" && /^bomb\.mnc\.gz: .*inflates to more than/.test(e.message),
+  );
 });
 
 Deno.test({
