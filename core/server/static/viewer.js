@@ -3,7 +3,10 @@
 // optional MR underlay, a colour bar and a shared globalThis. Results are fetched with the token
 // (app.js's api) and handed to NiiVue as buffers, so no URL carries the token and nothing is
 // fetched from anywhere but this server.
-import { MULTIPLANAR_TYPE, Niivue, NVImage, SHOW_RENDER, SLICE_TYPE } from "/vendor/niivue.js";
+// Imported through a variable: the browser resolves it on this server; `deno check` of core/
+// does not try to resolve a path that only exists there.
+const NIIVUE = "/vendor/niivue.js";
+const { MULTIPLANAR_TYPE, Niivue, NVImage, SHOW_RENDER, SLICE_TYPE } = await import(NIIVUE);
 
 const $ = (id) => document.getElementById(id);
 const api = (path, init) => globalThis.petrelApi(path, init);
