@@ -1,5 +1,5 @@
 /**
- * The benchmark stack shared by `ddip_bench.ts` and `xstep_bench.ts`: a 3-slice mMR-like
+ * The benchmark stack shared by `ddip_bench.ts`, `xstep_bench.ts` and `ddip_run.ts`: a 3-slice mMR-like
  * direct-plane problem (224 views × 129 bins × 3 planes) on an n² grid, a head-sized ellipse with
  * a hot insert, attenuation, 20 % randoms and 3·10⁵ true counts (seed 1).
  *
@@ -23,17 +23,20 @@ export interface BenchStack {
   additive: Float32Array;
 }
 
-/** Builds the stack's phantom and simulates its data (once per benchmark run). */
-export async function benchStack(ctx: GpuContext, n: number): Promise<BenchStack> {
-  const grid = centredGrid([n, n, 3], [
+/**
+ * Builds the stack's phantom and simulates its data (once per benchmark run); `slices` > 3 gives
+ * a volume of direct planes (the same ellipse in every slice, 10⁵ true counts per slice).
+ */
+export async function benchStack(ctx: GpuContext, n: number, slices = 3): Promise<BenchStack> {
+  const grid = centredGrid([n, n, slices], [
     MMR_VOXEL_MM * 128 / n,
     MMR_VOXEL_MM * 128 / n,
     MMR_VOXEL_MM,
   ]);
-  const scanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);
-  const truth = new Float32Array(n * n * 3);
-  const mu = new Float32Array(n * n * 3);
-  for (let k = 0; k < 3; k++) {
+  const scanner = directPlaneScanner(mmrLike2d(), slices, MMR_VOXEL_MM);
+  const truth = new Float32Array(n * n * slices);
+  const mu = new Float32Array(n * n * slices);
+  for (let k = 0; k < slices; k++) {
     for (let j = 0; j < n; j++) {
       for (let i = 0; i < n; i++) {
         const x = (i - n / 2 + 0.5) / (n / 2);
@@ -47,7 +50,11 @@ export async function benchStack(ctx: GpuContext, n: number): Promise<BenchStack
   }
   const model = ringForwardModel(ctx, scanner, { grid, muMap: mu });
   const tx = ctx.array(grid.shape, truth);
-  const sim = await simulateCounts(model, tx, { trueCounts: 3e5, randomsFraction: 0.2, seed: 1 });
+  const sim = await simulateCounts(model, tx, {
+    trueCounts: 1e5 * slices,
+    randomsFraction: 0.2,
+    seed: 1,
+  });
   tx.destroy();
   model.destroy();
   return { grid, scanner, truth, mu, counts: sim.counts, additive: sim.additive! };
