@@ -5,6 +5,8 @@
  *   deno task bench --json          # one JSON object per case
  *   deno task bench --cases 2d,stack3
  *   deno task bench --projectors joseph,ring   # both by default, side by side
+ *   deno task bench --no-reference             # skip the plain-TypeScript timings
+ *   deno task bench --repeats 3                # fewer repetitions (default 20, 10, 1)
  *   deno task bench --cases tof2d,lm  # TOF and list-mode cases (bench/tof_bench.ts), opt-in
  *
  * Cases (from issue 2): `2d` one mMR-like slice (28 896 LORs, 128²), `stack3` three direct
@@ -70,7 +72,10 @@ export async function main(args: string[]): Promise<void> {
     await tofBench([...args.filter((_, i) => i !== ci && i !== ci + 1), "--cases", tof.join(",")]);
   }
   if (wanted.length === 0) return;
-  const cases = selectCases(CASES, wanted);
+  const ri = args.indexOf("--repeats");
+  const cases = selectCases(CASES, wanted).map((c) =>
+    ri >= 0 ? { ...c, repeats: Math.max(1, Number(args[ri + 1])) } : c
+  );
   const pi = args.indexOf("--projectors");
   const projectors = pi >= 0 ? args[pi + 1].split(",") : [...PROJECTORS];
   const bad = projectors.filter((p) => !(PROJECTORS as readonly string[]).includes(p));
@@ -81,7 +86,9 @@ export async function main(args: string[]): Promise<void> {
     const scanner = c.scanner();
     const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
     const lors = scanner.lors();
-    const ref = timeReference(lors, grid, c.referenceStride);
+    const ref = args.includes("--no-reference")
+      ? { fwd: NaN, back: NaN }
+      : timeReference(lors, grid, c.referenceStride);
     const ringWhy = ringPlanarUnsupported(scanner, grid);
     let jointPair = NaN;
     for (const kind of projectors) {
