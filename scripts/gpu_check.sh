@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# petrel on an NVIDIA GPU machine (e.g. an H200), in one go and within 10 minutes:
+#   1. Deno 2.9.6 from the npm registry (npx), 2. the npm packages (deno install),
+#   3. Deno's WebGPU adapter (expected: the NVIDIA GPU through Vulkan),
+#   4. the projector benchmark (2d, stack3, 3d; Joseph and the ring projector side by side),
+#   5. the score prior on onnxruntime-web's WebGPU provider checked against wasm (the 3×3 Conv
+#      with 6 input channels that gave O(1) errors on llvmpipe),
+#   6. DDIP-HQS on one 128²×3 stack at the reference settings (200 steps),
+#   7. DDIP-HQS on an 87-slice direct-plane volume at the CPU preset (25 steps, stacks 3 apart).
+# Every step has a time cap and the whole run a budget (GPU_CHECK_BUDGET_S, default 570 s); a step
+# that runs out of time is cut and recorded as such, and the next one still runs.
+#
+# Usage: scripts/gpu_check.sh [OUT_DIR] [--short|--full]
+#   OUT_DIR: where the figures go (default $OUT, else out/gpu_check): one <step>.json / .log per
+#   step, summary.md and summary.json.
+#   On a fallback adapter (Mesa llvmpipe, no GPU) it runs a short version by itself (2d and
+#   stack3, the test-fixture prior, 2 DDIP steps, a 5-slice volume of 1 step) so that the script
+#   can be checked on the CPU machines; --short forces it, --full forbids it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT_DIR=""
+MODE=auto
+for a in "$@"; do
+  case "$a" in
+    --short) MODE=short ;;
+    --full) MODE=full ;;
+    -h | --help)
+      sed -n '2,20p' "$0"
+      exit 0
+      ;;
+    -*)
+      echo "gpu_check.sh: unknown option $a (use --short, --full or an output folder)" >&2
+      exit 2
+      ;;
+    *) OUT_DIR="$a" ;;
+  esac
+done
+OUT_DIR="${OUT_DIR:-${OUT:-out/gpu_check}}"
+mkdir -p "$OUT_DIR" || exit 2
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+BUDGET="${GPU_CHECK_BUDGET_S:-570}"
+START=$(date +%s)
+SUMMARY="$OUT_DIR/summary.tsv"
+printf 'step\tstatus\tseconds\n' >"$SUMMARY"
+
+say() { echo "[gpu_check $(date -u +%H:%M:%S)] $*" | tee -a "$OUT_DIR/gpu_check.log" >&2; }
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+
+# step NAME CAP_SECONDS COMMAND...: runs COMMAND with stdout to NAME.json, stderr to NAME.log,
+# for at most min(CAP, time left); records ok / failed (rc) / timeout / skipped.
+step() {
+  local name="$1" cap="$2"
+  shift 2
+  local t
+  t=$(left)
+  t=$((t - 5))
+  ((t > cap)) && t=$cap
+  if ((t < 15)); then
+    say "$name: skipped (out of time)"
+    printf '%s\tskipped\t0\n' "$name" >>"$SUMMARY"
+    return 0
+  fi
+  local cmd="$*"
+  say "$name: start (cap ${t} s): ${cmd:0:160}"
+  local s0 rc status
+  s0=$(date +%s)
+  timeout -k 10 "$t" "$@" >"$OUT_DIR/$name.json" 2>"$OUT_DIR/$name.log"
+  rc=$?
+  case $rc in
+    0) status=ok ;;
+    124 | 137) status=timeout ;;
+    *) status="failed($rc)" ;;
+  esac
+  local dt=$(($(date +%s) - s0))
+  say "$name: $status after ${dt} s"
+  tail -n 3 "$OUT_DIR/$name.log" | sed 's/^/    /' >&2
+  printf '%s\t%s\t%s\n' "$name" "$status" "$dt" >>"$SUMMARY"
+  return 0
+}
+
+# 1. Deno 2.9.6 (from npm; the deno package ships the binary)
+DENO=""
+if command -v deno >/dev/null 2>&1 && deno --version 2>/dev/null | grep -q '^deno 2\.9\.6'; then
+  DENO="$(command -v deno)"
+else
+  if ! command -v npx >/dev/null 2>&1; then
+    say "no npx: installing nodejs and npm with apt"
+    (apt-get update -qq && apt-get install -y -qq nodejs npm) >>"$OUT_DIR/gpu_check.log" 2>&1
+  fi
+  step deno 120 npx -y deno@2.9.6 --version
+  cache="$(npm config get cache 2>/dev/null || echo "$HOME/.npm")"
+  DENO="$(find "$cache/_npx" -path '*@deno/linux-*/deno' -type f 2>/dev/null | head -n 1)"
+  [[ -x "$DENO" ]] || DENO=""
+fi
+if [[ -z "$DENO" ]]; then
+  say "no Deno 2.9.6 binary found; see $OUT_DIR/deno.log"
+  exit 1
+fi
+say "deno: $DENO ($("$DENO" --version | head -n 1))"
+
+# 2. npm packages (node_modules is not part of the checkout)
+step install 180 "$DENO" install
+
+# 3. the adapter. wgpu reaches NVIDIA GPUs through Vulkan: it needs the Vulkan loader. Only on a
+# machine with an NVIDIA GPU, and without recommends: elsewhere (the CPU machines) adding Vulkan
+# would bring Mesa's lavapipe, which wgpu then prefers to the GL llvmpipe petrel is measured on.
+HAS_NVIDIA=0
+if [[ -e /dev/nvidia0 ]] || command -v nvidia-smi >/dev/null 2>&1; then HAS_NVIDIA=1; fi
+if ((HAS_NVIDIA)) && ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+  say "NVIDIA GPU without libvulkan.so.1: installing libvulkan1 with apt"
+  (apt-get update -qq && apt-get install -y -qq --no-install-recommends libvulkan1) \
+    >>"$OUT_DIR/gpu_check.log" 2>&1 || say "apt-get install libvulkan1 failed (not root?)"
+fi
+# Containers given the GPU for compute only lack NVIDIA's Vulkan ICD manifest: point the loader
+# at the driver's library when it is there (no system file is written).
+if ((HAS_NVIDIA)) && ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
+  for lib in libGLX_nvidia.so.0 libEGL_nvidia.so.0; do
+    if ldconfig -p 2>/dev/null | grep -q "$lib"; then
+      printf '{"file_format_version":"1.0.0","ICD":{"library_path":"%s","api_version":"1.3"}}\n' \
+        "$lib" >"$OUT_DIR/nvidia_icd.json"
+      export VK_ICD_FILENAMES="$OUT_DIR/nvidia_icd.json"
+      say "no NVIDIA Vulkan ICD manifest: using $OUT_DIR/nvidia_icd.json ($lib)"
+      break
+    fi
+  done
+fi
+{
+  command -v nvidia-smi >/dev/null 2>&1 &&
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null
+} >"$OUT_DIR/nvidia.txt" 2>&1
+ADAPTER_JS='
+const a = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
+if (!a) { console.log(JSON.stringify({ adapter: null })); Deno.exit(3); }
+const i = a.info;
+console.log(JSON.stringify({
+  backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default",
+  vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
+  isFallbackAdapter: Boolean(i.isFallbackAdapter),
+  limits: { maxStorageBufferBindingSize: a.limits.maxStorageBufferBindingSize,
+    maxBufferSize: a.limits.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: a.limits.maxComputeWorkgroupsPerDimension },
+  features: [...a.features],
+}));'
+step adapter 45 "$DENO" eval "$ADAPTER_JS"
+# the same with wgpu restricted to Vulkan: on a GPU machine this names the NVIDIA GPU too
+DENO_WEBGPU_BACKEND=vulkan step adapter_vulkan 45 "$DENO" eval "$ADAPTER_JS"
+FALLBACK=1
+if grep -q '"isFallbackAdapter":false' "$OUT_DIR/adapter.json" 2>/dev/null; then FALLBACK=0; fi
+if [[ $MODE == auto ]]; then
+  if ((FALLBACK)); then MODE=short; else MODE=full; fi
+fi
+if [[ $MODE == full ]] && ((FALLBACK)); then
+  say "warning: --full on a fallback adapter (no GPU): the figures are CPU figures"
+fi
+say "mode: $MODE (fallback adapter: $FALLBACK)"
+if ((HAS_NVIDIA && FALLBACK)); then
+  say "an NVIDIA GPU is present but WebGPU did not find it: see nvidia.txt and adapter*.log" \
+    "(Vulkan loader and NVIDIA ICD; containers need NVIDIA_DRIVER_CAPABILITIES with graphics)"
+fi
+
+RUN=("$DENO" run -A)
+# 4. projectors
+if [[ $MODE == full ]]; then
+  step projector 120 "${RUN[@]}" bench/projector_bench.ts --json --no-reference \
+    --cases 2d,stack3,3d
+else
+  step projector 120 "${RUN[@]}" bench/projector_bench.ts --json --no-reference \
+    --cases 2d,stack3 --repeats 3
+fi
+# 5. the prior on WebGPU against wasm
+if [[ $MODE == full ]]; then
+  step prior_webgpu 150 "${RUN[@]}" bench/prior_webgpu_check.ts --json --reps 3
+else
+  # (creating ORT's WebGPU session on llvmpipe alone took 2–3 min under load)
+  step prior_webgpu 240 "${RUN[@]}" bench/prior_webgpu_check.ts --json --quick \
+    --model tests/fixtures/prior
+fi
+# 6.–7. DDIP-HQS (prior provider auto: WebGPU on a GPU when it passes the cross-check)
+if [[ $MODE == full ]]; then
+  step ddip_stack_reference 170 "${RUN[@]}" bench/ddip_run.ts --json --preset reference
+  step ddip_volume_preset 170 "${RUN[@]}" bench/ddip_run.ts --json --preset cpu \
+    --slices 87 --stride 3
+else
+  step ddip_stack_reference 150 "${RUN[@]}" bench/ddip_run.ts --json --preset reference \
+    --steps 2 --provider wasm
+  step ddip_volume_preset 150 "${RUN[@]}" bench/ddip_run.ts --json --preset cpu \
+    --slices 5 --stride 3 --steps 1 --provider wasm
+fi
+
+# summary.md / summary.json from the step outputs
+SUMMARY_JS='
+const [dir, mode] = Deno.args;
+const read = (n) => { try { return Deno.readTextFileSync(`${dir}/${n}`); } catch { return ""; } };
+const json = (n) => { const t = read(`${n}.json`).trim(); if (!t) return null;
+  try { return JSON.parse(t); } catch { return t.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return l; } }); } };
+const steps = read("summary.tsv").trim().split("\n").slice(1).map((l) => { const [step, status, s] = l.split("\t"); return { step, status, seconds: +s }; });
+const out = { mode, steps, adapter: json("adapter"), adapterVulkan: json("adapter_vulkan"), nvidia: read("nvidia.txt").trim(),
+  projector: json("projector"), priorWebgpu: json("prior_webgpu"), ddipStackReference: json("ddip_stack_reference"), ddipVolumePreset: json("ddip_volume_preset") };
+Deno.writeTextFileSync(`${dir}/summary.json`, JSON.stringify(out, null, 1));
+const L = [`# petrel gpu_check (${mode} mode), ${new Date().toISOString()}`, "", "| step | status | s |", "| --- | --- | --- |",
+  ...steps.map((s) => `| ${s.step} | ${s.status} | ${s.seconds} |`), ""];
+const ad = out.adapter;
+L.push(`Adapter: ${ad?.description ?? "none"} (${ad?.vendor ?? "?"}, fallback ${ad?.isFallbackAdapter}); with DENO_WEBGPU_BACKEND=vulkan: ${out.adapterVulkan?.description ?? "none"}`, "");
+if (Array.isArray(out.projector)) { L.push("| case | projector | fwd ms | back ms | pair ms | pair cpu/joseph |", "| --- | --- | --- | --- | --- | --- |");
+  for (const r of out.projector) if (r && typeof r === "object") L.push(`| ${r.case} | ${r.projector} | ${r.fwd_ms} | ${r.back_ms} | ${r.pair_ms} | ${r.pair_cpu_vs_joseph} |`); L.push(""); }
+const p = out.priorWebgpu;
+if (p && !Array.isArray(p)) { L.push(`Prior cross-check: ${p.crossCheck?.providerAfterCheck}: ${p.crossCheck?.note}`);
+  for (const c of p.full ?? []) L.push(`- ${c.graph}: WebGPU vs wasm max |Δ| / max = ${c.relative.toExponential(2)}; wasm ${c.wasmMs.toFixed(0)} ms, WebGPU ${c.webgpuMs.toFixed(0)} ms`); L.push(""); }
+for (const [k, v] of [["DDIP one stack, reference", out.ddipStackReference], ["DDIP volume, preset", out.ddipVolumePreset]])
+  if (v && !Array.isArray(v)) L.push(`${k}: ${v.wallSeconds} s (${v.steps} steps, ${v.slices} slices, prior on ${v.provider}; finite ${v.finite})`);
+Deno.writeTextFileSync(`${dir}/summary.md`, L.join("\n") + "\n");
+console.log(L.join("\n"));'
+"$DENO" eval "$SUMMARY_JS" "$OUT_DIR" "$MODE" || say "summary failed"
+say "done in $(($(date +%s) - START)) s; figures in $OUT_DIR"
