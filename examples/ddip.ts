@@ -18,7 +18,7 @@ import type { RecipeContext } from "../core/runtime/recipe.ts";
 import { RecipeInputError } from "../core/runtime/recipe.ts";
 import { findReference, writeReconResults } from "../core/runtime/results.ts";
 import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
-import { DDIP_CPU_PRESET, ddipConfig } from "../core/recon/ddip/config.ts";
+import { DDIP_DEFAULTS, DdipOverridesSchema } from "../core/recon/ddip/config.ts";
 import { ddipJoint } from "../core/recon/ddip/joint.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
 import { readOnnxHeader } from "../core/diffusion/onnx_proto.ts";
@@ -27,29 +27,37 @@ import { checkPriorGrid, priorGridSupport } from "../core/diffusion/grid.ts";
 import { describeGrid, readStudy, type StudyFiles } from "../core/io/study.ts";
 import { writeNifti } from "../core/io/nifti.ts";
 
-/** The defaults: the CPU preset of `core/recon/ddip/config.ts`, resolved (not copied). */
-const PRESET = ddipConfig(DDIP_CPU_PRESET);
+/** The fields' constraints and defaults come from `core/recon/ddip/config.ts` (not copied). */
+const F = DdipOverridesSchema.shape;
+const D = DDIP_DEFAULTS;
 
 export const description =
   "DDIP-HQS on a whole volume: prompts (+ additive, norm, mu, mr) from --in, prior from --models; grid from mu.nii/mr.nii.";
 export const params = z.object({
   method: z.enum(["ddip-hqs", "dds"]).default("ddip-hqs"),
   useMr: z.boolean().default(true).describe("feed the MR channels (needs mr.nii)"),
-  steps: z.number().int().positive().default(PRESET.steps).describe(
-    "reverse steps (CPU preset; the reference is 200)",
+  steps: F.steps.unwrap().default(D.steps).describe("reverse steps (the paper: 200)"),
+  lr: F.lr.unwrap().default(D.lr).describe(
+    'AdamW learning rate, or "auto" (lrBudget / AdamW steps: 2e-3 at 25 steps)',
   ),
-  lr: z.number().positive().default(PRESET.lr).describe("AdamW learning rate (CPU preset)"),
-  beta: z.number().positive().default(PRESET.beta).describe("HQS coupling on the prior's scale"),
-  eta: z.number().min(0).max(1).default(PRESET.eta).describe("DDIM stochasticity"),
-  scaleHeadroom: z.number().positive().default(PRESET.scaleHeadroom).describe(
+  beta: F.beta.unwrap().default(D.beta).describe("HQS coupling on the prior's scale"),
+  eta: F.eta.unwrap().default(D.eta).describe("DDIM stochasticity"),
+  scaleHeadroom: F.scaleHeadroom.unwrap().default(D.scaleHeadroom).describe(
     "automatic intensity scale: headroom over the filtered 99.5th percentile",
   ),
-  startT: z.number().int().positive().default(PRESET.startT),
-  fineTuneIterations: z.number().int().min(0).default(PRESET.fineTuneIterations),
-  emIterations: z.number().int().min(0).default(PRESET.emIterations),
-  initIterations: z.number().int().min(0).default(PRESET.initIterations).describe(
+  startT: F.startT.unwrap().default(D.startT),
+  fineTuneIterations: F.fineTuneIterations.unwrap().default(D.fineTuneIterations),
+  emIterations: F.emIterations.unwrap().default(D.emIterations),
+  initIterations: F.initIterations.unwrap().default(D.initIterations).describe(
     "MLEM iterations of the start",
   ),
+  betaEnd: F.betaEnd.unwrap().optional().describe(
+    "β at the last step (geometric from beta; default constant)",
+  ),
+  finalEmIterations: F.finalEmIterations.unwrap().default(D.finalEmIterations).describe(
+    "x-step iterations pulling the output back to the data (0: none, the paper)",
+  ),
+  finalBeta: F.finalBeta.unwrap().default(D.finalBeta),
   stackStride: z.number().int().min(1).max(3).default(1).describe(
     "distance between 3-slice stack centres (1: every slice is a stack centre)",
   ),
@@ -135,7 +143,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     useMr,
     stackStride,
     seed: ctx.seed,
-    config: { ...DDIP_CPU_PRESET, ...config },
+    config,
     onPhase: (phase, detail) => {
       if (phase === "mlem") log(`phase: MLEM start: ${detail}`);
       else if (phase === "steps") {

@@ -8,14 +8,14 @@
  *    Poisson noise (seeded).
  * 3. Reconstructions on the WebGPU device: OSEM (+ Gaussian post-filter), MAP-EM with the
  *    relative-difference prior, MAP-RDP with Bowsher-like MR weights, and DDIP-HQS with the
- *    shipped FDG prior (`models/fdg_prior`) at the CPU preset (25 reverse steps; the reference
+ *    shipped FDG prior (`models/fdg_prior`) at the library defaults (25 reverse steps; the paper's
  *    chain has 200) — kept to 3 slices so that the whole demo takes a few minutes on 2 cores.
  * 4. Writes NIfTI images, a PNG montage with colour bars (`montage.png`) and a metrics table
  *    (PSNR, NRMSE, SSIM against the truth) into `out/demo/`.
  *
  * Options: `--counts N` (true counts per slice, default 2e5), `--iterations N` (OSEM, default 4),
  * `--map-iterations N` (default 15), `--subsets N` (default 14), `--beta X` (RDP strength
- * relative to the mean sensitivity, default 0.01), `--ddip-steps N` (default: the CPU preset's;
+ * relative to the mean sensitivity, default 0.01), `--ddip-steps N` (default: the library's, 25;
  * 0 skips DDIP-HQS), `--seed N`, `--out DIR` (under `out/`).
  *
  * @module
@@ -35,7 +35,7 @@ import {
   neighbourhoodOffsets,
   relativeDifferencePrior,
 } from "../core/recon/priors.ts";
-import { DDIP_CPU_PRESET, ddipConfig } from "../core/recon/ddip/config.ts";
+import { ddipConfig } from "../core/recon/ddip/config.ts";
 import { directPlaneScanner } from "../core/recon/ddip/volume.ts";
 import { type DdipIterationState, ddipJoint } from "../core/recon/ddip/mod.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
@@ -68,7 +68,7 @@ export async function main(args: string[]): Promise<Record<string, string | numb
   const subsets = option(args, "--subsets", 14);
   const betaRel = option(args, "--beta", 0.01);
   const seed = option(args, "--seed", 1);
-  const preset = ddipConfig(DDIP_CPU_PRESET);
+  const preset = ddipConfig(); // the library defaults: 25 steps, lr "auto" (2e-3 there)
   const ddipSteps = option(args, "--ddip-steps", preset.steps);
   const oi = args.indexOf("--out");
   const outDir = oi >= 0 ? args[oi + 1] : "out/demo";
@@ -200,7 +200,7 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     let mrMax = 0;
     for (const v of mr) mrMax = Math.max(mrMax, v);
     const r = await ddipJoint(prior, { likelihood: lik, grid, mr: mr.map((v) => v / mrMax) }, {
-      config: { ...DDIP_CPU_PRESET, steps: ddipSteps },
+      config: { steps: ddipSteps },
       seed,
       onPhase: (phase, detail) => {
         if (phase === "mlem" || phase === "steps") log(`  ${phase}: ${detail}`);
@@ -268,9 +268,9 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     },
   ], {
     title: "petrel demo: procedural brain (FDG), OSEM / MAP-RDP / DDIP-HQS",
-    subtitle: `3 slices, ${counts.toExponential(0)} trues/slice; DDIP-HQS at the CPU preset (${
+    subtitle: `3 slices, ${counts.toExponential(0)} trues/slice; DDIP-HQS at the CPU defaults (${
       ddipSteps > 0 ? ddipSteps : "skipped"
-    } steps; reference 200)`,
+    } steps; the paper: 200)`,
     window: { min: 0, max: hi },
     units: "counts scale",
   });
@@ -284,7 +284,7 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     `\nTruth: procedural brain phantom (FDG), 3 slices, seed ${seed}; ${counts} trues per slice, ` +
     `${lik.totalCounts} prompts; ${scanner.spec.name}; ${subsets} subsets; RDP β = ${
       beta.toPrecision(3)
-    } (${betaRel} × mean sensitivity), γ = 2. DDIP-HQS: models/fdg_prior, CPU preset, ${ddipSteps} ` +
+    } (${betaRel} × mean sensitivity), γ = 2. DDIP-HQS: models/fdg_prior, library defaults, ${ddipSteps} ` +
     `steps (the reference has 200). PSNR/NRMSE inside the head, SSIM over the stack, ` +
     `data range of the truth. Adapter: ${ctx.adapter.description}.\n`;
   await writeFileAtomic(`${outDir}/metrics.md`, new TextEncoder().encode(table + notes));

@@ -308,9 +308,9 @@ Deno.test("cli simulate/recon --help list the built-in recipe's parameters", asy
   assertMatch(sim.out, /--set phantom=<string>.*default "cylinder"/);
   const ddip = await cli("recon", "ddip", "--help");
   assertEquals(ddip.code, EXIT.ok, ddip.err);
-  // the defaults are the CPU preset's (core/recon/ddip/config.ts)
+  // the defaults are the library's (DDIP_DEFAULTS, core/recon/ddip/config.ts)
   assertMatch(ddip.out, /--set steps=<integer>.*default 25\n/);
-  assertMatch(ddip.out, /--set lr=<number>.*default 0\.002\n/);
+  assertMatch(ddip.out, /--set lr=<value>.*default "auto"\n/);
   assertMatch(ddip.out, /--set scaleHeadroom=<number>.*default 1\.8\n/);
   const map = await cli("recon", "map", "--help");
   assertEquals(map.code, EXIT.ok, map.err);

@@ -102,6 +102,22 @@ Deno.test("ddipJoint on one direct-plane stack equals ddipStack (same seed strea
     assertIdentical(joint.image, stack.image);
     assertEquals(joint.losses, stack.losses);
     assertEquals(joint.logLikelihood, stack.logLikelihood);
+    // the same with house's levers: β falling along the chain, a final pull back to the data
+    const levers = { ...CONFIG, betaEnd: 0.001, finalEmIterations: 2, finalBeta: 0.02 };
+    const j2 = await ddipJoint(prior, { likelihood, grid, mr }, {
+      config: levers,
+      seed: 11,
+      scale: 2.5,
+      init: joint.init,
+    });
+    const s2 = await ddipStack(prior, { likelihood, grid, mr }, {
+      config: levers,
+      seed: subSeed(11, "ddip-stack-1"),
+      scale: 2.5,
+      init: joint.init,
+    });
+    assertIdentical(j2.image, s2.image);
+    assert(j2.image.some((v, i) => v !== joint.image[i]));
   } finally {
     likelihood.destroy();
     model.destroy();

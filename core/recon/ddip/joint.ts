@@ -31,7 +31,7 @@ import { Rng, subSeed } from "../../random.ts";
 import type { ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
-import { type DdipConfig, ddipConfig, type DdipConfigInput } from "./config.ts";
+import { type DdipConfig, ddipConfig, type DdipConfigInput, hqsBeta } from "./config.ts";
 import { autoScale } from "./scale.ts";
 import { type DdipIterationState, type DdipTimings, mlemInit, zeroDdipTimings } from "./stack.ts";
 import { volumeStackCentres } from "./volume.ts";
@@ -231,10 +231,11 @@ export async function ddipJoint(
       throw new RangeError(`scale must be a finite number > 0, got ${s}`);
     }
     timings.initMs = performance.now() - t0;
-    const betaAct = config.beta / (s * s); // (β/2)‖x/s − z‖² = (β/(2s²))‖x − s z‖²
     const llInit = await logLikelihood(init);
     const sched = prior.schedule;
     const steps = sched.reverseSteps(config.startT, config.steps);
+    // (β/2)‖x/s − z‖² = (β/(2s²))‖x − s z‖²; β goes geometrically to betaEnd along the chain
+    const betaAt = (i: number): number => hqsBeta(config, i, steps.length) / (s * s);
     const rngs = centres.map((cz) => new Rng(subSeed(seed, `ddip-stack-${cz}`)));
     const params: LoraState[] = centres.map(() => prior.createParams());
     const initPrior = Float32Array.from(init, (v) => v / s);
@@ -245,21 +246,30 @@ export async function ddipJoint(
     const losses: number[] = [];
     const stepMs: number[] = [];
 
-    // one 3-D x-step towards the combined estimate (prior units in, prior units out)
-    const xStep = async (zPrior: Float32Array): Promise<Float32Array> => {
+    // one 3-D x-step towards `zAct` (activity units), started from max(zAct, 0)
+    const xStepAct = async (
+      zAct: Float32Array,
+      betaAct: number,
+      iterations: number,
+    ): Promise<Float32Array> => {
       const te = performance.now();
-      zDev.write(Float32Array.from(zPrior, (v) => v * s));
+      zDev.write(zAct);
       ctx.run((rec) => {
-        step.record(rec, x, zDev, {
-          beta: betaAct,
-          iterations: config.emIterations,
-          initFromTarget: true,
-        });
+        step.record(rec, x, zDev, { beta: betaAct, iterations, initFromTarget: true });
       });
       const out = await x.read();
-      for (let i = 0; i < out.length; i++) out[i] /= s;
       timings.emMs += performance.now() - te;
       timings.xSteps++;
+      return out;
+    };
+    // the same towards a combined estimate in prior units, result in prior units
+    const xStep = async (zPrior: Float32Array, i: number): Promise<Float32Array> => {
+      const out = await xStepAct(
+        Float32Array.from(zPrior, (v) => v * s),
+        betaAt(i),
+        config.emIterations,
+      );
+      for (let k = 0; k < out.length; k++) out[k] /= s;
       return out;
     };
 
@@ -284,7 +294,7 @@ export async function ddipJoint(
             const eps = await prior.eps(xt[sk], t, mrStacks[sk], params[sk], callOpts);
             zs.push(tweedie(xt[sk], eps, ab));
           }
-          const target = await xStep(combine(zs));
+          const target = await xStep(combine(zs), i);
           let lossSum = 0;
           for (let sk = 0; sk < centres.length; sk++) {
             const g = tweedieLossGrad(zs[sk], stackSlab(target, sk), ab);
@@ -311,7 +321,7 @@ export async function ddipJoint(
         x0[sk] = tweedie(xt[sk], eps[sk], ab);
       }
       if (method === "dds") {
-        const anchored = await xStep(combine(x0));
+        const anchored = await xStep(combine(x0), i);
         x0 = centres.map((_, sk) => stackSlab(anchored, sk));
       }
       xt = centres.map((_, sk) =>
@@ -346,7 +356,11 @@ export async function ddipJoint(
         for (const cb of due) await cb.onIteration(state);
       }
     }
-    const image = clipScaled(combine(x0), s);
+    let image = clipScaled(combine(x0), s);
+    if (config.finalEmIterations > 0) {
+      // optionally pulled back to the data: finalEmIterations x-step iterations towards it
+      image = await xStepAct(image, config.finalBeta / (s * s), config.finalEmIterations);
+    }
     const llFinal = await logLikelihood(image);
     await options.onPhase?.("done", "");
     timings.totalMs = performance.now() - tStart;
