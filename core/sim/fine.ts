@@ -226,6 +226,12 @@ export interface FineCountOptions extends LineIntegralOptions {
   scatterSigmaBins?: number;
   /** Seed of the Poisson draws. */
   seed: number;
+  /**
+   * This activity's line integrals and attenuation factors, precomputed by
+   * {@linkcode fineLineIntegrals} with the same LORs, grid, μ and sampling (they do not depend on
+   * the counts or the seed, so one pass can serve many noise realisations and tracers).
+   */
+  lineIntegrals?: { integral: Float32Array; attenuation?: Float32Array };
 }
 
 /** Result of {@linkcode simulateFineCounts} (all sinograms in the LORs' order and layout). */
@@ -274,10 +280,13 @@ export function simulateFineCounts(options: FineCountOptions): FineCounts {
       `normalisation has ${options.normalisation.length} bins, the LORs ${lors.count}`,
     );
   }
-  const { integrals, attenuation } = fineLineIntegrals([options.activity], grid, lors, {
-    ...options,
-    mu: options.mu,
-  });
+  const pre = options.lineIntegrals;
+  if (pre && pre.integral.length !== lors.count) {
+    throw new RangeError(`lineIntegrals has ${pre.integral.length} values, the LORs ${lors.count}`);
+  }
+  const { integrals, attenuation } = pre
+    ? { integrals: [pre.integral], attenuation: pre.attenuation }
+    : fineLineIntegrals([options.activity], grid, lors, { ...options, mu: options.mu });
   let trues = radialBlur(integrals[0], radial, options.radialBlurFwhmBins ?? 0);
   if (options.normalisation) {
     const nrm = options.normalisation;

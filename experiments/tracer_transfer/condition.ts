@@ -36,7 +36,7 @@ import { brainPhantomStudy } from "../../core/sim/phantom_brain.ts";
 import { readLabelVolume } from "../../core/sim/dataset.ts";
 import { type Lesion, type SimulatedStudy, simulateStudy } from "../../core/sim/simulate.ts";
 import { boxAverage } from "../../core/sim/downsample.ts";
-import { radialBlur, simulateFineCounts } from "../../core/sim/fine.ts";
+import { fineLineIntegrals, radialBlur, simulateFineCounts } from "../../core/sim/fine.ts";
 import type { TracerName } from "../../core/sim/tracers.ts";
 import type { LabelVolume } from "../../core/sim/labels.ts";
 import { Rng, subSeed } from "../../core/random.ts";
@@ -298,8 +298,18 @@ function best(sweep: Sweep, truth: Float32Array): { image: Float32Array; setting
   };
 }
 
-/** Cache of fine line integrals per subject stack (they do not depend on counts or noise). */
-export type FineCache = Map<string, ReturnType<typeof fineStack>>;
+/**
+ * Per subject stack: the scoring truth (the fine truth box-averaged onto the stack grid) and the
+ * fine line integrals of every tracer and the attenuation (they do not depend on counts or noise).
+ */
+export type FineCache = Map<
+  string,
+  {
+    truth: Record<string, Float32Array>;
+    integral: Record<string, Float32Array>;
+    attenuation: Float32Array;
+  }
+>;
 
 /**
  * Runs the methods `todo` on one condition; returns one row per method and, when `figure` is
@@ -343,17 +353,35 @@ export async function runCondition(
   let counts: Float32Array, truthC: Float32Array;
   if (info.simulator === "fine") {
     const key = `${info.subject.id}|${info.centre}`;
-    if (!cache.has(key)) cache.set(key, fineStack(info.subject, first, s.tracers));
-    const fine = cache.get(key)!;
     const binMm = Math.PI * scanner.spec.radiusMm / scanner.spec.crystalsPerRing;
-    const sim = simulateFineCounts({
-      activity: fine.activity[info.tracer],
-      mu: fine.mu,
-      grid: fine.grid,
-      lors: scanner.lors(),
+    const sampling = {
       stepMm: FINE.stepMm,
       axialWidthMm: g.voxelSizeMm[2],
       axialSamples: FINE.axialSamples,
+    };
+    if (!cache.has(key)) {
+      // one pass over the fine truth per stack: every tracer's integrals and the attenuation
+      const fine = fineStack(info.subject, first, s.tracers);
+      const li = fineLineIntegrals(
+        s.tracers.map((t) => fine.activity[t]),
+        fine.grid,
+        scanner.lors(),
+        { ...sampling, mu: fine.mu },
+      );
+      const truth: Record<string, Float32Array> = {};
+      const integral: Record<string, Float32Array> = {};
+      s.tracers.forEach((t, i) => {
+        truth[t] = boxAverage(fine.activity[t], fine.grid, grid);
+        integral[t] = li.integrals[i];
+      });
+      cache.set(key, { truth, integral, attenuation: li.attenuation! });
+    }
+    const fine = cache.get(key)!;
+    const sim = simulateFineCounts({
+      activity: fine.truth[info.tracer], // unused: the integrals are given
+      grid,
+      lors: scanner.lors(),
+      lineIntegrals: { integral: fine.integral[info.tracer], attenuation: fine.attenuation },
       radialBlurFwhmBins: FINE.detectorFwhmMm / binMm,
       normalisation: norm,
       trueCounts: totalTrues,
@@ -363,10 +391,7 @@ export async function runCondition(
     });
     model.setAdditive(sim.additive);
     counts = sim.prompts;
-    truthC = Float32Array.from(
-      boxAverage(fine.activity[info.tracer], fine.grid, grid),
-      (v) => v * sim.scale,
-    );
+    truthC = Float32Array.from(fine.truth[info.tracer], (v) => v * sim.scale);
   } else {
     const truth = stackSlab(study.activity[info.tracer]!, plane, first);
     const tx = ctx.array(grid.shape, truth);

@@ -135,6 +135,13 @@ Deno.test("simulateFineCounts: counts scaled to trueCounts, additive fractions, 
   assert(a.attenuation.every((v) => v > 0 && v <= 1) && a.scale > 0);
   const b = simulateFineCounts(opts);
   assert(a.prompts.every((v, i) => v === b.prompts[i]), "seeded");
+  // precomputed integrals (one pass for many realisations) give the same data
+  const li = fineLineIntegrals([act], grid, opts.lors, { mu: opts.mu });
+  const c = simulateFineCounts({
+    ...opts,
+    lineIntegrals: { integral: li.integrals[0], attenuation: li.attenuation },
+  });
+  assert(c.prompts.every((v, i) => v === a.prompts[i]) && c.scale === a.scale, "precomputed");
   // the radial blur keeps each row's total away from the edges
   const row = new Float32Array(33);
   row[16] = 1;

@@ -33,7 +33,13 @@ import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
 import { type DdipConfig, ddipConfig, type DdipConfigInput, hqsBeta } from "./config.ts";
 import { autoScale } from "./scale.ts";
-import { type DdipIterationState, type DdipTimings, mlemInit, zeroDdipTimings } from "./stack.ts";
+import {
+  type DdipIterationState,
+  type DdipTimings,
+  finishTimings,
+  mlemInit,
+  zeroDdipTimings,
+} from "./stack.ts";
 import { volumeStackCentres } from "./volume.ts";
 
 /** A whole volume and its full (3-D) data model. */
@@ -363,13 +369,7 @@ export async function ddipJoint(
     }
     const llFinal = await logLikelihood(image);
     await options.onPhase?.("done", "");
-    timings.totalMs = performance.now() - tStart;
-    timings.networkMs = prior.stats.epsMs - stats0.epsMs;
-    timings.vjpMs = prior.stats.vjpMs - stats0.vjpMs;
-    timings.networkCalls = prior.stats.epsCalls - stats0.epsCalls;
-    timings.vjpCalls = prior.stats.vjpCalls - stats0.vjpCalls;
-    timings.overheadMs = timings.totalMs - timings.initMs - timings.networkMs - timings.vjpMs -
-      timings.emMs - timings.adamMs;
+    finishTimings(timings, prior.stats, stats0, tStart);
     return {
       image,
       init,

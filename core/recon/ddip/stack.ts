@@ -387,6 +387,25 @@ export function meanAndStd(
   return { mean, std };
 }
 
+/**
+ * Completes a run's tally: the network fields from the prior's counters since `stats0`, the total
+ * since `tStart` (a `performance.now()` reading) and the overhead (what no other field holds).
+ */
+export function finishTimings(
+  timings: DdipTimings,
+  stats: ScorePrior["stats"],
+  stats0: ScorePrior["stats"],
+  tStart: number,
+): void {
+  timings.totalMs = performance.now() - tStart;
+  timings.networkMs = stats.epsMs - stats0.epsMs;
+  timings.vjpMs = stats.vjpMs - stats0.vjpMs;
+  timings.networkCalls = stats.epsCalls - stats0.epsCalls;
+  timings.vjpCalls = stats.vjpCalls - stats0.vjpCalls;
+  timings.overheadMs = timings.totalMs - timings.initMs - timings.networkMs - timings.vjpMs -
+    timings.emMs - timings.adamMs;
+}
+
 /** Adds `b`'s fields to `a` (the tally of several chains or stacks). */
 export function addTimings(a: DdipTimings, b: DdipTimings): void {
   for (const k of Object.keys(a) as (keyof DdipTimings)[]) a[k] += b[k];
@@ -530,13 +549,7 @@ async function ddipChain(
       timings.xSteps++;
     }
     const llFinal = await dev.logLikelihood(image);
-    timings.totalMs = performance.now() - tStart;
-    timings.networkMs = prior.stats.epsMs - stats0.epsMs;
-    timings.vjpMs = prior.stats.vjpMs - stats0.vjpMs;
-    timings.networkCalls = prior.stats.epsCalls - stats0.epsCalls;
-    timings.vjpCalls = prior.stats.vjpCalls - stats0.vjpCalls;
-    timings.overheadMs = timings.totalMs - timings.initMs - timings.networkMs - timings.vjpMs -
-      timings.emMs - timings.adamMs;
+    finishTimings(timings, prior.stats, stats0, tStart);
     return {
       image,
       init,
