@@ -1,14 +1,16 @@
 /**
  * petrel: scriptable PET reconstruction on WebGPU.
  *
- * The public API, by concept (each re-exported from `core/<area>/mod.ts`):
+ * The public API, by concept (each re-exported from `core/<area>/mod.ts`; layering in
+ * `docs/ARCHITECTURE.md`):
+ * - `random`, `stats`: the seeded RNG with `subSeed` streams, and `percentile` (leaves);
  * - `gpu`: {@linkcode GpuContext}, device arrays, one-submit kernel recording;
  * - `geometry`: image grids in mm, LOR sets, ring scanners and their sinograms;
  * - `projector`: Joseph projector, Gaussian resolution model, operator algebra;
  * - `model`: the PET forward model `ybar = m ⊙ A x + a`, Poisson likelihood, data simulation;
  * - `recon`: MLEM, OSEM, MAP-EM (quadratic, relative difference), the HQS x-step, DDIP-HQS;
  * - `diffusion`: the ONNX score prior on onnxruntime-web, LoRA state, AdamW, samplers;
- * - `sim`: phantoms, BrainWeb multi-tracer PET/MR simulation, training-set builder, RNG;
+ * - `sim`: phantoms, BrainWeb multi-tracer PET/MR simulation, training-set builder, the fine simulator;
  * - `io`: NIfTI, npy, sinograms with JSON sidecars, STIR Interfile, PNG montages;
  * - `metrics`: PSNR, SSIM, NRMSE, ROI statistics, contrast recovery, NEMA IEC;
  * - `runtime`: recipes, sandboxed runs with least permissions, provenance manifests.
