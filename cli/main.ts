@@ -500,7 +500,7 @@ export function buildProgram(io: CliIo, setCode: (code: number) => void): Comman
     .option(
       "--allow-root <dir>",
       "let the manifest read under this folder too (repeatable; default: the manifest folder's " +
-        "parent and petrel's examples/)",
+        "parent, petrel's examples/ and models/)",
       collect,
       [],
     )

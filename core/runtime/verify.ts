@@ -62,8 +62,8 @@ export interface VerifyOptions {
   onProgress?: SandboxOptions["onProgress"];
   signal?: AbortSignal;
   /**
-   * Folders besides the default ones (the manifest folder's parent and petrel's `examples/`)
-   * under which the manifest's recipe, input and model roots may lie; `"/"` allows any.
+   * Folders besides the default ones (the manifest folder's parent, petrel's `examples/` and
+   * `models/`) under which the manifest's recipe, input and model roots may lie; `"/"` allows any.
    */
   allowRoots?: string[];
 }
@@ -81,13 +81,15 @@ function parentOf(p: string): string {
 /**
  * The folders a manifest's roots may lie under without being allowed explicitly: the parent of
  * the manifest's folder (where a run's sibling input folders live, e.g. `sim/` beside `osem/`,
- * or a server job's `in/` beside `out-1/`) and petrel's `examples/`. The parent is not used when
- * it is `/`.
+ * or a server job's `in/` beside `out-1/`), petrel's `examples/` and petrel's `models/` (the
+ * shipped prior, `petrel recon ddip`'s default). The parent is not used when it is `/`.
  */
 export async function defaultAllowedRoots(manifestPath: string): Promise<string[]> {
   const dir = parentOf(await Deno.realPath(manifestPath));
   const base = parentOf(dir);
-  return [...(base === "/" ? [dir] : [base]), `${petrelRoot()}/examples`];
+  // petrel's own models/ holds the prior `petrel recon ddip` uses by default
+  const root = petrelRoot();
+  return [...(base === "/" ? [dir] : [base]), `${root}/examples`, `${root}/models`];
 }
 
 async function checkRoots(

@@ -7,6 +7,8 @@ import { centredGrid, imageGrid } from "../../core/geometry/grid.ts";
 import { MMR_VOXEL_MM, mmrLike3d } from "../../core/geometry/scanner.ts";
 import { writeSinogram } from "../../core/io/sinogram.ts";
 import { writeNifti } from "../../core/io/nifti.ts";
+import { defaultAllowedRoots } from "../../core/runtime/verify.ts";
+import { ROOT } from "../runtime/_helpers.ts";
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
@@ -72,6 +74,19 @@ Deno.test("cli recon ddip: wrong grid, non-overlapping MR, unsupported voxel siz
       assertMatch(lines[0], re);
       assert(!/\n\s+at /.test(r.err), `stack trace in: ${r.err}`);
     }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("verify trusts petrel's models/ (the prior recon ddip uses by default) without --allow-root", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-roots-" });
+  try {
+    await Deno.mkdir(`${tmp}/d`);
+    await Deno.writeTextFile(`${tmp}/d/manifest.json`, "{}");
+    const roots = await defaultAllowedRoots(`${tmp}/d/manifest.json`);
+    assert(roots.includes(`${ROOT}/models`), roots.join(", "));
+    assert(roots.includes(`${ROOT}/examples`), roots.join(", "));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
