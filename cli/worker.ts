@@ -71,8 +71,8 @@ export function addWorkerCommand(
     )
     .addHelpText(
       "after",
-      "\nStop with Ctrl-C or SIGTERM: running jobs are killed and run again elsewhere once their\n" +
-        "lease expires. kill -9 loses nothing either (the same lease).",
+      "\nStop with Ctrl-C or SIGTERM: running jobs are killed and handed back at once to run\n" +
+        "again elsewhere. kill -9 loses nothing either: its jobs come back when the lease expires.",
     )
     .action(async (o: WorkerCliOptions) => {
       if (needsAllowAll()) {

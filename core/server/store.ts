@@ -168,6 +168,12 @@ export interface JobStore {
   heartbeat(workerId: string, runs: (JobClaim & { id: string })[]): Promise<HeartbeatAnswer>;
   /** Counts and durations for `/metrics`. */
   stats(): Promise<StoreStats>;
+  /**
+   * Declares worker `workerId` stopped (a graceful shutdown), so the next
+   * {@linkcode JobStore.recoverInterrupted} by any process takes its runs back without waiting for
+   * the lease.
+   */
+  retire(workerId: string): Promise<void>;
   /** Cancels a job that is still queued; false if it is not queued any more. */
   cancelQueued(id: string): Promise<boolean>;
   /** Marks a running job as to be cancelled (the owner of the run aborts it). */
@@ -445,6 +451,11 @@ export class SqliteJobStore implements JobStore {
       } else if (j.cancelRequested) out.cancel.push(run.id);
     }
     return Promise.resolve(out);
+  }
+
+  /** Nothing to do: one process owns the file, and recovery at its next start takes the runs. */
+  retire(_workerId: string): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Counts by state and reason, and the histogram of succeeded runs' durations. */

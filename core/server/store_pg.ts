@@ -552,6 +552,11 @@ export class PgJobStore implements JobStore {
     );
   }
 
+  /** Marks the worker stopped: its runs are taken back by the next recovery, lease or not. */
+  async retire(workerId: string): Promise<void> {
+    await this.#pool.query(`UPDATE ${this.#s}.workers SET seen_at = 0 WHERE id = $1`, [workerId]);
+  }
+
   /** Renews the worker and its runs' pg-boss leases; answers lost and cancel-requested runs. */
   async heartbeat(
     workerId: string,
@@ -598,6 +603,8 @@ export class PgJobStore implements JobStore {
     await this.#seen(currentWorker);
     const out = { requeued: [] as string[], failed: [] as string[] };
     const now = this.#now();
+    // Rows of workers gone for a day only grow the table (a missing row reads as dead anyway).
+    await this.#pool.query(`DELETE FROM ${s}.workers WHERE seen_at < $1`, [now - 86_400_000]);
     const rows = (await this.#pool.query(
       `SELECT j.id, j.attempts, j.cancel_requested, j.worker_id,
           (w.seen_at IS NOT NULL AND w.seen_at > $2) AS alive

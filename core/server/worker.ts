@@ -44,7 +44,7 @@ export interface RunningWorker {
   workerId: string;
   /** The runner (its `runningCount`). */
   runner: JobRunner;
-  /** Stops taking jobs and kills running ones (they are retried after the lease). */
+  /** Stops taking jobs, kills running ones and hands them back for another attempt elsewhere. */
   shutdown(): Promise<void>;
   /** Resolves when stopped. */
   finished: Promise<void>;
@@ -111,6 +111,17 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     shutdown(): Promise<void> {
       stopping ??= (async () => {
         await runner.stop();
+        // Hand the killed runs back now (another attempt elsewhere) instead of after the lease.
+        try {
+          await store.retire(workerId);
+          await store.recoverInterrupted(`${workerId}-stopping`, {
+            policy: o.onRestart ?? "requeue",
+            maxAttempts,
+          });
+          await store.retire(`${workerId}-stopping`);
+        } catch {
+          // Database unreachable: the lease expires instead.
+        }
         await unwatch();
         await store.close();
         if (o.verbose !== false) console.error(`petrel worker ${workerId}: stopped`);

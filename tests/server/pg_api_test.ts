@@ -2,7 +2,8 @@
  * The API on PostgreSQL (skipped without `PETREL_TEST_PG_URL`): a server with no local slots and a
  * worker (another store over the same database, in this process) run a job end to end; the
  * server learns the worker's log lines, progress and end through LISTEN/NOTIFY (its SSE stream and
- * results), and a cancellation asked at the server reaches the run on the worker.
+ * results), a cancellation asked at the server reaches the run on the worker, and a worker stopped
+ * gracefully hands its run back at once to a second worker.
  */
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import pg from "pg";
@@ -26,7 +27,7 @@ Deno.test({
     u.pathname = `/${name}`;
     const db = u.toString();
     const env = await setup({ gpus: 0, db, leaseSeconds: 10 });
-    const worker = await startWorker({
+    let worker = await startWorker({
       db,
       dataDir: `${env.dir}/data`,
       slots: 2,
@@ -70,8 +71,32 @@ Deno.test({
       assertEquals(c.status === 200 || c.status === 202, true);
       const done = await env.waitDone(A, sid);
       assertEquals([done.state, done.reason], ["cancelled", "cancelled"]);
+      // A graceful stop mid-run: the job is queued again at once (no lease wait), and a second
+      // worker runs it as attempt 2.
+      const moved = await env.json(A, "POST", "/api/jobs", {
+        recipe: "sum",
+        params: { steps: 40, sleepMs: 100 },
+      });
+      const mid = moved.body.id as string;
+      after = 0;
+      for (let i = 0; i < 300; i++) {
+        const r = await env.json(A, "GET", `/api/jobs/${mid}/log?after=${after}&wait=2000`);
+        after = r.body.next as number;
+        if ((r.body.lines as { line: string }[]).some((l) => /step \d+ of 40/.test(l.line))) break;
+      }
+      await worker.shutdown();
+      const handed = (await env.json(A, "GET", `/api/jobs/${mid}`)).body;
+      assertEquals([handed.state, handed.attempts], ["queued", 1]);
+      worker = await startWorker({
+        db,
+        dataDir: `${env.dir}/data`,
+        leaseSeconds: 10,
+        verbose: false,
+      });
+      const second = await env.waitDone(A, mid, 120_000);
+      assertEquals([second.state, second.attempts], ["succeeded", 2]);
       const metrics = await (await env.call(undefined, "GET", "/metrics")).text();
-      assertMatch(metrics, /^petrel_jobs\{state="succeeded"\} 1$/m);
+      assertMatch(metrics, /^petrel_jobs\{state="succeeded"\} 2$/m);
       assertMatch(metrics, /^petrel_jobs\{state="cancelled"\} 1$/m);
       assertMatch(metrics, /^petrel_workers [1-9]/m);
     } finally {

@@ -151,6 +151,25 @@ for (const { name, make } of backends()) {
     });
   });
 
+  Deno.test(`store (${name}): a retired worker's runs are taken back without the lease`, async () => {
+    await withStore(make, async (s) => {
+      const id = (await s.insert(job("alice", 1)))!.id;
+      await s.claimNext("w1", 0);
+      await s.heartbeat("w1", [{ id, workerId: "w1", attempt: 1 }]); // alive, within its lease
+      assertEquals(await s.recoverInterrupted("w2", { policy: "requeue", maxAttempts: 3 }), {
+        requeued: name === "sqlite" ? [id] : [], // SQLite: another worker id is a dead server
+        failed: [],
+      });
+      if (name !== "sqlite") {
+        await s.retire("w1"); // graceful stop
+        const r = await s.recoverInterrupted("w2", { policy: "requeue", maxAttempts: 3 });
+        assertEquals(r, { requeued: [id], failed: [] });
+      }
+      const again = (await s.claimNext("w2", 0))!;
+      assertEquals([again.id, again.attempts], [id, 2]);
+    });
+  });
+
   Deno.test(`store (${name}): statistics count states, reasons and run durations`, async () => {
     await withStore(make, async (s) => {
       const ids = [];
