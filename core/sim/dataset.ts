@@ -6,7 +6,11 @@
  *   fastest; each subject's true activity divided by its volume maximum (values in [0, 1]);
  * - `mr.npy`: float16 (N, 3, H, W), the matching T1-like MR divided by its volume maximum;
  * - `manifest.json`: `{format, count, height, width, voxel_mm, tracer, subjects, entries:
- *   [{subject, slice_centre, seed, pet_scale}], command}`.
+ *   [{subject, slice_centre, seed, pet_scale}], command}`;
+ * - optionally (`fractions: true`) `fractions.npy`: uint8 (N, 4, 3, H, W), the partial-volume
+ *   fractions × 255 of the label groups {@linkcode FRACTION_GROUPS} (CSF, grey matter, white
+ *   matter, extra-cerebral tissue; background is the rest), which the prior's trainer needs for
+ *   its tracer-like remaps; the manifest then lists them as `fraction_groups`.
  *
  * @module
  */
@@ -40,6 +44,29 @@ export const BRAINWEB_TRAIN_SUBJECTS = [
 ] as const;
 /** Held-out BrainWeb test subjects (never in a training set). */
 export const BRAINWEB_TEST_SUBJECTS = ["51", "52", "53"] as const;
+/**
+ * The validation subject the reconstruction constants are tuned on (`docs/results.md`). It is in
+ * {@linkcode BRAINWEB_TRAIN_SUBJECTS} for the shipped prior; the next prior leaves it out
+ * (`scripts/prior/train.py --exclude-subjects`), so that tuning is done on an unseen anatomy.
+ */
+export const BRAINWEB_VALIDATION_SUBJECTS = ["50"] as const;
+
+/**
+ * Label groups of `fractions.npy` (in this order): BrainWeb labels summed into each group.
+ * Background (label 0) is 1 − the sum.
+ *
+ * @example
+ * ```ts
+ * import { FRACTION_GROUPS } from "./dataset.ts";
+ * console.log(FRACTION_GROUPS.map((g) => g.name)); // ["csf", "grey", "white", "extra"]
+ * ```
+ */
+export const FRACTION_GROUPS: readonly { name: string; labels: readonly number[] }[] = [
+  { name: "csf", labels: [1] },
+  { name: "grey", labels: [2] },
+  { name: "white", labels: [3] },
+  { name: "extra", labels: [4, 5, 6, 7, 8, 9, 10, 11] },
+];
 
 /** One stack of the manifest. */
 export interface StackEntry {
@@ -60,6 +87,9 @@ export interface StacksManifest {
   subjects: string[];
   entries: StackEntry[];
   command: string;
+  /** With `fractions.npy`: its groups, in order, and the scale (255 = fraction 1). */
+  fraction_groups?: { name: string; labels: number[] }[];
+  fraction_scale?: number;
 }
 
 /** Options of {@linkcode buildDataset}. */
@@ -87,6 +117,8 @@ export interface DatasetOptions {
   seed?: number;
   /** Random lesions per study (default 0). */
   lesions?: number;
+  /** Also write `fractions.npy` (label-group fractions, see the module doc; default false). */
+  fractions?: boolean;
   /** Required label-volume shape (default the BrainWeb shape; `null` accepts any). */
   expectShape?: readonly [number, number, number] | null;
   /** Command line recorded in the manifest. */
@@ -160,6 +192,8 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
   const stride = options.stride ?? 1;
   const pets: Float32Array[] = [];
   const mrs: Float32Array[] = [];
+  const fracs: Uint8Array[] = [];
+  const nGroups = FRACTION_GROUPS.length;
   const entries: StackEntry[] = [];
   for (const subject of subjects) {
     const path = `${options.brainwebDir}/subject${subject}_crisp.nii.gz`;
@@ -201,6 +235,23 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
         }
         pets.push(p);
         mrs.push(m);
+        if (options.fractions) {
+          // (group, slice, y, x), fractions quantised to 1/255
+          const f = new Uint8Array(nGroups * 3 * plane);
+          const lf = study.labelFractions!;
+          FRACTION_GROUPS.forEach((g, gi) => {
+            for (let d = 0; d < 3; d++) {
+              const src = (c - 1 + d) * plane;
+              const dst = (gi * 3 + d) * plane;
+              for (let t = 0; t < plane; t++) {
+                let v = 0;
+                for (const l of g.labels) v += lf[l][src + t];
+                f[dst + t] = Math.round(255 * Math.min(1, Math.max(0, v)));
+              }
+            }
+          });
+          fracs.push(f);
+        }
         entries.push({ subject, slice_centre: c, seed, pet_scale: petScale });
       }
       log(
@@ -216,8 +267,14 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
     parts.forEach((p, i) => out.set(p, i * 3 * plane));
     return out;
   };
+  const joinBytes = (parts: Uint8Array[], len: number) => {
+    const out = new Uint8Array(n * len);
+    parts.forEach((p, i) => out.set(p, i * len));
+    return out;
+  };
   // petrel shapes are fastest first: [W, H, 3, N] → NumPy (N, 3, H, W).
   const shape = [nx, ny, 3, n];
+  const fracShape = [nx, ny, 3, nGroups, n];
   const manifest: StacksManifest = {
     format: STACKS_FORMAT,
     count: n,
@@ -228,6 +285,12 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
     subjects,
     entries,
     command: options.command ?? "",
+    ...(options.fractions
+      ? {
+        fraction_groups: FRACTION_GROUPS.map((g) => ({ name: g.name, labels: [...g.labels] })),
+        fraction_scale: 255,
+      }
+      : {}),
   };
   await Deno.mkdir(options.outDir, { recursive: true });
   await writeFilesAtomic([
@@ -239,6 +302,14 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
       path: `${options.outDir}/mr.npy`,
       data: encodeNpy({ data: join(mrs), shape }, { dtype: "float16" }),
     },
+    ...(options.fractions
+      ? [{
+        path: `${options.outDir}/fractions.npy`,
+        data: encodeNpy({ data: joinBytes(fracs, nGroups * 3 * plane), shape: fracShape }, {
+          dtype: "uint8",
+        }),
+      }]
+      : []),
   ]);
   // The manifest last: its presence means the arrays are complete.
   await writeFilesAtomic([
@@ -250,7 +321,7 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
 /**
  * Command-line entry of the dataset builder (`scripts/build_dataset.ts`):
  * `--out DIR --brainweb DIR --subjects 05,06,… --tracer fdg --stride 3 --realisations 1
- * --seed 1000 --lesions 0 --min-brain 0.05 --size 128 --voxel 2.086 --slices 87`.
+ * --seed 1000 --lesions 0 [--fractions] --min-brain 0.05 --size 128 --voxel 2.086 --slices 87`.
  */
 export async function datasetCli(args: readonly string[]): Promise<StacksManifest> {
   const { Command } = await import("commander");
@@ -268,6 +339,7 @@ export async function datasetCli(args: readonly string[]): Promise<StacksManifes
     .option("--realisations <n>", "independent studies per subject", "1")
     .option("--seed <n>", "base seed", "1000")
     .option("--lesions <n>", "random lesions per study", "0")
+    .option("--fractions", "also write fractions.npy (label-group fractions, for the trainer)")
     .option("--min-brain <f>", "minimum grey+white fraction of the centre slice", "0.05")
     .option("--size <n>", "transaxial voxels", "128")
     .option("--voxel <mm>", "voxel size in mm", String(MMR_VOXEL_MM))
@@ -286,6 +358,14 @@ export async function datasetCli(args: readonly string[]): Promise<StacksManifes
   const held = subjects.filter((s) => (BRAINWEB_TEST_SUBJECTS as readonly string[]).includes(s));
   const log = (m: string) => console.error(m);
   if (held.length > 0) log(`warning: held-out test subjects in the list: ${held.join(", ")}`);
+  const val = subjects.filter((s) =>
+    (BRAINWEB_VALIDATION_SUBJECTS as readonly string[]).includes(s)
+  );
+  if (val.length > 0) {
+    log(
+      `note: validation subject ${val.join(", ")} in the list (the trainer excludes it by default)`,
+    );
+  }
   return await buildDataset({
     outDir: o.out,
     brainwebDir: o.brainweb,
@@ -295,6 +375,7 @@ export async function datasetCli(args: readonly string[]): Promise<StacksManifes
     realisations: int("realisations", o.realisations, 1),
     seed: int("seed", o.seed, 0),
     lesions: int("lesions", o.lesions, 0),
+    fractions: o.fractions === true,
     minBrainFraction: Number(o.minBrain),
     size: int("size", o.size, 8),
     voxelMm: Number(o.voxel),

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import BETA_END, BETA_START, T_STEPS, UNet  # noqa: E402
+from model import BETA_END, BETA_START, T_STEPS, UNet, load_checkpoint  # noqa: E402
 from onnx_export import (export_denoiser, export_vjp, grad_name, input_name, op_histogram,  # noqa
                          prepare, reference_vjp, trace_vjp)
 from tensor_io import write_bundle  # noqa: E402
@@ -43,7 +43,7 @@ def load_model(args) -> tuple:
         torch.manual_seed(args.seed)
         model = UNet(args.base, args.mults, args.n_res, args.rank)
         return model, {"data": "none (random weights, test model)", "steps": 0}
-    ck = torch.load(args.ckpt, map_location="cpu")
+    ck = load_checkpoint(args.ckpt)
     cfg = ck["config"]
     model = UNet(cfg["base"], cfg["mults"], cfg["n_res"], cfg["rank"])
     sd = ck.get("ema") if (ck.get("ema") is not None and not args.no_ema) else ck["model"]

@@ -13,6 +13,7 @@ time MLP, down/up-sampling convs, output head, GroupNorm affine) are frozen.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Dict, List, Sequence, Tuple
 
@@ -223,6 +224,16 @@ class UNet(nn.Module):
     def adaptable_params(self) -> Dict[str, torch.Tensor]:
         sd = dict(self.named_parameters())
         return {n: sd[n] for n in self.adaptable_names()}
+
+
+def load_checkpoint(path: str) -> Dict:
+    """torch.load of a train.py checkpoint on the CPU, on torch 1.13 and 2.x alike.
+
+    torch >= 2.6 loads weights only by default; the checkpoint also holds the NumPy RNG state and
+    the training record (plain Python values), written by this project, so it is loaded in full.
+    """
+    kw = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
+    return torch.load(path, map_location="cpu", **kw)
 
 
 def pad_to_multiple(h: int, levels: int) -> int:

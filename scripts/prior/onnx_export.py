@@ -12,6 +12,7 @@ for the backward ops that have no ONNX form (see shared/docs/platform-notes.md).
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 from typing import Dict, List, Sequence, Tuple
@@ -113,6 +114,10 @@ def decomposition_table() -> Dict:
 
 
 # ---- functional wrappers --------------------------------------------------------------------
+# torch >= 2.5 has a dynamo exporter (the default from 2.9); these graphs use the TorchScript one.
+_LEGACY = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def input_name(param_name: str) -> str:
     return "p." + param_name
 
@@ -196,7 +201,7 @@ def export_denoiser(model: UNet, names: Sequence[str], example: Tuple, metadata:
     buf = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(wrapper, tuple(example), buf, input_names=in_names, output_names=["eps"],
-                          dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True)
+                          dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True, **_LEGACY)
     proto = _fix_graph(onnx.load_from_string(buf.getvalue()), metadata)
     onnx.save(proto, path)
 
@@ -227,7 +232,7 @@ def export_vjp(gm: torch.fx.GraphModule, names: Sequence[str], example: Tuple, m
     out_names = ["eps"] + [grad_name(n) for n in names]
     buf = io.BytesIO()
     torch.onnx.export(gm, tuple(example), buf, input_names=in_names, output_names=out_names,
-                      opset_version=OPSET, do_constant_folding=True)
+                      opset_version=OPSET, do_constant_folding=True, **_LEGACY)
     proto = _fix_graph(onnx.load_from_string(buf.getvalue()), metadata)
     onnx.save(proto, path)
 

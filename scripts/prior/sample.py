@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import T_STEPS, UNet, linear_schedule  # noqa: E402
+from model import T_STEPS, UNet, linear_schedule, load_checkpoint  # noqa: E402
 
 
 def load(ckpt: str, use_ema: bool = True) -> UNet:
-    ck = torch.load(ckpt, map_location="cpu")
+    ck = load_checkpoint(ckpt)
     cfg = ck["config"]
     model = UNet(cfg["base"], cfg["mults"], cfg["n_res"], cfg["rank"])
     model.load_state_dict(ck["ema"] if use_ema else ck["model"])

@@ -1,13 +1,21 @@
 #!/usr/bin/python3
-"""Train the petrel FDG prior (conditional 2.5D DDPM, epsilon prediction) on petrel-stacks-v1 data.
+"""Train the petrel prior (conditional 2.5D DDPM, epsilon prediction) on petrel-stacks-v1 data.
 
   /usr/bin/python3 scripts/prior/train.py --data out/datasets/fdg_train --out out/prior \
       --base 24 --mults 1 2 2 --crop 64 --batch 8 --deadline 16:15
+  # the next prior (augmented, step-based cosine schedule; see docs/model_card.md "Next prior"):
+  scripts/prior/train.py --data out/datasets/prior_v2 --out out/prior_v2 --augment all \
+      --schedule cosine --total-steps 60000 --max-steps 60000 --device auto
 
 Seeded; logs the loss to <out>/loss.csv; checkpoints to <out>/ckpt.pt (atomic) every
---ckpt-every steps and at exit, and RESUMES from it when it exists (same command line).
+--ckpt-every steps, on SIGTERM/SIGINT and at exit, and RESUMES from it when it exists (same command
+line; or --resume PATH). The checkpoint holds the model, EMA, optimiser, step and every RNG state,
+so an interrupted run continues exactly as an uninterrupted one (bit-identical on CPU).
 Timesteps: with probability --p-low uniform in [0, --t-low), else uniform in [0, T); the schedule
-stays T = 1000 linear 1e-4..0.02. Random crops (--crop) of the stacks, random left-right flips.
+stays T = 1000 linear 1e-4..0.02. --augment legacy (default): random crops and left-right flips
+(the shipped prior's recipe); --augment all|tracer,lesion,mr,rot,flip: scripts/prior/augment.py.
+Stacks of --exclude-subjects (default the validation subject 50 and the test subjects 51-53) are
+never trained on.
 """
 
 from __future__ import annotations
@@ -26,7 +34,44 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import T_STEPS, UNet, linear_schedule  # noqa: E402
+from augment import AugmentConfig, BatchSource  # noqa: E402
+from model import T_STEPS, UNet, linear_schedule, load_checkpoint  # noqa: E402
+
+EXCLUDED_DEFAULT = "50,51,52,53"  # validation subject 50, test subjects 51-53 (docs/results.md)
+
+
+def load_stacks(path: str):
+    """A petrel-stacks-v1 directory or a pack_dataset.py .npz -> (pet, mr, fractions|None, manifest)."""
+    if path.endswith(".npz"):
+        z = np.load(path)
+        manifest = json.loads(bytes(z["manifest"]).decode())
+        idx = z["stack_slices"]  # (N, 3) rows of the distinct slices
+        frac = z["fraction_slices"][idx].transpose(0, 2, 1, 3, 4) if "fraction_slices" in z.files else None
+        return (z["pet_slices"][idx], z["mr_slices"][idx],
+                None if frac is None else np.ascontiguousarray(frac), manifest)
+    mpath = os.path.join(path, "manifest.json")
+    if not os.path.exists(mpath):
+        sys.exit(f"{path}: no manifest.json (not a petrel-stacks-v1 directory, or still being written)")
+    with open(mpath) as f:
+        manifest = json.load(f)
+    # a few hundred MB at most: keep it in memory (float16 / uint8)
+    pet = np.ascontiguousarray(np.load(os.path.join(path, "pet.npy"), mmap_mode="r"))
+    mr = np.ascontiguousarray(np.load(os.path.join(path, "mr.npy"), mmap_mode="r"))
+    fpath = os.path.join(path, "fractions.npy")
+    frac = np.ascontiguousarray(np.load(fpath, mmap_mode="r")) if os.path.exists(fpath) else None
+    return pet, mr, frac, manifest
+
+
+def lr_at(args, step: int, deadline) -> float:
+    """Warm-up, then constant or cosine (to 10 % at --total-steps); optional wall-clock decay."""
+    lr = args.lr * min(1.0, (step + 1) / args.warmup)
+    if args.schedule == "cosine":
+        u = min(1.0, step / max(1, args.total_steps))
+        lr *= 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * u))
+    if deadline is not None and args.decay_minutes > 0:
+        left = (deadline - time.time()) / (60 * args.decay_minutes)
+        lr *= 0.1 + 0.9 * min(1.0, max(0.0, left))
+    return lr
 
 
 def parse_deadline(s: str | None) -> float | None:
@@ -64,22 +109,68 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, auto = cuda when present)")
+    ap.add_argument("--augment", default="legacy",
+                    help="legacy (crops + left-right flips, the shipped prior), none, all, or a comma list "
+                         "of tracer,lesion,mr,rot,flip (scripts/prior/augment.py)")
+    ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                    help="lr after warm-up: constant, or cosine to 10%% at --total-steps")
+    ap.add_argument("--total-steps", type=int, default=0, help="length of the cosine schedule")
+    ap.add_argument("--exclude-subjects", default=EXCLUDED_DEFAULT,
+                    help="comma list of subjects whose stacks are never trained on ('' for none)")
+    ap.add_argument("--resume", default="auto",
+                    help="auto (<out>/ckpt.pt when it exists), none (start afresh) or a checkpoint path")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="torch.use_deterministic_algorithms (bit-identical reruns; slower on CUDA)")
+    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="CUDA autocast (bf16)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes that build augmented batches (0: inline; batches do not depend on it)")
     args = ap.parse_args()
+    if args.schedule == "cosine" and args.total_steps <= 0:
+        sys.exit("--schedule cosine needs --total-steps > 0")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.amp != "off" and not args.device.startswith("cuda"):
+        sys.exit("--amp bf16 is for CUDA only")
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     deadline = parse_deadline(args.deadline)
 
-    with open(os.path.join(args.data, "manifest.json")) as f:
-        manifest = json.load(f)
-    pet = np.load(os.path.join(args.data, "pet.npy"), mmap_mode="r")
-    mr = np.load(os.path.join(args.data, "mr.npy"), mmap_mode="r")
-    pet = np.ascontiguousarray(pet)  # a few tens of MB: keep it in memory as float16
-    mr = np.ascontiguousarray(mr)
+    pet, mr, frac, manifest = load_stacks(args.data)
     n, c, h, w = pet.shape
-    assert c == 3 and mr.shape == pet.shape, f"expected (N,3,H,W) pet and mr, got {pet.shape}, {mr.shape}"
+    if c != 3 or mr.shape != pet.shape:
+        sys.exit(f"{args.data}: expected (N,3,H,W) pet and mr, got {pet.shape}, {mr.shape}")
+    if frac is not None and (frac.shape[0] != n or frac.shape[2:] != (3, h, w)):
+        sys.exit(f"{args.data}: fractions {frac.shape} do not match pet {pet.shape}")
     crop = min(args.crop, h, w)
-    print(f"data: {n} stacks {h}x{w}, subjects {manifest.get('subjects')}", flush=True)
+    excluded = {x.strip() for x in args.exclude_subjects.split(",") if x.strip()}
+    entries = manifest.get("entries") or []
+    if len(entries) != n:
+        sys.exit(f"{args.data}: manifest lists {len(entries)} entries for {n} stacks")
+    index = np.array([i for i, e in enumerate(entries) if str(e.get("subject")) not in excluded], np.int64)
+    dropped = sorted({str(e.get("subject")) for e in entries} & excluded)
+    if len(index) == 0:
+        sys.exit(f"{args.data}: no stacks left after excluding subjects {sorted(excluded)}")
+    legacy = args.augment == "legacy"
+    try:
+        aug = AugmentConfig.parse("none" if legacy else args.augment,
+                                  float((manifest.get("voxel_mm") or [2.086])[0]))
+    except ValueError as e:
+        sys.exit(f"--augment: {e}")
+    if "tracer" in aug.kinds and frac is None:
+        sys.exit(f"{args.data}: --augment tracer needs fractions.npy (build it with build_dataset.ts --fractions)")
+    pet_t, mr_t = (pet[index], mr[index]) if legacy else (pet, mr)
+    print(f"data: {len(index)} of {n} stacks {h}x{w}, subjects {manifest.get('subjects')}"
+          f"{', excluded ' + ','.join(dropped) if dropped else ''}; augment {args.augment}; "
+          f"device {args.device}", flush=True)
 
     torch.manual_seed(args.seed)
     model = UNet(args.base, args.mults, args.n_res, args.rank)
@@ -102,15 +193,23 @@ def main() -> None:
     step, elapsed = 0, 0.0
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu")
+    resume = (ckpt_path if os.path.exists(ckpt_path) else None) if args.resume == "auto" else (
+        None if args.resume == "none" else args.resume)
+    if resume is not None:
+        if not os.path.exists(resume):
+            sys.exit(f"--resume {resume}: no such checkpoint")
+        ck = load_checkpoint(resume)
+        if ck["config"] != model.config:
+            sys.exit(f"{resume}: model {ck['config']} differs from the command line's {model.config}")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["train_info"]["seconds"]
         rng.bit_generator.state = ck["np_rng"]
         gen.set_state(ck["torch_rng"])
-        print(f"resumed from {ckpt_path} at step {step} ({elapsed:.0f} s trained)", flush=True)
+        print(f"resumed from {resume} at step {step} ({elapsed:.0f} s trained)", flush=True)
+    source = None if legacy else BatchSource(rng, pet, mr, frac, index, args.batch, crop, aug,
+                                             workers=args.workers)
     new_csv = not os.path.exists(csv_path) or step == 0
     csv_file = open(csv_path, "w" if new_csv else "a", newline="")
     writer = csv.writer(csv_file)
@@ -127,15 +226,21 @@ def main() -> None:
                 "crop": crop, "batch": args.batch, "lr": args.lr, "ema": args.ema,
                 "lr_schedule": (f"warm-up {args.warmup} steps, constant, then linear decay to 10% over "
                                 f"the last {args.decay_minutes} min before the deadline (wall clock)"
-                                if args.decay_minutes > 0 else f"warm-up {args.warmup} steps, constant"),
+                                if args.decay_minutes > 0 else
+                                f"warm-up {args.warmup} steps, cosine to 10% at step {args.total_steps}"
+                                if args.schedule == "cosine" else f"warm-up {args.warmup} steps, constant"),
+                "augment": args.augment, "excluded_subjects": sorted(excluded),
+                "trained_stacks": int(len(index)),
                 "optimizer": "AdamW", "seconds": round(elapsed, 1),
                 "hardware": (f"CPU, torch {torch.__version__}, {args.threads} thread(s), shared 2-core machine"
-                             if device.type == "cpu" else f"{device}, torch {torch.__version__}"),
+                             if device.type == "cpu" else
+                             f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, amp {args.amp}"),
                 "command": command}
         tmp = ckpt_path + ".tmp"
         torch.save({"config": model.config, "model": model.state_dict(), "ema": ema.state_dict(),
-                    "opt": opt.state_dict(), "step": step, "np_rng": rng.bit_generator.state,
-                    "torch_rng": gen.get_state(), "train_info": info}, tmp)
+                    "opt": opt.state_dict(), "step": step,
+                    "np_rng": rng.bit_generator.state if source is None else source.rng_state(),
+                    "torch_rng": gen.get_state(), "train_info": info, "args": vars(args)}, tmp)
         os.replace(tmp, ckpt_path)
         csv_file.flush()
 
@@ -154,17 +259,21 @@ def main() -> None:
         if deadline is not None and time.time() >= deadline:
             print("deadline reached", flush=True)
             break
-        idx = rng.integers(0, n, args.batch)
-        ys = rng.integers(0, h - crop + 1, args.batch)
-        xs = rng.integers(0, w - crop + 1, args.batch)
-        flips = rng.random(args.batch) < 0.5
-        xb = np.empty((args.batch, 3, crop, crop), np.float32)
-        mb = np.empty((args.batch, 3, crop, crop), np.float32)
-        for b in range(args.batch):
-            sl = (idx[b], slice(None), slice(ys[b], ys[b] + crop), slice(xs[b], xs[b] + crop))
-            xb[b], mb[b] = pet[sl], mr[sl]
-            if flips[b]:
-                xb[b], mb[b] = xb[b][..., ::-1], mb[b][..., ::-1]
+        if legacy:
+            # the shipped prior's recipe, draw for draw (its checkpoints resume unchanged)
+            idx = rng.integers(0, len(index), args.batch)
+            ys = rng.integers(0, h - crop + 1, args.batch)
+            xs = rng.integers(0, w - crop + 1, args.batch)
+            flips = rng.random(args.batch) < 0.5
+            xb = np.empty((args.batch, 3, crop, crop), np.float32)
+            mb = np.empty((args.batch, 3, crop, crop), np.float32)
+            for b in range(args.batch):
+                sl = (idx[b], slice(None), slice(ys[b], ys[b] + crop), slice(xs[b], xs[b] + crop))
+                xb[b], mb[b] = pet_t[sl], mr_t[sl]
+                if flips[b]:
+                    xb[b], mb[b] = xb[b][..., ::-1], mb[b][..., ::-1]
+        else:
+            xb, mb = source.next()
         x0 = torch.from_numpy(xb)
         cond = torch.from_numpy(mb)
         low = torch.rand(args.batch, generator=gen) < args.p_low
@@ -173,13 +282,15 @@ def main() -> None:
         noise = torch.randn(x0.shape, generator=gen)
         x_t = sqrt_ab[t].view(-1, 1, 1, 1) * x0 + sqrt_1mab[t].view(-1, 1, 1, 1) * noise
         x_t, t, cond, noise = x_t.to(device), t.to(device), cond.to(device), noise.to(device)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
-        if deadline is not None and args.decay_minutes > 0:
-            left = (deadline - time.time()) / (60 * args.decay_minutes)
-            lr *= 0.1 + 0.9 * min(1.0, max(0.0, left))
+        lr = lr_at(args, step, deadline)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = torch.mean((model(x_t, t.float(), cond) - noise) ** 2)
+        if args.amp == "bf16":
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                pred = model(x_t, t.float(), cond)
+            loss = torch.mean((pred.float() - noise) ** 2)
+        else:
+            loss = torch.mean((model(x_t, t.float(), cond) - noise) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(train_params, 1.0)
@@ -204,6 +315,8 @@ def main() -> None:
         if step % args.ckpt_every == 0:
             save()
     save()
+    if source is not None:
+        source.close()
     csv_file.close()
     print(f"saved {ckpt_path} at step {step}, {elapsed:.0f} s", flush=True)
 

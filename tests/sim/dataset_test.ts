@@ -2,7 +2,7 @@ import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { centredGrid } from "../../core/geometry/grid.ts";
 import { writeNifti } from "../../core/io/nifti.ts";
 import { readNpy } from "../../core/io/npy.ts";
-import { buildDataset, datasetCli, stackCentres } from "../../core/sim/dataset.ts";
+import { buildDataset, datasetCli, FRACTION_GROUPS, stackCentres } from "../../core/sim/dataset.ts";
 import { brainPhantomLabels } from "../../core/sim/phantom_brain.ts";
 import { simulateStudy } from "../../core/sim/simulate.ts";
 import { hasNumpy, python } from "./_util.ts";
@@ -80,6 +80,61 @@ print(json.dumps({"shape": list(p.shape), "dtype": str(p.dtype), "max": float(p.
       "subject",
     ]);
     deepEqual(manifest.voxel_mm, [6, 6, 6]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dataset: fractions.npy holds the label-group fractions of each stack (uint8, /255)", async () => {
+  const dir = await fixture();
+  try {
+    const out = `${dir}/ds`;
+    const opts = {
+      outDir: out,
+      brainwebDir: dir,
+      subjects: ["01"],
+      size: 16,
+      voxelMm: 12,
+      slices: 16,
+      expectShape: null,
+      seed: 7,
+    };
+    const m = await buildDataset({ ...opts, fractions: true });
+    deepEqual(m.fraction_groups?.map((g) => g.name), ["csf", "grey", "white", "extra"]);
+    equal(m.fraction_scale, 255);
+    const f = await readNpy(`${out}/fractions.npy`);
+    equal(f.dtype, "uint8");
+    deepEqual(f.shape, [16, 16, 3, 4, m.count]);
+    // Independent reference: the simulation's own per-label fractions, summed per group.
+    const vol = brainPhantomLabels({ dims: 3, voxelMm: 3, seed: 1 }).volume;
+    const grid = centredGrid([16, 16, 16], [12, 12, 12]);
+    const s = simulateStudy(vol, { grid, tracers: ["fdg"], seed: 7 + 1, mu: false });
+    const plane = 16 * 16;
+    const n = m.count - 1;
+    const c = m.entries[n].slice_centre;
+    let worst = 0;
+    let brain = 0;
+    FRACTION_GROUPS.forEach((g, gi) => {
+      for (let d = 0; d < 3; d++) {
+        for (let t = 0; t < plane; t++) {
+          let want = 0;
+          for (const l of g.labels) want += s.labelFractions![l][(c - 1 + d) * plane + t];
+          const got = f.data[((n * 4 + gi) * 3 + d) * plane + t] / 255;
+          worst = Math.max(worst, Math.abs(got - want));
+          if (gi === 1 || gi === 2) brain += got;
+        }
+      }
+    });
+    ok(worst <= 0.5 / 255 + 1e-6, `fractions differ by ${worst}`);
+    ok(brain > 1, "the stack has grey/white matter");
+    // Without the option, the set is unchanged (no fractions file, same arrays).
+    const plain = await buildDataset({ ...opts, outDir: `${dir}/plain` });
+    equal(plain.fraction_groups, undefined);
+    await rejects(Deno.stat(`${dir}/plain/fractions.npy`));
+    deepEqual(
+      (await readNpy(`${dir}/plain/pet.npy`)).data,
+      (await readNpy(`${out}/pet.npy`)).data,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
