@@ -23,6 +23,12 @@ const FIELDS = {
   fineTuneEvery: z.number().int().positive(),
   /** Penalised-EM iterations per x-step (paper 5). */
   emIterations: z.number().int().min(0),
+  /**
+   * Each x-step iteration runs one update per ordered subset of the likelihood's forward model
+   * (`PenalisedEmStep`'s `orderedSubsets`) instead of one over all data (paper: false). Only
+   * changes anything when the caller's forward model has subsets (`docs/performance.md`).
+   */
+  xStepOrderedSubsets: z.boolean(),
   /** HQS coupling β on the prior's [0, 1] scale (paper 0.01). */
   beta: z.number().positive().finite(),
   /**
@@ -119,6 +125,7 @@ const PAPER = {
   fineTuneIterations: 2,
   fineTuneEvery: 1,
   emIterations: 5,
+  xStepOrderedSubsets: false,
   beta: 0.01,
   lr: 5e-4,
   weightDecay: 0.01,

@@ -261,7 +261,12 @@ export async function ddipJoint(
       const te = performance.now();
       zDev.write(zAct);
       ctx.run((rec) => {
-        step.record(rec, x, zDev, { beta: betaAct, iterations, initFromTarget: true });
+        step.record(rec, x, zDev, {
+          beta: betaAct,
+          iterations,
+          initFromTarget: true,
+          orderedSubsets: config.xStepOrderedSubsets,
+        });
       });
       const out = await x.read();
       timings.emMs += performance.now() - te;

@@ -214,7 +214,7 @@ class DeviceStep {
   readonly step: PenalisedEmStep;
   #sens: Float32Array | null = null;
 
-  constructor(readonly likelihood: PoissonLikelihood) {
+  constructor(readonly likelihood: PoissonLikelihood, readonly orderedSubsets = false) {
     const ctx = likelihood.model.ctx;
     const shape = likelihood.model.imageShape;
     this.x = ctx.array(shape);
@@ -228,7 +228,12 @@ class DeviceStep {
   async xStep(zAct: Float32Array, beta: number, iterations: number): Promise<Float32Array> {
     this.z.write(zAct);
     this.likelihood.model.ctx.run((rec) => {
-      this.step.record(rec, this.x, this.z, { beta, iterations, initFromTarget: true });
+      this.step.record(rec, this.x, this.z, {
+        beta,
+        iterations,
+        initFromTarget: true,
+        orderedSubsets: this.orderedSubsets,
+      });
     });
     return await this.x.read();
   }
@@ -442,7 +447,7 @@ async function ddipChain(
       timings[key] += performance.now() - t0;
     }
   };
-  const dev = new DeviceStep(likelihood);
+  const dev = new DeviceStep(likelihood, config.xStepOrderedSubsets);
   try {
     // 1. the MLEM initialisation and the intensity scale (activity per prior unit)
     const { init, s } = await timed("initMs", async () => {
