@@ -304,7 +304,10 @@ Deno.test("valueStats: NaNs counted apart", () => {
 Deno.test("cli simulate/recon --help list the built-in recipe's parameters", async () => {
   const sim = await cli("simulate", "--help");
   assertEquals(sim.code, EXIT.ok, sim.err);
-  assertMatch(sim.out, /--set trueCounts=<number>\s+expected true coincidences \(cylinder 2e5; brain/);
+  assertMatch(
+    sim.out,
+    /--set trueCounts=<number>\s+expected true coincidences \(cylinder 2e5; brain/,
+  );
   assertMatch(sim.out, /--set phantom=<string>.*default "cylinder"/);
   const ddip = await cli("recon", "ddip", "--help");
   assertEquals(ddip.code, EXIT.ok, ddip.err);
