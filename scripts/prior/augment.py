@@ -151,14 +151,14 @@ def mr_jitter(mr: np.ndarray, frac: Optional[np.ndarray], rng: np.random.Generat
         bg = np.clip(1.0 - frac.sum(axis=0), 0.0, 1.0)
         out *= (bg + np.tensordot(contrast, frac, axes=(0, 0))).astype(np.float32)
     gamma = math.exp(cfg.mr_gamma_sd * rng.standard_normal())
-    out = top * np.power(np.clip(out / top, 0.0, None), gamma)
+    out = np.float32(top) * np.power(np.maximum(out / np.float32(top), 0.0), np.float32(gamma))
     _, h, w = mr.shape
-    y = np.linspace(-1.0, 1.0, h)[:, None]
-    x = np.linspace(-1.0, 1.0, w)[None, :]
-    a = cfg.mr_bias_sd * rng.standard_normal(5)
+    y = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
+    x = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
+    a = (cfg.mr_bias_sd * rng.standard_normal(5)).astype(np.float32)
     out = out * np.exp(a[0] * x + a[1] * y + a[2] * x * y + a[3] * (x * x - 1 / 3) + a[4] * (y * y - 1 / 3))
-    sd = rng.uniform(0.0, cfg.mr_noise_max) * top
-    out = np.clip(out + sd * rng.standard_normal(out.shape), 0.0, None)
+    sd = np.float32(rng.uniform(0.0, cfg.mr_noise_max) * top)
+    out = np.maximum(out + sd * rng.standard_normal(out.shape, dtype=np.float32), 0.0)
     m = float(out.max())
     return (out * (top / m)).astype(np.float32) if m > 0 else mr
 
@@ -213,7 +213,8 @@ def augment_sample(pet: np.ndarray, mr: np.ndarray, frac: Optional[np.ndarray], 
         mr = mr_jitter(mr, frac, g[2], cfg)
     if "rot" in k and g[3].random() < cfg.p_rot:
         ang = g[3].uniform(-cfg.rot_deg, cfg.rot_deg)
-        pet, mr = rotate(pet, ang), rotate(mr, ang)
+        both = rotate(np.concatenate([pet, mr]), ang)  # one set of sample coordinates
+        pet, mr = both[:3], both[3:]
     if "flip" in k:
         lr, z = g[4].random(2) < 0.5
         if lr:

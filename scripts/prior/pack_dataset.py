@@ -7,7 +7,7 @@ Adjacent stacks share slices (with --stride 1 every slice is in 3 stacks), so ea
 (subject, seed, z) is stored once. Keys: pet_slices, mr_slices (float16 (S, H, W)),
 fraction_slices (uint8 (S, G, H, W), when present), stack_slices (int32 (N, 3): the slices of each
 stack) and manifest (the manifest JSON as uint8 bytes, its entries and count reduced to the kept
-stacks); `train.load_stacks` rebuilds (N, 3, H, W) arrays from them. Stacks of --exclude-subjects
+stacks); `stacks_io.load_stacks` rebuilds (N, 3, H, W) arrays from them. Stacks of --exclude-subjects
 (default the validation and test subjects 50-53) are left out. This keeps the file small enough to
 carry to a GPU machine (64 MiB there). Written to a temporary name, then renamed.
 """

@@ -195,6 +195,47 @@ def write_stacks(d: str, n: int = 6, h: int = 32) -> None:
                    "fraction_groups": [{"name": g, "labels": []} for g in ("csf", "grey", "white", "extra")]}, f)
 
 
+class DataTests(unittest.TestCase):
+    def test_pack_roundtrip_and_exclusion(self) -> None:
+        from stacks_io import load_stacks
+        with tempfile.TemporaryDirectory() as tmp:
+            d = os.path.join(tmp, "data")
+            write_stacks(d, n=6)
+            # adjacent stacks of one study share slices: make stacks 0 and 3 (subject 05) neighbours
+            with open(os.path.join(d, "manifest.json")) as f:
+                man = json.load(f)
+            pet = np.load(os.path.join(d, "pet.npy"))
+            mr = np.load(os.path.join(d, "mr.npy"))
+            fr = np.load(os.path.join(d, "fractions.npy"))
+            man["entries"][3].update(seed=0, slice_centre=1)
+            man["entries"][0].update(seed=0, slice_centre=0)
+            pet[3, :2], mr[3, :2], fr[3, :, :2] = pet[0, 1:], mr[0, 1:], fr[0, :, 1:]
+            np.save(os.path.join(d, "pet.npy"), pet)
+            np.save(os.path.join(d, "mr.npy"), mr)
+            np.save(os.path.join(d, "fractions.npy"), fr)
+            with open(os.path.join(d, "manifest.json"), "w") as f:
+                json.dump(man, f)
+            npz = os.path.join(tmp, "p.npz")
+            r = subprocess.run([sys.executable, os.path.join(HERE, "pack_dataset.py"), d, npz],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("4 stacks (10 distinct slices)", r.stdout)  # subject 50 left out, 2 shared
+            p2, m2, f2, man2 = load_stacks(npz)
+            keep = [i for i, e in enumerate(man["entries"]) if e["subject"] != "50"]
+            np.testing.assert_array_equal(p2, pet[keep])
+            np.testing.assert_array_equal(m2, mr[keep])
+            np.testing.assert_array_equal(f2, fr[keep])
+            self.assertEqual(man2["count"], 4)
+            self.assertEqual(man2["subjects"], ["05", "06"])
+            # a slice that two stacks of one study disagree on is refused
+            pet[3, 0] += 1
+            np.save(os.path.join(d, "pet.npy"), pet)
+            r = subprocess.run([sys.executable, os.path.join(HERE, "pack_dataset.py"), d, npz],
+                               capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("disagree on slice", r.stderr)
+
+
 class ResumeTests(unittest.TestCase):
     def train(self, data: str, out: str, steps: int, *extra: str) -> str:
         cmd = [sys.executable, os.path.join(HERE, "train.py"), "--data", data, "--out", out,
