@@ -18,6 +18,8 @@ as_user() {
 case "$cmd" in
 start)
   port=${2:-54329}
+  # The next free port from the one asked for (another cluster may hold it).
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
   dir=$(mktemp -d /tmp/petrel-pg.XXXXXX)
   chmod 755 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
