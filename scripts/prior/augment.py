@@ -272,15 +272,15 @@ class BatchSource:
         self.prefetch = max(prefetch, 2 * workers) if workers > 0 else 0
         if workers > 0:
             import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
             global _WORKER_ARRAYS
             _WORKER_ARRAYS = self.arrays  # inherited by the forked workers, not pickled
-            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+            # forks now: create the source before CUDA is initialised (the workers use NumPy only)
+            self.pool = mp.get_context("fork").Pool(workers)
 
     def _draw(self) -> None:
         state = self.rng.bit_generator.state
         rows, seeds = draw_batch(self.rng, self.index, self.batch)
-        job = (self.pool.submit(_build_in_worker, rows, seeds, self.crop, self.cfg)
+        job = (self.pool.apply_async(_build_in_worker, (rows, seeds, self.crop, self.cfg))
                if self.pool is not None else (rows, seeds))
         self.pending.append((state, job))
 
@@ -289,7 +289,7 @@ class BatchSource:
             self._draw()
         _, job = self.pending.pop(0)
         if self.pool is not None:
-            return job.result()
+            return job.get()
         return build_batch(job[0], job[1], *self.arrays, self.crop, self.cfg)
 
     def rng_state(self) -> Dict:
@@ -297,7 +297,8 @@ class BatchSource:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True) if _has_cancel() else self.pool.shutdown()
+            self.pool.terminate()
+            self.pool.join()
             self.pool = None
 
 
@@ -306,9 +307,3 @@ _WORKER_ARRAYS: Tuple = ()
 
 def _build_in_worker(rows, seeds, crop, cfg):
     return build_batch(rows, seeds, *_WORKER_ARRAYS, crop, cfg)
-
-
-def _has_cancel() -> bool:
-    import inspect
-    from concurrent.futures import Executor
-    return "cancel_futures" in inspect.signature(Executor.shutdown).parameters

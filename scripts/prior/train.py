@@ -151,6 +151,10 @@ def main() -> None:
           f"{', excluded ' + ','.join(dropped) if dropped else ''}; augment {args.augment}; "
           f"device {args.device}", flush=True)
 
+    rng = np.random.default_rng(args.seed)
+    # batch workers fork here, before CUDA starts; nothing is drawn before a resume sets rng's state
+    source = None if legacy else BatchSource(rng, pet, mr, frac, index, args.batch, crop, aug,
+                                             workers=args.workers)
     torch.manual_seed(args.seed)
     model = UNet(args.base, args.mults, args.n_res, args.rank)
     ema = UNet(args.base, args.mults, args.n_res, args.rank)
@@ -170,7 +174,6 @@ def main() -> None:
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     csv_path = os.path.join(args.out, "loss.csv")
     step, elapsed = 0, 0.0
-    rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
     resume = (ckpt_path if os.path.exists(ckpt_path) else None) if args.resume == "auto" else (
         None if args.resume == "none" else args.resume)
@@ -187,8 +190,6 @@ def main() -> None:
         rng.bit_generator.state = ck["np_rng"]
         gen.set_state(ck["torch_rng"])
         print(f"resumed from {resume} at step {step} ({elapsed:.0f} s trained)", flush=True)
-    source = None if legacy else BatchSource(rng, pet, mr, frac, index, args.batch, crop, aug,
-                                             workers=args.workers)
     new_csv = not os.path.exists(csv_path) or step == 0
     csv_file = open(csv_path, "w" if new_csv else "a", newline="")
     writer = csv.writer(csv_file)
