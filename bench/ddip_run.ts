@@ -5,7 +5,7 @@
  *
  *   deno run -A bench/ddip_run.ts [--preset reference|cpu] [--steps n] [--slices 3]
  *       [--stride 1] [--provider auto|wasm|webgpu|native] [--xstep-subsets S]
- *       [--em-iterations n] [--json]
+ *       [--em-iterations n] [--seed n] [--json]
  *
  * `--slices 3` runs one stack (`ddipStack`); more runs `ddipVolume` over overlapping stacks
  * (`--stride` between their centres). Progress goes to stderr every 10 % of the steps.
@@ -37,6 +37,7 @@ const o = new Command("ddip_run")
   .option("--provider <p>", "prior runtime: auto, wasm, webgpu or native", "auto")
   .option("--xstep-subsets <s>", "x-step over S ordered subsets (config.xStepOrderedSubsets)", "1")
   .option("--em-iterations <n>", "override the x-step's penalised-EM iterations")
+  .option("--seed <n>", "override the chain's seed")
   .option("--json", "print JSON instead of lines", false)
   .parse().opts();
 
@@ -51,6 +52,7 @@ const config: DdipConfigInput = {
   ...base,
   ...(o.steps ? { steps: Number(o.steps) } : {}),
   ...(o.emIterations ? { emIterations: Number(o.emIterations) } : {}),
+  ...(o.seed !== undefined ? { seed: Number(o.seed) } : {}),
   ...(xsub > 1 ? { xStepOrderedSubsets: true } : {}),
 };
 const slices = Number(o.slices);
