@@ -9,8 +9,8 @@
  * parallelproj is not part of petrel: build its CPU library in a throwaway folder (see
  * {@linkcode BUILD_HINT}). `bench/parallelproj_harness.c` (petrel's own code) is compiled with
  * `cc` into a temporary folder and loads the library with dlopen; it runs in its own process with
- * `OMP_NUM_THREADS` = `--threads`, and petrel's llvmpipe gets `LP_NUM_THREADS` = `--threads`
- * unless it is set already.
+ * `OMP_NUM_THREADS` = `--threads` and `OMP_WAIT_POLICY=passive` (unless set), and petrel's
+ * llvmpipe gets `LP_NUM_THREADS` = `--threads` unless it is set already.
  *
  * Each case first projects a smooth test image with both and reports how far petrel's forward
  * projection is from parallelproj's (and its back projection of parallelproj's sinogram from
@@ -181,7 +181,12 @@ class Harness {
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
-      env: { OMP_NUM_THREADS: String(threads) },
+      // Passive waiting unless set: OpenMP threads that spin at barriers would count spin time as
+      // parallelproj's CPU time and take cores from the other side on a loaded machine.
+      env: {
+        OMP_NUM_THREADS: String(threads),
+        OMP_WAIT_POLICY: Deno.env.get("OMP_WAIT_POLICY") ?? "passive",
+      },
     }).spawn();
     this.#writer = this.#child.stdin.getWriter();
     this.#reader = this.#child.stdout.getReader();
