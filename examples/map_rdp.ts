@@ -3,13 +3,17 @@ import { z } from "zod";
 import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
 import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
 import { mapEm, relativeDifferencePrior } from "../core/recon/mod.ts";
-import { readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
+import { readNifti, readSinogram, reconGrid, writeNifti } from "../core/io/mod.ts";
 
 export const description =
   "MAP-EM with the relative-difference prior (β, γ); writes map_rdp.nii, map_rdp.png, metrics.json.";
 export const params = z.object({
-  size: z.number().int().min(8).max(512).default(32).describe("image size (voxels per side)"),
-  voxelMm: z.number().positive().default(4).describe("voxel size in mm"),
+  size: z.number().int().min(8).max(512).optional().describe(
+    "image size (voxels per side); only without mu.nii, whose grid is used (default 32)",
+  ),
+  voxelMm: z.number().positive().optional().describe(
+    "voxel size in mm; only without mu.nii, whose grid is used (default 4)",
+  ),
   iterations: z.number().int().positive().default(10),
   subsets: z.number().int().positive().default(4),
   beta: z.number().min(0).default(0.5).describe("prior strength β"),
@@ -23,12 +27,17 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
       ? read(ctx.inputPath(f))
       : undefined;
   const prompts = await readSinogram(ctx.inputPath("prompts.npy"));
-  const grid = prompts.scanner.imageGrid(p.size, p.voxelMm);
+  const mu = await optional("mu.nii", readNifti);
+  const { grid } = reconGrid(prompts.scanner, {
+    image: mu && { ...mu, path: ctx.inputPath("mu.nii") },
+    size: p.size,
+    voxelMm: p.voxelMm,
+  });
   const gpu = await ctx.gpu();
   const model = ringForwardModel(gpu, prompts.scanner, {
     grid,
     subsets: p.subsets,
-    muMap: (await optional("mu.nii", readNifti))?.data,
+    muMap: mu?.data,
     additive: (await optional("additive.npy", readSinogram))?.data,
   });
   const prior = relativeDifferencePrior(gpu, grid, { beta: p.beta, gamma: p.gamma });

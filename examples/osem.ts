@@ -14,13 +14,17 @@ import {
   tofRingForwardModel,
 } from "../core/model/mod.ts";
 import { gaussianPostFilter, osem } from "../core/recon/mod.ts";
-import { readListMode, readNifti, readSinogram, writeNifti } from "../core/io/mod.ts";
+import { readListMode, readNifti, readSinogram, reconGrid, writeNifti } from "../core/io/mod.ts";
 
 export const description =
   "OSEM with attenuation/additive terms when present in --in; writes osem.nii, osem.png, metrics.json.";
 export const params = z.object({
-  size: z.number().int().min(8).max(512).default(32).describe("image size (voxels per side)"),
-  voxelMm: z.number().positive().default(4).describe("voxel size in mm"),
+  size: z.number().int().min(8).max(512).optional().describe(
+    "image size (voxels per side); only without mu.nii, whose grid is used (default 32)",
+  ),
+  voxelMm: z.number().positive().optional().describe(
+    "voxel size in mm; only without mu.nii, whose grid is used (default 4)",
+  ),
   iterations: z.number().int().positive().default(4),
   subsets: z.number().int().positive().default(4),
   postFilterMm: z.number().min(0).default(0).describe("Gaussian post-filter FWHM in mm"),
@@ -32,9 +36,15 @@ export const params = z.object({
 export default async function run(ctx: RecipeContext<z.infer<typeof params>>): Promise<void> {
   const p = ctx.params;
   const exists = (f: string) => Deno.stat(ctx.inputPath(f)).then(() => true, () => false);
-  const muMap = (await exists("mu.nii"))
-    ? (await readNifti(ctx.inputPath("mu.nii"))).data
-    : undefined;
+  const mu = (await exists("mu.nii")) ? await readNifti(ctx.inputPath("mu.nii")) : undefined;
+  const muMap = mu?.data;
+  // The grid is the μ-map's when there is one; size/voxelMm only without it.
+  const gridFor = (scanner: Parameters<typeof reconGrid>[0]) =>
+    reconGrid(scanner, {
+      image: mu && { ...mu, path: ctx.inputPath("mu.nii") },
+      size: p.size,
+      voxelMm: p.voxelMm,
+    }).grid;
   const additive = (await exists("additive.npy"))
     ? (await readSinogram(ctx.inputPath("additive.npy"))).data
     : undefined;
@@ -45,7 +55,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   if (p.data === "listmode") {
     const lm = await readListMode(ctx.inputPath("events.npy"));
     if (!lm.scanner) throw new Error("events.json has no scanner; list-mode OSEM needs one");
-    grid = lm.scanner.imageGrid(p.size, p.voxelMm);
+    grid = gridFor(lm.scanner);
     const model = listModeForwardModel(gpu, lm.scanner, lm.events, {
       grid,
       tof: lm.events.tofBin || lm.events.tofMm ? lm.tof : undefined,
@@ -57,7 +67,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     method = lm.events.tofBin || lm.events.tofMm ? "TOF list-mode OSEM" : "list-mode OSEM";
   } else {
     const prompts = await readSinogram(ctx.inputPath("prompts.npy"));
-    grid = prompts.scanner.imageGrid(p.size, p.voxelMm);
+    grid = gridFor(prompts.scanner);
     const opts = { grid, subsets: p.subsets, muMap, additive };
     const model: ForwardModel = prompts.tof
       ? tofRingForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof })

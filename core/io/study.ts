@@ -15,7 +15,7 @@
  * @module
  */
 
-import { type ImageGrid, sameGrid } from "../geometry/grid.ts";
+import { centredGrid, type ImageGrid, sameGrid } from "../geometry/grid.ts";
 import { affineOfGrid, resampleToGrid, sameAffine } from "../geometry/affine.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
 import { FormatError } from "./files.ts";
@@ -210,4 +210,87 @@ export async function readStudy(
     mr,
     mrNote,
   };
+}
+
+/** What {@linkcode reconGrid} returns. */
+export interface ReconGrid {
+  grid: ImageGrid;
+  /** Where the grid came from: an image's file name, or "parameters". */
+  source: string;
+}
+
+/**
+ * The image grid of a reconstruction: the grid of an image among the inputs (the μ-map, whose
+ * NIfTI affine places it in the scanner) when there is one, else `size`² voxels of `voxelMm` on
+ * the scanner's rings (a scanner sidecar has no image grid). `size`/`voxelMm` given beside an
+ * image must agree with it, so a parameter can never silently override a header. Errors are
+ * {@linkcode StudyError}s naming the file.
+ *
+ * @example
+ * ```ts
+ * const prompts = await readSinogram("study/prompts.npy");
+ * const mu = await readNifti("study/mu.nii");
+ * const { grid, source } = reconGrid(prompts.scanner, { image: { ...mu, path: "study/mu.nii" } });
+ * ```
+ */
+export function reconGrid(
+  scanner: RingScanner,
+  options: {
+    image?: { grid: ImageGrid; axisAligned: boolean; path: string };
+    size?: number;
+    voxelMm?: number;
+    defaults?: { size: number; voxelMm: number };
+  },
+): ReconGrid {
+  const im = options.image;
+  let grid: ImageGrid;
+  let source: string;
+  if (im) {
+    if (!im.axisAligned) {
+      throw new StudyError(
+        `${im.path}: the affine is rotated or flipped; the reconstruction grid must be axis-aligned, so resample the image onto one first`,
+      );
+    }
+    grid = im.grid;
+    source = base(im.path);
+    const [nx, ny] = grid.shape;
+    if (options.size !== undefined && (options.size !== nx || options.size !== ny)) {
+      throw new StudyError(
+        `${im.path} is on ${
+          describeGrid(grid)
+        }, but size=${options.size} was asked for; leave size out (the grid comes from the image) or resample the image`,
+      );
+    }
+    const vx = options.voxelMm;
+    if (
+      vx !== undefined &&
+      (Math.abs(vx - grid.voxelSizeMm[0]) > 1e-3 * vx ||
+        Math.abs(vx - grid.voxelSizeMm[1]) > 1e-3 * vx)
+    ) {
+      throw new StudyError(
+        `${im.path} is on ${
+          describeGrid(grid)
+        }, but voxelMm=${vx} was asked for; leave voxelMm out (the grid comes from the image) or resample the image`,
+      );
+    }
+  } else {
+    const d = options.defaults ?? { size: 32, voxelMm: 4 };
+    const [size, voxelMm] = [options.size ?? d.size, options.voxelMm ?? d.voxelMm];
+    grid = centredGrid([size, size, scanner.spec.rings], [
+      voxelMm,
+      voxelMm,
+      scanner.spec.ringSpacingMm,
+    ]);
+    source = "parameters";
+  }
+  try {
+    scanner.checkGridFits(grid);
+  } catch (e) {
+    throw new StudyError(
+      `${source === "parameters" ? "the requested grid" : im!.path} (${
+        describeGrid(grid)
+      }) does not fit scanner "${scanner.spec.name}": ${(e as Error).message}`,
+    );
+  }
+  return { grid, source };
 }

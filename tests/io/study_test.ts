@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { describeGrid, readStudy, StudyError } from "../../core/io/study.ts";
+import { describeGrid, readStudy, reconGrid, StudyError } from "../../core/io/study.ts";
 import { writeSinogram } from "../../core/io/sinogram.ts";
-import { writeNifti } from "../../core/io/nifti.ts";
+import { readNifti, writeNifti } from "../../core/io/nifti.ts";
 import { writeInterfileSinogram } from "../../core/io/interfile.ts";
 import { FormatError } from "../../core/io/files.ts";
 import { centredGrid, imageGrid } from "../../core/geometry/grid.ts";
@@ -123,5 +123,37 @@ Deno.test("readStudy: STIR Interfile projection data give the same study", async
   const b = await readStudy({ prompts: `${dir}/prompts.hs`, mu: `${dir}/mu.nii` });
   assertEquals(b.prompts, a.prompts);
   assertEquals(b.scanner.planes, a.scanner.planes);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("reconGrid: an image's grid wins; size/voxelMm must agree with it; params only without one", async () => {
+  const dir = await Deno.makeTempDir();
+  await study(dir);
+  const mu = { ...(await readNifti(`${dir}/mu.nii`)), path: `${dir}/mu.nii` };
+  const fromImage = reconGrid(scanner, { image: mu });
+  assertEquals(fromImage.grid, grid);
+  assertEquals(fromImage.source, "mu.nii");
+  assertEquals(reconGrid(scanner, { image: mu, size: 8, voxelMm: 4 }).grid, grid);
+  for (const bad of [{ size: 16 }, { voxelMm: 2 }]) {
+    let err: Error | undefined;
+    try {
+      reconGrid(scanner, { image: mu, ...bad });
+    } catch (e) {
+      err = e as Error;
+    }
+    assert(err instanceof StudyError, `expected a StudyError for ${JSON.stringify(bad)}`);
+    assert(err.message.startsWith(`${dir}/mu.nii is on 8 × 8 × 5 voxels`), err.message);
+  }
+  // Without an image: size² voxels of voxelMm, one slice per ring, centred.
+  const p = reconGrid(scanner, { size: 6, voxelMm: 5 });
+  assertEquals(p.grid, centredGrid([6, 6, 3], [5, 5, 4]));
+  assertEquals(p.source, "parameters");
+  let tooBig: Error | undefined;
+  try {
+    reconGrid(scanner, { size: 64, voxelMm: 4 });
+  } catch (e) {
+    tooBig = e as Error;
+  }
+  assert(tooBig instanceof StudyError && /does not fit scanner "test 3-ring"/.test(tooBig.message));
   await Deno.remove(dir, { recursive: true });
 });
