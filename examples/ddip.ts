@@ -11,7 +11,10 @@
  *
  * Writes `ddip.nii`, `ddip.png` + `metrics.json` (against `truth.nii` when it is an input),
  * `ddip.json` (deterministic: scale, log-likelihoods, losses, stacks, configuration) and
- * `timings.json` (wall-clock; the one output `petrel verify` does not compare).
+ * `timings.json` (wall-clock; the one output `petrel verify` does not compare). With `samples` N > 1
+ * it runs N chains (seeds `seed`, then `subSeed(seed, "sample-k")`, as `ddipStack` does), writes
+ * their voxel-wise mean as `ddip.nii` and their standard deviation as `ddip_std.nii`: where that
+ * spread is large, data and prior leave the image uncertain.
  */
 import { z } from "zod";
 import type { RecipeContext } from "../core/runtime/recipe.ts";
@@ -20,6 +23,8 @@ import { findReference, writeReconResults } from "../core/runtime/results.ts";
 import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
 import { DDIP_DEFAULTS, DdipOverridesSchema } from "../core/recon/ddip/config.ts";
 import { ddipJoint } from "../core/recon/ddip/joint.ts";
+import { meanAndStd } from "../core/recon/ddip/stack.ts";
+import { subSeed } from "../core/random.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
 import { readOnnxHeader } from "../core/diffusion/onnx_proto.ts";
 import { parsePriorMetadata } from "../core/diffusion/metadata.ts";
@@ -61,6 +66,9 @@ export const params = z.object({
   stackStride: z.number().int().min(1).max(3).default(1).describe(
     "distance between 3-slice stack centres (1: every slice is a stack centre)",
   ),
+  samples: z.number().int().min(1).max(64).default(1).describe(
+    "chains from different seeds; > 1 writes their mean (ddip.nii) and std (ddip_std.nii)",
+  ),
   logEvery: z.number().int().positive().default(5).describe(
     "log the loss and the log-likelihood every N steps",
   ),
@@ -74,7 +82,7 @@ function mmss(ms: number): string {
 }
 
 export default async function run(ctx: RecipeContext<Params>): Promise<void> {
-  const { method, useMr, stackStride, logEvery, ...config } = ctx.params;
+  const { method, useMr, stackStride, logEvery, samples, ...config } = ctx.params;
   const t0 = performance.now();
   const log = (m: string) => ctx.log(`[${mmss(performance.now() - t0)}] ${m}`);
   const has = (f: string) => Deno.stat(ctx.inputPath(f)).then((s) => s.isFile, () => false);
@@ -134,53 +142,75 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
   const mr = study.mr ?? new Float32Array(grid.shape[0] * grid.shape[1] * grid.shape[2]);
   const mrMax = mr.reduce((a, b) => Math.max(a, b), 0) || 1;
 
-  const result = await ddipJoint(prior, {
-    likelihood,
-    grid,
-    mr: mr.map((v) => v / mrMax),
-  }, {
-    method,
-    useMr,
-    stackStride,
-    seed: ctx.seed,
-    config,
-    onPhase: (phase, detail) => {
-      if (phase === "mlem") log(`phase: MLEM start: ${detail}`);
-      else if (phase === "steps") {
-        log(`phase: DDIP (${method}): ${detail}`);
-        ctx.progress(0, config.steps);
-      }
-    },
-    callbacks: [
-      { onIteration: (s) => ctx.progress(s.iteration, s.iterations) },
-      {
-        every: logEvery,
-        needsLogLikelihood: true,
-        onIteration: (s) => {
-          const st = s as typeof s & { t: number; loss: number; timeLeftMs: number };
+  const mrScaled = mr.map((v) => v / mrMax);
+  const chain = (seed: number, k: number) =>
+    ddipJoint(prior, { likelihood, grid, mr: mrScaled }, {
+      method,
+      useMr,
+      stackStride,
+      seed,
+      config,
+      onPhase: (phase, detail) => {
+        if (phase === "mlem") log(`phase: MLEM start: ${detail}`);
+        else if (phase === "steps") {
           log(
-            `step ${s.iteration}/${s.iterations} (t = ${st.t}): loss ${
-              Number.isNaN(st.loss) ? "-" : st.loss.toExponential(3)
-            }, log-likelihood ${s.logLikelihood!.toExponential(6)}, ETA ${mmss(st.timeLeftMs)}`,
+            `phase: DDIP (${method})${samples > 1 ? `, chain ${k + 1}/${samples}` : ""}: ${detail}`,
           );
-        },
+          ctx.progress(0, config.steps);
+        }
       },
-      {
-        // the ETA from the first steps on (the median step time settles by step 3)
-        onIteration: (s) => {
-          if (s.iteration > 3 || s.iteration % logEvery === 0) return;
-          const st = s as typeof s & { timeLeftMs: number };
-          log(`step ${s.iteration}/${s.iterations}, ETA ${mmss(st.timeLeftMs)}`);
+      callbacks: [
+        { onIteration: (s) => ctx.progress(s.iteration, s.iterations) },
+        {
+          every: logEvery,
+          needsLogLikelihood: true,
+          onIteration: (s) => {
+            const st = s as typeof s & { t: number; loss: number; timeLeftMs: number };
+            log(
+              `step ${s.iteration}/${s.iterations} (t = ${st.t}): loss ${
+                Number.isNaN(st.loss) ? "-" : st.loss.toExponential(3)
+              }, log-likelihood ${s.logLikelihood!.toExponential(6)}, ETA ${mmss(st.timeLeftMs)}`,
+            );
+          },
         },
-      },
-    ],
-  });
+        {
+          // the ETA from the first steps on (the median step time settles by step 3)
+          onIteration: (s) => {
+            if (s.iteration > 3 || s.iteration % logEvery === 0) return;
+            const st = s as typeof s & { timeLeftMs: number };
+            log(`step ${s.iteration}/${s.iterations}, ETA ${mmss(st.timeLeftMs)}`);
+          },
+        },
+      ],
+    });
+  const chains = [await chain(ctx.seed, 0)];
+  for (let k = 1; k < samples; k++) chains.push(await chain(subSeed(ctx.seed, `sample-${k}`), k));
+  let result = chains[0];
+  let std: Float32Array | undefined;
+  if (samples > 1) {
+    const ms = meanAndStd(chains.map((c) => c.image));
+    std = ms.std;
+    const x = gpu.array([grid.shape[0], grid.shape[1], grid.shape[2]], ms.mean);
+    const final = await likelihood.logLikelihood(x);
+    x.destroy();
+    result = {
+      ...result,
+      image: ms.mean,
+      logLikelihood: { ...result.logLikelihood, final },
+      losses: chains.flatMap((c) => c.losses),
+    };
+  }
   likelihood.destroy();
   model.destroy();
 
   await writeNifti(`${ctx.outDir}/ddip.nii`, { data: result.image, grid }, {
     description: `petrel DDIP (${method}), ${config.steps} steps`,
   });
+  if (std) {
+    await writeNifti(`${ctx.outDir}/ddip_std.nii`, { data: std, grid }, {
+      description: `petrel DDIP std over ${samples} chains`,
+    });
+  }
   await writeReconResults({
     outDir: ctx.outDir,
     name: "ddip",
@@ -202,6 +232,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     losses: result.losses,
     config: result.config,
     seed: result.seed,
+    samples,
     grid,
     gridSource: study.gridSource,
     mr: study.mrNote ?? null,

@@ -10,6 +10,7 @@ import {
 import { readNifti, readSinogram } from "../../core/io/mod.ts";
 import { josephForwardReference } from "../../core/projector/reference.ts";
 import { ROOT } from "./_helpers.ts";
+import { subSeed } from "../../core/random.ts";
 
 const EXAMPLES = `${ROOT}/examples`;
 
@@ -188,6 +189,43 @@ Deno.test("example ddip: DDIP-HQS on a simulated 5-slice volume (3 stacks) with 
       [["timings.json", "not-compared"]],
     );
     assertEquals(v.bitIdentical, true);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("example ddip samples=2: ddip.nii is the mean and ddip_std.nii the std of the two single chains", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    const study = { size: 16, voxelMm: 4, crystals: 48, rings: 3, trueCounts: 5e4 };
+    await runExample("simulate_study", `${tmp}/sim`, { params: study, seed: 2 });
+    const ddip = async (out: string, seed: number, samples: number) => {
+      const r = await runSandboxed({
+        recipe: `${EXAMPLES}/ddip.ts`,
+        inputs: [`${tmp}/sim`],
+        models: [`${ROOT}/tests/fixtures/prior`],
+        outDir: `${tmp}/${out}`,
+        params: { steps: 2, startT: 6, initIterations: 2, emIterations: 2, samples },
+        seed,
+        timeoutMs: 300_000,
+        memoryMb: 3072,
+      });
+      assertEquals(r.ok, true, `${r.reason}: ${r.error}`);
+      return (await readNifti(`${tmp}/${out}/ddip.nii`)).data;
+    };
+    // The chains' seeds are seed and subSeed(seed, "sample-1"): run each alone as the reference.
+    const a = await ddip("a", 4, 1);
+    const b = await ddip("b", subSeed(4, "sample-1"), 1);
+    const mean = await ddip("m", 4, 2);
+    const std = (await readNifti(`${tmp}/m/ddip_std.nii`)).data;
+    assert(a.some((v, i) => v !== b[i]), "the two chains differ");
+    for (let i = 0; i < a.length; i++) {
+      const m = (a[i] + b[i]) / 2, sd = Math.abs(a[i] - b[i]) / Math.SQRT2;
+      assert(Math.abs(mean[i] - m) <= 1e-6 * Math.max(1, Math.abs(m)), `mean at ${i}`);
+      assert(Math.abs(std[i] - sd) <= 1e-5 * Math.max(1, sd), `std at ${i}: ${std[i]} vs ${sd}`);
+    }
+    const info = JSON.parse(await Deno.readTextFile(`${tmp}/m/ddip.json`));
+    assertEquals(info.samples, 2);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
