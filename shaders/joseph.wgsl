@@ -53,43 +53,6 @@ struct Ray {
   weight: f32,        // path length per plane step in mm
 };
 
-fn pick(v: vec3<f32>, k: u32) -> f32 {
-  return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
-}
-
-fn picku(v: vec3<u32>, k: u32) -> u32 {
-  return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
-}
-
-// b < c: z is the c axis of x- and y-dominant rays.
-fn axis_b(a: u32) -> u32 { return select(0u, 1u, a == 0u); }
-fn axis_c(a: u32) -> u32 { return select(2u, 1u, a == 2u); }
-
-// Clips [first, last] to planes where u(i) = u0 + i*slope lies in (-1, n), exactly as the
-// per-plane test floor(u) in [-1, n-1] would.
-fn clip_range(first: i32, last: i32, u0: f32, slope: f32, n: f32) -> vec2<i32> {
-  if (slope == 0.0) {
-    if (u0 <= -1.0 || u0 >= n) { return vec2<i32>(1, 0); }
-    return vec2<i32>(first, last);
-  }
-  let t1 = (-1.0 - u0) / slope;
-  let t2 = (n - u0) / slope;
-  // Clamp before converting: nearly axis-parallel rays give huge t, and f32 -> i32 of an
-  // out-of-range value is not portable.
-  let lo = i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8));
-  let hi = i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8));
-  var f = max(first, lo);
-  var l = min(last, hi);
-  // Rounding in t can be off by one plane: tighten with the exact per-plane test.
-  if (f <= l) {
-    let uf = u0 + f32(f) * slope;
-    if (uf <= -1.0 || uf >= n) { f = f + 1; }
-    let ul = u0 + f32(l) * slope;
-    if (ul <= -1.0 || ul >= n) { l = l - 1; }
-  }
-  return vec2<i32>(f, l);
-}
-
 fn setup_ray(n: u32) -> Ray {
   var r: Ray;
   r.valid = false;
@@ -134,17 +97,7 @@ fn setup_ray(n: u32) -> Ray {
   return r;
 }
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
-
 @group(0) @binding(7) var<storage, read> image_in: array<f32>;
-
-// One masked load: zero outside the grid without touching memory.
-fn image_at(i: u32, jb: i32, jc: i32, st: vec3<u32>, nb: i32, nc: i32) -> f32 {
-  if (jb < 0 || jb >= nb || jc < 0 || jc >= nc) { return 0.0; }
-  return image_in[i * st.x + u32(jb) * st.y + u32(jc) * st.z];
-}
 
 // Uniform-buffer mirrors of up to four z-slices (nx*ny <= 16384), used on CPU adapters where a
 // uniform load costs about a tenth of a storage load (docs/performance.md). Uniform arrays have
@@ -216,34 +169,6 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
   proj_out[n] = acc * r.weight;
 }
 
-// Adds round-toward-zero(v * 2^S), sign-extended to 64 bits, to voxel `idx`'s two-word
-// two's-complement accumulator. |v| * 2^S < 2^31 by the choice of S, so a non-negative
-// contribution touches the high word only when the low word carries.
-fn fixed_add(idx: u32, v: f32, to_fixed: f32) {
-  let s = i32(v * to_fixed);
-  if (s == 0) { return; }
-  let lo = bitcast<u32>(s);
-  let old = atomicAdd(&accum[2u * idx], lo);
-  let carry = select(0u, 1u, old > 0xffffffffu - lo);
-  let hiw = select(0u, 0xffffffffu, s < 0) + carry;
-  if (hiw != 0u) {
-    atomicAdd(&accum[2u * idx + 1u], hiw);
-  }
-}
-
-// The fixed-point exponent S (value = integer * 2^-S) shared by back and resolve: the largest
-// single contribution max|y| * max step weight maps below 2^31.
-fn fixed_exponent(maxabs: f32, log2_step: f32) -> i32 {
-  if (!(maxabs > 0.0)) { return 0; }
-  let e = i32(ceil(log2(maxabs) + log2_step)) + 1;
-  return clamp(31 - e, -100, 120);
-}
-
-// Exact 2^k for integer k in [-126, 127] (ldexp/exp2 need not be exact on every back end).
-fn pow2(k: i32) -> f32 {
-  return bitcast<f32>(u32(k + 127) << 23u);
-}
-
 @compute @workgroup_size(64)
 fn back(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -282,27 +207,3 @@ fn back(@builtin(global_invocation_id) gid: vec3<u32>,
   }
 }
 
-// resolve: fixed point -> f32, one invocation per voxel.
-@group(0) @binding(9) var<storage, read> accum_words: array<u32>;
-@group(0) @binding(10) var<storage, read_write> image_out: array<f32>;
-
-@compute @workgroup_size(64)
-fn resolve(@builtin(global_invocation_id) gid: vec3<u32>,
-           @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = linear_id(gid, nwg);
-  let nvox = params.dims.x * params.dims.y * params.dims.z;
-  if (k >= nvox) { return; }
-  let S = fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w);
-  var lo = accum_words[2u * k];
-  var hi = accum_words[2u * k + 1u];
-  var sign = 1.0;
-  if ((hi & 0x80000000u) != 0u) {
-    // negate the 64-bit two's-complement value so the conversion sees a magnitude
-    lo = ~lo + 1u;
-    hi = ~hi + select(0u, 1u, lo == 0u);
-    sign = -1.0;
-  }
-  // value = (hi * 2^32 + lo) * 2^-S, scaled in two exact power-of-two steps to stay in range
-  let v = (f32(hi) * 4294967296.0 + f32(lo)) * pow2(-S / 2) * pow2(-S + S / 2);
-  image_out[k] = sign * v;
-}

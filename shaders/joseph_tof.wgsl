@@ -62,38 +62,6 @@ struct Ray {
   ds: f32,           // ... and its change per plane
 };
 
-fn pick(v: vec3<f32>, k: u32) -> f32 {
-  return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
-}
-
-fn picku(v: vec3<u32>, k: u32) -> u32 {
-  return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
-}
-
-fn axis_b(a: u32) -> u32 { return select(0u, 1u, a == 0u); }
-fn axis_c(a: u32) -> u32 { return select(2u, 1u, a == 2u); }
-
-// Planes where u0 + i·slope lies in (-1, n) (the bilinear footprint touches the grid).
-fn clip_range(first: i32, last: i32, u0: f32, slope: f32, n: f32) -> vec2<i32> {
-  if (slope == 0.0) {
-    if (u0 <= -1.0 || u0 >= n) { return vec2<i32>(1, 0); }
-    return vec2<i32>(first, last);
-  }
-  let t1 = (-1.0 - u0) / slope;
-  let t2 = (n - u0) / slope;
-  let lo = i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8));
-  let hi = i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8));
-  var f = max(first, lo);
-  var l = min(last, hi);
-  if (f <= l) {
-    let uf = u0 + f32(f) * slope;
-    if (uf <= -1.0 || uf >= n) { f = f + 1; }
-    let ul = u0 + f32(l) * slope;
-    if (ul <= -1.0 || ul >= n) { l = l - 1; }
-  }
-  return vec2<i32>(f, l);
-}
-
 fn setup_ray(n: u32) -> Ray {
   var r: Ray;
   r.valid = false;
@@ -136,10 +104,6 @@ fn setup_ray(n: u32) -> Ray {
   r.s0 = -ua0 * r.ds - 0.5 * len;
   r.valid = r.first <= r.last;
   return r;
-}
-
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
 }
 
 // erf with |error| ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26), odd by construction.
@@ -198,11 +162,6 @@ fn tof_range(r: Ray, b: Bin) -> vec2<i32> {
   return vec2<i32>(max(r.first, lo), min(r.last, hi));
 }
 
-fn image_at(i: u32, jb: i32, jc: i32, st: vec3<u32>, nb: i32, nc: i32) -> f32 {
-  if (jb < 0 || jb >= nb || jc < 0 || jc >= nc) { return 0.0; }
-  return image_in[i * st.x + u32(jb) * st.y + u32(jc) * st.z];
-}
-
 // Forward: a gather, one invocation per (LOR, bin). Output index = LOR + stride · bin.
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -239,30 +198,6 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
     acc += k * mix(v0, v1, tc);
   }
   proj_out[out_idx] = acc * r.weight;
-}
-
-// The fixed-point scheme of joseph.wgsl (see there): round-toward-zero(v · 2^S) added to a
-// two-word two's-complement accumulator; S from max|y| and the largest step weight.
-fn fixed_add(idx: u32, v: f32, to_fixed: f32) {
-  let s = i32(v * to_fixed);
-  if (s == 0) { return; }
-  let lo = bitcast<u32>(s);
-  let old = atomicAdd(&accum[2u * idx], lo);
-  let carry = select(0u, 1u, old > 0xffffffffu - lo);
-  let hiw = select(0u, 0xffffffffu, s < 0) + carry;
-  if (hiw != 0u) {
-    atomicAdd(&accum[2u * idx + 1u], hiw);
-  }
-}
-
-fn fixed_exponent(maxabs: f32, log2_step: f32) -> i32 {
-  if (!(maxabs > 0.0)) { return 0; }
-  let e = i32(ceil(log2(maxabs) + log2_step)) + 1;
-  return clamp(31 - e, -100, 120);
-}
-
-fn pow2(k: i32) -> f32 {
-  return bitcast<f32>(u32(k + 127) << 23u);
 }
 
 // Back projection (exact adjoint of `forward`): one invocation per (LOR, bin), scattering
@@ -429,25 +364,3 @@ fn back_sino(@builtin(global_invocation_id) gid: vec3<u32>,
   }
 }
 
-@group(0) @binding(9) var<storage, read> accum_words: array<u32>;
-@group(0) @binding(10) var<storage, read_write> image_out: array<f32>;
-
-// Fixed point → f32, one invocation per voxel.
-@compute @workgroup_size(64)
-fn resolve(@builtin(global_invocation_id) gid: vec3<u32>,
-           @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = linear_id(gid, nwg);
-  let nvox = params.dims.x * params.dims.y * params.dims.z;
-  if (k >= nvox) { return; }
-  let S = fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w);
-  var lo = accum_words[2u * k];
-  var hi = accum_words[2u * k + 1u];
-  var sign = 1.0;
-  if ((hi & 0x80000000u) != 0u) {
-    lo = ~lo + 1u;
-    hi = ~hi + select(0u, 1u, lo == 0u);
-    sign = -1.0;
-  }
-  let v = (f32(hi) * 4294967296.0 + f32(lo)) * pow2(-S / 2) * pow2(-S + S / 2);
-  image_out[k] = sign * v;
-}

@@ -8,6 +8,7 @@ import elementwise from "./elementwise.wgsl" with { type: "text" };
 import em from "./em.wgsl" with { type: "text" };
 import gaussian from "./gaussian.wgsl" with { type: "text" };
 import joseph from "./joseph.wgsl" with { type: "text" };
+import josephCommon from "./joseph_common.wgsl" with { type: "text" };
 import joseph_ring from "./joseph_ring.wgsl" with { type: "text" };
 import joseph_tof from "./joseph_tof.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
@@ -17,9 +18,10 @@ export const SHADERS = {
   elementwise,
   em,
   gaussian,
-  joseph,
+  // joseph_common.wgsl: the ray clipping and fixed-point helpers both Joseph families share
+  joseph: `${josephCommon}\n${joseph}`,
   joseph_ring,
-  joseph_tof,
+  joseph_tof: `${josephCommon}\n${joseph_tof}`,
   reduce,
 } as const;
 
