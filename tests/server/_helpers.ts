@@ -131,3 +131,16 @@ export async function fullLog(env: TestEnv, token: string, id: string): Promise<
   const r = await env.json(token, "GET", `/api/jobs/${id}/log?after=0`);
   return (r.body.lines as { line: string }[]).map((l) => l.line).join("\n");
 }
+
+/** True when headless-Chromium tests can run: Debian's `/usr/bin/chromium`, net on 127.0.0.1, run. */
+export function chromiumAvailable(): boolean {
+  try {
+    if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") {
+      return false;
+    }
+    if (Deno.permissions.querySync({ name: "run" }).state !== "granted") return false;
+    return Deno.statSync("/usr/bin/chromium").isFile;
+  } catch {
+    return false;
+  }
+}

@@ -11,26 +11,14 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { serve } from "../../core/server/mod.ts";
-import { FIXTURES, testConfig, TOKENS } from "./_helpers.ts";
+import { chromiumAvailable, FIXTURES, testConfig, TOKENS } from "./_helpers.ts";
 
 const DRIVER = new URL("./_viewer_driver.ts", import.meta.url).pathname;
-
-function available(): boolean {
-  try {
-    if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") {
-      return false;
-    }
-    if (Deno.permissions.querySync({ name: "run" }).state !== "granted") return false;
-    return Deno.statSync("/usr/bin/chromium").isFile;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name:
     "server viewer: NiiVue draws two results over the MR with linked cursors (headless Chromium)",
-  ignore: !available(),
+  ignore: !chromiumAvailable(),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "petrel_viewer_test_" });
     const base = testConfig(dir);

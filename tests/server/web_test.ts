@@ -10,25 +10,13 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { serve } from "../../core/server/mod.ts";
-import { testConfig, TOKENS } from "./_helpers.ts";
+import { chromiumAvailable, testConfig, TOKENS } from "./_helpers.ts";
 
 const DRIVER = new URL("./_web_driver.ts", import.meta.url).pathname;
 
-function available(): boolean {
-  try {
-    if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") {
-      return false;
-    }
-    if (Deno.permissions.querySync({ name: "run" }).state !== "granted") return false;
-    return Deno.statSync("/usr/bin/chromium").isFile;
-  } catch {
-    return false;
-  }
-}
-
 Deno.test({
   name: "server web page: log in, submit, watch progress, view PNG results (headless Chromium)",
-  ignore: !available(),
+  ignore: !chromiumAvailable(),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "petrel_web_test_" });
     await Deno.mkdir(`${dir}/datasets/phantom`, { recursive: true });
