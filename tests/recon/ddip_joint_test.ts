@@ -22,7 +22,7 @@ import { smallScanner } from "../_helpers.ts";
 const DIR = new URL("../fixtures/prior", import.meta.url).pathname;
 let shared: Promise<ScorePrior> | null = null;
 function tinyPrior(): Promise<ScorePrior> {
-  shared ??= loadPrior(DIR, { provider: "wasm", numThreads: 2 });
+  shared ??= loadPrior(DIR, { provider: "wasm", numThreads: 1 });
   return shared;
 }
 
