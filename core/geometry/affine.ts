@@ -17,6 +17,7 @@ export type Affine = number[][];
  *
  * @example
  * ```ts
+ * import { affineOfGrid, centredGrid } from "@petrel/petrel";
  * const a = affineOfGrid(centredGrid([4, 4, 1], [2, 2, 2])); // a[0] = [2, 0, 0, -3]
  * ```
  */
@@ -31,8 +32,10 @@ export function affineOfGrid(grid: ImageGrid): Affine {
  *
  * @example
  * ```ts
+ * import { affineOfGrid, applyAffine, centredGrid, invertAffine } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 1], [2, 2, 2]);
  * const toVoxel = invertAffine(affineOfGrid(grid));
- * const [i, j, k] = applyAffine(toVoxel, [0, 0, 0]);
+ * const [i, j, k] = applyAffine(toVoxel, [0, 0, 0]); // [63.5, 63.5, 0]: the scanner axis
  * ```
  */
 export function invertAffine(a: Affine): Affine {
@@ -57,7 +60,18 @@ export function invertAffine(a: Affine): Affine {
   return out;
 }
 
-/** `A · B` of two affines (apply B first). */
+/**
+ * `A · B` of two affines (apply B first).
+ *
+ * @example
+ * ```ts
+ * import { affineOfGrid, centredGrid, composeAffines, invertAffine } from "@petrel/petrel";
+ * const pet = affineOfGrid(centredGrid([128, 128, 64], [2.086, 2.086, 2.031]));
+ * const mr = affineOfGrid(centredGrid([256, 256, 176], [1, 1, 1]));
+ * // PET voxel → mm → MR voxel
+ * const petToMrVoxel = composeAffines(invertAffine(mr), pet);
+ * ```
+ */
 export function composeAffines(a: Affine, b: Affine): Affine {
   return a.map((row) =>
     [0, 1, 2, 3].map((c) =>
@@ -66,7 +80,16 @@ export function composeAffines(a: Affine, b: Affine): Affine {
   );
 }
 
-/** Applies an affine to a point (x, y, z). */
+/**
+ * Applies an affine to a point (x, y, z).
+ *
+ * @example
+ * ```ts
+ * import { affineOfGrid, applyAffine, centredGrid } from "@petrel/petrel";
+ * const a = affineOfGrid(centredGrid([128, 128, 1], [2, 2, 2]));
+ * const [x, y, z] = applyAffine(a, [0, 0, 0]); // [-127, -127, 0] mm, the centre of voxel 0
+ * ```
+ */
 export function applyAffine(a: Affine, p: readonly [number, number, number]): [
   number,
   number,
@@ -106,6 +129,8 @@ export interface Resampled {
  *
  * @example
  * ```ts
+ * import { MMR_VOXEL_MM, mmrLike3d, readNifti, resampleToGrid } from "@petrel/petrel";
+ * const petGrid = mmrLike3d({ rings: 64 }).imageGrid(128, MMR_VOXEL_MM);
  * const mr = await readNifti("mr.nii");
  * const { data, coverage } = resampleToGrid(
  *   { data: mr.data, shape: mr.grid.shape, affine: mr.affine },
@@ -165,7 +190,18 @@ export function resampleToGrid(
   return { data: out, coverage: out.length ? inside / out.length : 0 };
 }
 
-/** True when two affines agree to `tolMm` on every entry of the 3×4 part (mm). */
+/**
+ * True when two affines agree to `tolMm` on every entry of the 3×4 part (mm).
+ *
+ * @example
+ * ```ts
+ * import { affineOfGrid, centredGrid, readNifti, sameAffine } from "@petrel/petrel";
+ * const mu = await readNifti("mu.nii");
+ * if (!sameAffine(mu.affine, affineOfGrid(centredGrid([128, 128, 64], [2.086, 2.086, 2.031])))) {
+ *   console.warn("mu map is not on the reconstruction grid; resample it first");
+ * }
+ * ```
+ */
 export function sameAffine(a: Affine, b: Affine, tolMm = 1e-4): boolean {
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < 4; c++) if (Math.abs(a[r][c] - b[r][c]) > tolMm) return false;

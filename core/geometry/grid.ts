@@ -10,7 +10,15 @@ import { z } from "zod";
 const positiveInt = z.number().int().positive();
 const positiveMm = z.number().positive().finite();
 
-/** zod schema of an {@linkcode ImageGrid}. */
+/**
+ * zod schema of an {@linkcode ImageGrid}.
+ *
+ * @example
+ * ```ts
+ * import { ImageGridSchema } from "@petrel/petrel";
+ * const grid = ImageGridSchema.parse(JSON.parse('{"shape":[64,64,1],"voxelSizeMm":[4,4,4],"originMm":[-126,-126,0]}'));
+ * ```
+ */
 export const ImageGridSchema = z.object({
   /** Voxels along x, y, z. */
   shape: z.tuple([positiveInt, positiveInt, positiveInt]),
@@ -25,6 +33,13 @@ export type ImageGrid = z.infer<typeof ImageGridSchema>;
 
 /**
  * Validates an image grid, throwing an error that names the offending field.
+ *
+ * @example
+ * ```ts
+ * import { imageGrid } from "@petrel/petrel";
+ * // 64 × 64 × 1 voxels of 4 mm, voxel 0 centred at (−126, −126, 0) mm
+ * const grid = imageGrid({ shape: [64, 64, 1], voxelSizeMm: [4, 4, 4], originMm: [-126, -126, 0] });
+ * ```
  */
 export function imageGrid(grid: ImageGrid): ImageGrid {
   const r = ImageGridSchema.safeParse(grid);
@@ -63,17 +78,42 @@ export function centredGrid(
   });
 }
 
-/** Number of voxels of a grid. */
+/**
+ * Number of voxels of a grid.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, voxelCount } from "@petrel/petrel";
+ * const image = new Float32Array(voxelCount(centredGrid([128, 128, 64], [2.086, 2.086, 2.031])));
+ * ```
+ */
 export function voxelCount(grid: ImageGrid): number {
   return grid.shape[0] * grid.shape[1] * grid.shape[2];
 }
 
-/** Extent of the grid along each axis in mm (outer faces to outer faces). */
+/**
+ * Extent of the grid along each axis in mm (outer faces to outer faces).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, gridExtentMm } from "@petrel/petrel";
+ * gridExtentMm(centredGrid([128, 128, 1], [2, 2, 2])); // [256, 256, 2] mm
+ * ```
+ */
 export function gridExtentMm(grid: ImageGrid): [number, number, number] {
   return [0, 1, 2].map((a) => grid.shape[a] * grid.voxelSizeMm[a]) as [number, number, number];
 }
 
-/** Centre of voxel (i, j, k) in mm. */
+/**
+ * Centre of voxel (i, j, k) in mm.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, voxelCentreMm } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 1], [2, 2, 2]);
+ * voxelCentreMm(grid, 64, 64, 0); // [1, 1, 0] mm: the voxel just past the scanner axis
+ * ```
+ */
 export function voxelCentreMm(grid: ImageGrid, i: number, j: number, k: number): [
   number,
   number,
@@ -86,7 +126,18 @@ export function voxelCentreMm(grid: ImageGrid, i: number, j: number, k: number):
   ];
 }
 
-/** True when two grids describe the same voxels (within 1e-6 mm). */
+/**
+ * True when two grids describe the same voxels (within 1e-6 mm).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, readNifti, sameGrid } from "@petrel/petrel";
+ * const mu = await readNifti("mu.nii");
+ * if (!sameGrid(mu.grid, centredGrid([128, 128, 1], [2.086, 2.086, 2.086]))) {
+ *   throw new Error("mu.nii is not on the reconstruction grid");
+ * }
+ * ```
+ */
 export function sameGrid(a: ImageGrid, b: ImageGrid): boolean {
   const close = (x: number, y: number) => Math.abs(x - y) <= 1e-6 * Math.max(1, Math.abs(x));
   return [0, 1, 2].every((i) =>

@@ -57,13 +57,32 @@ export function lorSet(
   return { count, endpoints, shape: sh };
 }
 
-/** Start point of LOR `n` in mm. */
+/**
+ * Start point of LOR `n` in mm.
+ *
+ * @example
+ * ```ts
+ * import { lorStart, mmrLike2d } from "@petrel/petrel";
+ * const lors = mmrLike2d().lors();
+ * const [x, y, z] = lorStart(lors, 0); // crystal centre of LOR 0's first end, mm
+ * ```
+ */
 export function lorStart(lors: LorSet, n: number): [number, number, number] {
   const e = lors.endpoints;
   return [e[6 * n], e[6 * n + 1], e[6 * n + 2]];
 }
 
-/** End point of LOR `n` in mm. */
+/**
+ * End point of LOR `n` in mm.
+ *
+ * @example
+ * ```ts
+ * import { lorEnd, lorStart, mmrLike2d } from "@petrel/petrel";
+ * const lors = mmrLike2d().lors();
+ * const a = lorStart(lors, 100), b = lorEnd(lors, 100);
+ * const lengthMm = Math.hypot(b[0] - a[0], b[1] - a[1], b[2] - a[2]);
+ * ```
+ */
 export function lorEnd(lors: LorSet, n: number): [number, number, number] {
   const e = lors.endpoints;
   return [e[6 * n + 3], e[6 * n + 4], e[6 * n + 5]];

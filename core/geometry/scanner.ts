@@ -18,7 +18,19 @@ import { z } from "zod";
 import { centredGrid, type ImageGrid } from "./grid.ts";
 import type { LorSet } from "./lors.ts";
 
-/** zod schema of a {@linkcode RingScannerSpec}. */
+/**
+ * zod schema of a {@linkcode RingScannerSpec}.
+ *
+ * @example
+ * ```ts
+ * import { RingScanner, RingScannerSchema } from "@petrel/petrel";
+ * const spec = RingScannerSchema.parse({
+ *   radiusMm: 330, crystalsPerRing: 448, rings: 1, ringSpacingMm: 4.0625,
+ *   radialBins: 129, maxRingDifference: 0,
+ * });
+ * const scanner = new RingScanner(spec); // spec.name defaulted to "ring scanner"
+ * ```
+ */
 export const RingScannerSchema = z.object({
   /** Human-readable name. */
   name: z.string().default("ring scanner"),
@@ -331,5 +343,13 @@ export function mmrLike3d(
   });
 }
 
-/** Voxel size of the mMR-like reconstruction grid (mm). */
+/**
+ * Voxel size of the mMR-like reconstruction grid (mm).
+ *
+ * @example
+ * ```ts
+ * import { MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const grid = mmrLike2d().imageGrid(128, MMR_VOXEL_MM); // 128 × 128 voxels of 2.086 mm, one 4.0625 mm slice
+ * ```
+ */
 export const MMR_VOXEL_MM = 2.086;

@@ -14,7 +14,15 @@
 
 import { z } from "zod";
 
-/** Speed of light in mm/ps. */
+/**
+ * Speed of light in mm/ps.
+ *
+ * @example
+ * ```ts
+ * import { SPEED_OF_LIGHT_MM_PER_PS } from "@petrel/petrel";
+ * const mm = 400 * SPEED_OF_LIGHT_MM_PER_PS / 2; // 400 ps timing → ≈ 60 mm along the LOR
+ * ```
+ */
 export const SPEED_OF_LIGHT_MM_PER_PS = 0.299792458;
 
 /**
@@ -35,6 +43,12 @@ const positive = z.number().positive().finite();
 /**
  * zod schema of the TOF parameters (the sidecar `tof` block): FWHM and bin width each in ps or
  * mm (exactly one of the two), the number of bins, the truncation in σ and the TOF centre offset.
+ *
+ * @example
+ * ```ts
+ * import { TofSchema } from "@petrel/petrel";
+ * const tof = TofSchema.parse({ bins: 13, binWidthPs: 312, fwhmPs: 390 }); // nSigmas: 3, centreOffsetMm: 0
+ * ```
  */
 export const TofSchema = z.object({
   /** Number of TOF bins per LOR. */

@@ -8,13 +8,40 @@
 
 import { constants as zlibConstants, gunzipSync, gzipSync } from "node:zlib";
 
-/** Thrown for files that cannot be parsed: corrupt, truncated, wrong dtype or shape. */
+/**
+ * Thrown for files that cannot be parsed: corrupt, truncated, wrong dtype or shape.
+ *
+ * @example
+ * ```ts
+ * import { FormatError, readNifti } from "@petrel/petrel";
+ * try {
+ *   await readNifti("in/mu.nii");
+ * } catch (e) {
+ *   if (e instanceof FormatError) console.error(`not a usable NIfTI: ${e.message}`);
+ *   else throw e;
+ * }
+ * ```
+ */
 export class FormatError extends Error {
   /** Error name. */
   override name = "FormatError";
 }
 
-/** Thrown when Deno's permissions or the operating system refuse access to a file. */
+/**
+ * Thrown when Deno's permissions or the operating system refuse access to a file.
+ *
+ * @example
+ * ```ts
+ * import { FilePermissionError, readSinogram } from "@petrel/petrel";
+ * try {
+ *   await readSinogram("/data/study/prompts.npy");
+ * } catch (e) {
+ *   // e.g. "cannot read /data/study/prompts.json: Deno was not granted read access; run with --allow-read=…"
+ *   if (e instanceof FilePermissionError) console.error(e.message);
+ *   else throw e;
+ * }
+ * ```
+ */
 export class FilePermissionError extends Error {
   /** Error name. */
   override name = "FilePermissionError";
@@ -32,6 +59,17 @@ function isNotCapable(e: unknown): boolean {
  * Rewrites a file-system error into one with a clear message: for missing Deno permissions the
  * message names the flag (`--allow-read` / `--allow-write`), for OS refusals the path and mode.
  * Other errors pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * import { explainFileError } from "@petrel/petrel";
+ * const path = "out/recon.raw";
+ * try {
+ *   await Deno.writeFile(path, new Uint8Array(16));
+ * } catch (e) {
+ *   throw explainFileError(e, "write", path); // names --allow-write=out/recon.raw when that is missing
+ * }
+ * ```
  */
 export function explainFileError(e: unknown, op: "read" | "write", path: string): Error {
   const flag = op === "read" ? "--allow-read" : "--allow-write";
@@ -60,7 +98,15 @@ export function explainFileError(e: unknown, op: "read" | "write", path: string)
   return e instanceof Error ? e : new Error(String(e));
 }
 
-/** Reads a whole file, with {@linkcode explainFileError} messages on failure. */
+/**
+ * Reads a whole file, with {@linkcode explainFileError} messages on failure.
+ *
+ * @example
+ * ```ts
+ * import { decodeNpy, readBytes } from "@petrel/petrel";
+ * const { data, shape } = decodeNpy(await readBytes("in/prompts.npy"), "in/prompts.npy");
+ * ```
+ */
 export async function readBytes(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
@@ -69,7 +115,15 @@ export async function readBytes(path: string): Promise<Uint8Array> {
   }
 }
 
-/** Reads a UTF-8 text file, with {@linkcode explainFileError} messages on failure. */
+/**
+ * Reads a UTF-8 text file, with {@linkcode explainFileError} messages on failure.
+ *
+ * @example
+ * ```ts
+ * import { parseInterfile, readText } from "@petrel/petrel";
+ * const header = parseInterfile(await readText("in/mu.hv"), "in/mu.hv");
+ * ```
+ */
 export async function readText(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);

@@ -29,7 +29,16 @@ export interface ImageFileOptions extends FiniteOptions {
   scanner?: RingScanner;
 }
 
-/** The image formats {@linkcode readImage} knows, by file name. */
+/**
+ * The image formats {@linkcode readImage} knows, by file name.
+ *
+ * @example
+ * ```ts
+ * import { imageFormatOf } from "@petrel/petrel";
+ * imageFormatOf("out/recon.nii.gz"); // "nifti"
+ * imageFormatOf("stir/recon.hv"); // "interfile"
+ * ```
+ */
 export function imageFormatOf(path: string): "nifti" | "interfile" | "npy" {
   if (/\.nii(\.gz)?$/.test(path)) return "nifti";
   if (path.endsWith(".hv")) return "interfile";
@@ -86,6 +95,9 @@ export async function readImage(path: string, options: ImageFileOptions = {}): P
  *
  * @example
  * ```ts
+ * import { centredGrid, writeImage } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 64], [2.086, 2.086, 2.031]);
+ * const image = new Float32Array(128 * 128 * 64);
  * await writeImage("out/x.nii", { data: image, grid }); // atomic: a temporary file, then a rename
  * ```
  */

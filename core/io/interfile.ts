@@ -41,12 +41,29 @@ import {
 /** A parsed Interfile header: normalised keys (lower case, no `!`, single spaces) → values. */
 export type InterfileHeader = Map<string, string>;
 
-/** Normalises an Interfile key: lower case, no leading `!`, single spaces, no space before `[`. */
+/**
+ * Normalises an Interfile key: lower case, no leading `!`, single spaces, no space before `[`.
+ *
+ * @example
+ * ```ts
+ * import { normaliseKey } from "@petrel/petrel";
+ * normaliseKey("!Matrix Size [1]"); // "matrix size[1]"
+ * ```
+ */
 export function normaliseKey(key: string): string {
   return key.replace(/^\s*!/, "").trim().toLowerCase().replace(/\s+/g, " ").replace(/ \[/g, "[");
 }
 
-/** Parses Interfile `key := value` lines (`;` starts a comment line). */
+/**
+ * Parses Interfile `key := value` lines (`;` starts a comment line).
+ *
+ * @example
+ * ```ts
+ * import { parseInterfile } from "@petrel/petrel";
+ * const h = parseInterfile("!INTERFILE :=\n!matrix size [1] := 128\nscaling factor (mm/pixel) [1] := 2.086\n");
+ * h.get("matrix size[1]"); // "128"
+ * ```
+ */
 export function parseInterfile(text: string, what = "Interfile header"): InterfileHeader {
   const h: InterfileHeader = new Map();
   const lines = text.split(/\r?\n/);
@@ -257,6 +274,16 @@ export interface InterfileImage {
 /**
  * Writes an image as a STIR Interfile `.hv` header and a float32 `.v` data file beside it
  * (same name). Both appear together or not at all.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, mmrLike3d, writeInterfileImage } from "@petrel/petrel";
+ * const scanner = mmrLike3d({ rings: 64 });
+ * const grid = centredGrid([128, 128, 64], [2.086, 2.086, 4.0625]);
+ * const x = new Float32Array(128 * 128 * 64);
+ * // out/recon.hv + out/recon.v, z offset relative to ring 0 as STIR counts it
+ * await writeInterfileImage("out/recon.hv", { data: x, grid }, { scanner });
+ * ```
  */
 export async function writeInterfileImage(
   path: string,
@@ -304,6 +331,8 @@ export async function writeInterfileImage(
  *
  * @example
  * ```ts
+ * import { mmrLike3d, readInterfileImage } from "@petrel/petrel";
+ * const scanner = mmrLike3d({ rings: 64 }); // STIR's z offsets count from ring 0
  * const { data, grid } = await readInterfileImage("in/mu.hv", { scanner });
  * ```
  */
@@ -373,6 +402,15 @@ function segmentOrder(maxRd: number): number[] {
 /**
  * Writes span-1 projection data of a petrel ring scanner as a STIR Interfile `.hs` header and
  * float32 `.s` data (SegmentBySinogram, segments 0, −1, +1, …). Both files appear together.
+ *
+ * @example
+ * ```ts
+ * import { mmrLike3d, writeInterfileSinogram } from "@petrel/petrel";
+ * const scanner = mmrLike3d({ rings: 8, maxRingDifference: 3 });
+ * const prompts = new Float32Array(scanner.bins);
+ * // out/prompts.hs + out/prompts.s in STIR's SegmentBySinogram order, for STIR's lm_to_projdata users
+ * await writeInterfileSinogram("out/prompts.hs", { data: prompts, scanner });
+ * ```
  */
 export async function writeInterfileSinogram(
   path: string,
@@ -587,6 +625,16 @@ export async function readInterfileSinogram(
  * position t join detectors `d1 = v + ⌊t/2⌋` and `d2 = v − ⌊(t+1)/2⌋ + N/2` (mod N); a pair
  * found as (d2, d1) has its rings swapped; segment = ring(d2) − ring(d1), axial position = the
  * lower ring. A permutation of `0 … bins − 1`.
+ *
+ * @example
+ * ```ts
+ * import { mmrLike2d, stirBinIndex } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * const map = stirBinIndex(scanner);
+ * const petrel = new Float32Array(scanner.bins);
+ * const stir = new Float32Array(petrel.length);
+ * for (let i = 0; i < map.length; i++) stir[map[i]] = petrel[i]; // petrel bin i → STIR bin map[i]
+ * ```
  */
 export function stirBinIndex(scanner: RingScanner): Uint32Array {
   const s = scanner.spec;

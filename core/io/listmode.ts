@@ -262,7 +262,16 @@ export function decodeListMode(bytes: Uint8Array, what = "list-mode"): ListModeE
   return events;
 }
 
-/** zod schema of the list-mode sidecar. */
+/**
+ * zod schema of the list-mode sidecar.
+ *
+ * @example
+ * ```ts
+ * import { ListModeSidecarSchema } from "@petrel/petrel";
+ * const sidecar = ListModeSidecarSchema.parse(JSON.parse(await Deno.readTextFile("in/events.json")));
+ * console.log(sidecar.eventCount, sidecar.tof?.fwhmPs);
+ * ```
+ */
 export const ListModeSidecarSchema = z.object({
   format: z.literal("petrel-listmode"),
   version: z.literal(1),
@@ -297,6 +306,17 @@ export interface ListMode {
  *
  * @example
  * ```ts
+ * import { mmrLike2d, writeListMode } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * // two prompts between crystals 0–224 and 10–230 of ring 0, TOF bins 8 and 5
+ * const events = {
+ *   count: 2,
+ *   crystals: {
+ *     crystal1: Int32Array.of(0, 10), ring1: Int32Array.of(0, 0),
+ *     crystal2: Int32Array.of(224, 230), ring2: Int32Array.of(0, 0),
+ *   },
+ *   tofBin: Int32Array.of(8, 5),
+ * };
  * await writeListMode("out/events.npy", { events, scanner, tof: { bins: 17, binWidthMm: 24, fwhmPs: 400 } });
  * ```
  */
@@ -446,7 +466,9 @@ export interface ListModeGeometry {
  *
  * @example
  * ```ts
- * const g = listModeGeometry(scanner, events, tof);
+ * import { listModeGeometry, mmrLike2d, readListMode } from "@petrel/petrel";
+ * const { events, scanner, tof } = await readListMode("in/events.npy");
+ * const g = listModeGeometry(scanner ?? mmrLike2d(), events, tof);
  * g.lors.count === events.count;
  * ```
  */
@@ -574,7 +596,9 @@ export interface HistogramOptions {
  *
  * @example
  * ```ts
- * const { data } = histogramListMode(scanner, events, { tof });
+ * import { histogramListMode, mmrLike2d, readListMode } from "@petrel/petrel";
+ * const { events, scanner, tof } = await readListMode("in/events.npy");
+ * const { data, dropped } = histogramListMode(scanner ?? mmrLike2d(), events, { tof });
  * ```
  */
 export function histogramListMode(

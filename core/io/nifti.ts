@@ -147,6 +147,13 @@ function readString(bytes: Uint8Array, offset: number, length: number): string {
 /**
  * Parses the 348-byte NIfTI-1 header at the start of `bytes` (already gunzipped).
  * Throws a {@linkcode FormatError} for anything that is not a single-file NIfTI-1 image.
+ *
+ * @example
+ * ```ts
+ * import { parseNiftiHeader, readBytes } from "@petrel/petrel";
+ * const h = parseNiftiHeader(await readBytes("in/mu.nii"), "in/mu.nii"); // uncompressed .nii
+ * console.log(h.dims, h.pixdim, h.dtype); // e.g. [128, 128, 64] [2.086, 2.086, 2.031] "float32"
+ * ```
  */
 export function parseNiftiHeader(bytes: Uint8Array, what = "NIfTI"): NiftiHeader {
   if (bytes.length < 348) {
@@ -231,7 +238,16 @@ function spatialPixdim(h: NiftiHeader): [number, number, number] {
   }) as [number, number, number];
 }
 
-/** The voxel → mm affine of a header: sform if `sform_code > 0`, else qform, else pixdim. */
+/**
+ * The voxel → mm affine of a header: sform if `sform_code > 0`, else qform, else pixdim.
+ *
+ * @example
+ * ```ts
+ * import { niftiAffine, parseNiftiHeader, readBytes } from "@petrel/petrel";
+ * const { affine, source } = niftiAffine(parseNiftiHeader(await readBytes("in/mr.nii")));
+ * console.log(source); // "sform", "qform" or "pixdim"
+ * ```
+ */
 export function niftiAffine(
   h: NiftiHeader,
 ): { affine: Affine; source: NiftiImage["affineSource"] } {
@@ -258,7 +274,15 @@ export function niftiAffine(
   };
 }
 
-/** The affine of an {@linkcode ImageGrid}: diagonal voxel sizes, translation = centre of voxel 0. */
+/**
+ * The affine of an {@linkcode ImageGrid}: diagonal voxel sizes, translation = centre of voxel 0.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, gridAffine } from "@petrel/petrel";
+ * gridAffine(centredGrid([4, 4, 1], [2, 2, 2]))[0]; // [2, 0, 0, -3]
+ * ```
+ */
 export function gridAffine(grid: ImageGrid): Affine {
   const v = grid.voxelSizeMm;
   const o = grid.originMm;
@@ -268,6 +292,17 @@ export function gridAffine(grid: ImageGrid): Affine {
 /**
  * The {@linkcode ImageGrid} of `shape` (first 3 axes, missing ones = 1) under `affine`, and
  * whether the affine is axis-aligned (diagonal, positive), in which case the grid is exact.
+ *
+ * @example
+ * ```ts
+ * import { gridFromAffine } from "@petrel/petrel";
+ * const { grid, axisAligned } = gridFromAffine([128, 128, 64], [
+ *   [2.086, 0, 0, -132.5],
+ *   [0, 2.086, 0, -132.5],
+ *   [0, 0, 2.031, -64],
+ *   [0, 0, 0, 1],
+ * ]); // axisAligned: true, grid.voxelSizeMm [2.086, 2.086, 2.031]
+ * ```
  */
 export function gridFromAffine(
   shape: readonly number[],
@@ -317,6 +352,14 @@ function voxelLayout(
 /**
  * Decodes a NIfTI-1 file held in memory (gzipped or not). A gzipped file is inflated only up to
  * the size its header declares. NaN/Inf voxels are refused unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * import { decodeNifti } from "@petrel/petrel";
+ * const res = await fetch("https://example.org/subject04_mu.nii.gz");
+ * const mu = decodeNifti(new Uint8Array(await res.arrayBuffer()), "subject04_mu.nii.gz");
+ * console.log(mu.grid.shape, mu.affineSource);
+ * ```
  */
 export function decodeNifti(
   file: Uint8Array,
@@ -483,6 +526,9 @@ function checkFits(data: ArrayLike<number>, dtype: NiftiWriteDtype): void {
  *
  * @example
  * ```ts
+ * import { centredGrid, decodeNifti, encodeNifti } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 1], [2.086, 2.086, 2.086]);
+ * const image = new Float32Array(128 * 128).fill(1);
  * const bytes = encodeNifti({ data: image, grid }); // float32, affine from the grid
  * const back = decodeNifti(bytes);
  * ```
@@ -575,6 +621,9 @@ export function encodeNifti(image: NiftiImageInput, options: NiftiWriteOptions =
  *
  * @example
  * ```ts
+ * import { centredGrid, writeNifti } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 64], [2.086, 2.086, 2.031]);
+ * const image = new Float32Array(128 * 128 * 64);
  * await writeNifti("out/recon.nii.gz", { data: image, grid });
  * ```
  */

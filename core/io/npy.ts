@@ -97,7 +97,16 @@ const INT_RANGE: Partial<Record<NpyDtype, [number, number]>> = {
   bool: [0, 1],
 };
 
-/** Decodes an IEEE half-precision value. */
+/**
+ * Decodes an IEEE half-precision value.
+ *
+ * @example
+ * ```ts
+ * import { halfToFloat } from "@petrel/petrel";
+ * halfToFloat(0x3c00); // 1
+ * halfToFloat(0x7bff); // 65504, the largest float16
+ * ```
+ */
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -110,7 +119,16 @@ export function halfToFloat(h: number): number {
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
 
-/** Encodes a number as IEEE half precision (round to nearest even; overflow → ±Inf). */
+/**
+ * Encodes a number as IEEE half precision (round to nearest even; overflow → ±Inf).
+ *
+ * @example
+ * ```ts
+ * import { floatToHalf, halfToFloat } from "@petrel/petrel";
+ * floatToHalf(1); // 0x3c00
+ * halfToFloat(floatToHalf(0.1)); // 0.0999755859375: float16 keeps 11 significant bits
+ * ```
+ */
 export function floatToHalf(v: number): number {
   f32buf[0] = v;
   const x = u32buf[0];
@@ -167,6 +185,13 @@ function parseHeader(
 /**
  * Decodes a `.npy` file held in memory. Float values that are NaN or ±Inf (also float64 values
  * beyond float32's range) are refused unless `options.allowNonFinite`.
+ *
+ * @example
+ * ```ts
+ * import { decodeNpy } from "@petrel/petrel";
+ * const bytes = await Deno.readFile("in/activity.npy");
+ * const { data, shape, numpyShape } = decodeNpy(bytes, "in/activity.npy"); // shape fastest first
+ * ```
  */
 export function decodeNpy(bytes: Uint8Array, what = "npy", options: NpyReadOptions = {}): NpyArray {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
@@ -372,6 +397,8 @@ export function encodeNpy(
  *
  * @example
  * ```ts
+ * import { writeNpy } from "@petrel/petrel";
+ * const image = new Float32Array(128 * 128 * 3);
  * await writeNpy("x.npy", { data: image, shape: [128, 128, 3] }); // np.load → (3, 128, 128)
  * ```
  */

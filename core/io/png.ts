@@ -56,7 +56,17 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Encodes an 8-bit grey, RGB or RGBA raster as PNG bytes. */
+/**
+ * Encodes an 8-bit grey, RGB or RGBA raster as PNG bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodePng } from "@petrel/petrel";
+ * // a 64 × 64 grey ramp
+ * const pixels = new Uint8Array(64 * 64).map((_, i) => (i % 64) * 4);
+ * const png = encodePng({ width: 64, height: 64, channels: 1, pixels });
+ * ```
+ */
 export function encodePng(raster: Raster): Uint8Array {
   const { width, height, channels, pixels } = raster;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
@@ -101,7 +111,16 @@ export function encodePng(raster: Raster): Uint8Array {
   return out;
 }
 
-/** Writes a raster as a PNG file, atomically. */
+/**
+ * Writes a raster as a PNG file, atomically.
+ *
+ * @example
+ * ```ts
+ * import { renderMontage, writePng } from "@petrel/petrel";
+ * const x = new Float32Array(128 * 128);
+ * await writePng("out/slice.png", renderMontage([{ data: x, shape: [128, 128], title: "OSEM" }]));
+ * ```
+ */
 export async function writePng(path: string, raster: Raster): Promise<void> {
   await writeFileAtomic(path, encodePng(raster));
 }
@@ -124,7 +143,16 @@ const INFERNO = [
   0xfcffa4,
 ];
 
-/** The 256-entry RGB lookup table of a colour map. */
+/**
+ * The 256-entry RGB lookup table of a colour map.
+ *
+ * @example
+ * ```ts
+ * import { colormapLut } from "@petrel/petrel";
+ * const lut = colormapLut("inferno");
+ * const [r, g, b] = lut.subarray(3 * 255, 3 * 256); // the colour of the window's maximum
+ * ```
+ */
 export function colormapLut(name: ColormapName): Uint8Array {
   const lut = new Uint8Array(256 * 3);
   for (let i = 0; i < 256; i++) {
@@ -264,6 +292,18 @@ function slicePanel(img: MontageImage, axis: "x" | "y" | "z", index: number, idx
 /**
  * Renders slices of several images side by side into an RGB raster (see
  * {@linkcode MontageOptions}); columns are images, rows are slices.
+ *
+ * @example
+ * ```ts
+ * import { renderMontage, writePng } from "@petrel/petrel";
+ * const truth = new Float32Array(128 * 128 * 3);
+ * const osem = new Float32Array(128 * 128 * 3);
+ * const raster = renderMontage([
+ *   { data: truth, shape: [128, 128, 3], title: "truth" },
+ *   { data: osem, shape: [128, 128, 3], title: "osem" },
+ * ], { colormap: "hot", sharedWindow: true, slices: [0, 1, 2] }); // 3 rows × 2 columns
+ * await writePng("out/montage.png", raster);
+ * ```
  */
 export function renderMontage(
   images: readonly MontageImage[],
@@ -352,6 +392,9 @@ export function renderMontage(
  *
  * @example
  * ```ts
+ * import { writePngMontage } from "@petrel/petrel";
+ * const truth = new Float32Array(128 * 128 * 3);
+ * const osem = new Float32Array(128 * 128 * 3);
  * await writePngMontage("out/demo/recon.png", [
  *   { data: truth, shape: [128, 128, 3], title: "truth" },
  *   { data: osem, shape: [128, 128, 3], title: "OSEM" },
@@ -497,6 +540,13 @@ function drawText(
 /**
  * Characters the built-in 5×7 font can draw (others are shown as "?"). {@linkcode renderMontage}
  * draws its titles upper case; {@linkcode renderOrthoMontage} keeps the case.
+ *
+ * @example
+ * ```ts
+ * import { MONTAGE_FONT_CHARS } from "@petrel/petrel";
+ * const title = "MAP-EM β=0.1";
+ * const drawable = [...title.toUpperCase()].every((c) => MONTAGE_FONT_CHARS.includes(c)); // β is not
+ * ```
  */
 export const MONTAGE_FONT_CHARS: string = Object.keys(GLYPHS).join("");
 
@@ -569,7 +619,16 @@ export interface OrthoRaster extends Raster {
 const ORTHO_GAP = 6;
 const BAR_W = 12;
 
-/** A compact tick label: 3 significant digits, exponent form for very large/small values. */
+/**
+ * A compact tick label: 3 significant digits, exponent form for very large/small values.
+ *
+ * @example
+ * ```ts
+ * import { formatTick } from "@petrel/petrel";
+ * formatTick(0.123456); // "0.123"
+ * formatTick(123456); // "1.2e5"
+ * ```
+ */
 export function formatTick(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return "0";
@@ -665,6 +724,19 @@ function volumeValues(vol: OrthoVolume): ArrayLike<number> {
  * y up; coronal: x right, z up; sagittal: y right, z up; only the axial plane when `nz` is 1),
  * with a colour bar labelled with the window's bounds and the units, and an optional title and
  * subtitle above. Panels keep the physical aspect ratio from `voxelMm` (nearest-neighbour).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, renderOrthoMontage, writePng } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 64], [2.086, 2.086, 2.031]);
+ * const x = new Float32Array(128 * 128 * 64);
+ * const fig = renderOrthoMontage(
+ *   [{ data: x, shape: grid.shape, voxelMm: grid.voxelSizeMm, label: "OSEM" }],
+ *   { title: "OSEM 4 x 14", units: "Bq/ml", cursor: [64, 64, 32] },
+ * );
+ * console.log(fig.layout.bars[0]); // where the colour bar went, with its min and max
+ * await writePng("out/ortho.png", fig);
+ * ```
  */
 export function renderOrthoMontage(
   volumes: readonly OrthoVolume[],
@@ -804,6 +876,10 @@ export function renderOrthoMontage(
  *
  * @example
  * ```ts
+ * import { centredGrid, writeOrthoMontage } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 64], [2.086, 2.086, 2.031]);
+ * const x = new Float32Array(128 * 128 * 64);
+ * const truth = new Float32Array(128 * 128 * 64);
  * await writeOrthoMontage("out/osem.png", [
  *   { data: x, shape: grid.shape, voxelMm: grid.voxelSizeMm, label: "OSEM" },
  *   { data: truth, shape: grid.shape, voxelMm: grid.voxelSizeMm, label: "truth" },

@@ -28,7 +28,15 @@ import { decodeNifti, encodeNifti } from "./nifti.ts";
 import { decodeNpy, encodeNpy } from "./npy.ts";
 import { readBytes } from "./files.ts";
 
-/** What a sinogram holds. */
+/**
+ * What a sinogram holds.
+ *
+ * @example
+ * ```ts
+ * import { SinogramQuantitySchema } from "@petrel/petrel";
+ * const quantity = SinogramQuantitySchema.parse("randoms"); // throws for a misspelt quantity
+ * ```
+ */
 export const SinogramQuantitySchema = z.enum([
   "prompts",
   "trues",
@@ -49,7 +57,16 @@ export type SinogramQuantity = z.infer<typeof SinogramQuantitySchema>;
 
 const positiveInt = z.number().int().positive();
 
-/** zod schema of the JSON sidecar of a sinogram (version 1). */
+/**
+ * zod schema of the JSON sidecar of a sinogram (version 1).
+ *
+ * @example
+ * ```ts
+ * import { SinogramSidecarSchema } from "@petrel/petrel";
+ * const sidecar = SinogramSidecarSchema.parse(JSON.parse(await Deno.readTextFile("in/prompts.json")));
+ * console.log(sidecar.quantity, sidecar.dataFile);
+ * ```
+ */
 export const SinogramSidecarSchema = z.object({
   /** Always "petrel-sinogram". */
   format: z.literal("petrel-sinogram"),
@@ -135,7 +152,15 @@ function defaultUnits(q: SinogramQuantity): string {
   return "counts";
 }
 
-/** Path of the sidecar of a data file: its name with `.npy`/`.nii`/`.nii.gz` replaced by `.json`. */
+/**
+ * Path of the sidecar of a data file: its name with `.npy`/`.nii`/`.nii.gz` replaced by `.json`.
+ *
+ * @example
+ * ```ts
+ * import { sidecarPath } from "@petrel/petrel";
+ * sidecarPath("out/prompts.nii.gz"); // "out/prompts.json"
+ * ```
+ */
 export function sidecarPath(dataPath: string): string {
   const m = /\.(npy|nii\.gz|nii)$/.exec(dataPath);
   if (!m) {
@@ -165,6 +190,9 @@ function toScanner(s: RingScanner | RingScannerSpec): RingScanner {
  *
  * @example
  * ```ts
+ * import { mmrLike2d, writeSinogram } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * const y = new Float32Array(scanner.bins); // [129 radial, 224 views, 1 plane]
  * await writeSinogram("out/prompts.npy", { data: y, scanner, quantity: "prompts" });
  * ```
  */

@@ -23,7 +23,21 @@ import { readInterfileSinogram } from "./interfile.ts";
 import { type NiftiImage, readNifti } from "./nifti.ts";
 import { readSinogram } from "./sinogram.ts";
 
-/** A study's inputs that do not fit together (a {@linkcode FormatError}, so CLI exit code 3). */
+/**
+ * A study's inputs that do not fit together (a {@linkcode FormatError}, so CLI exit code 3).
+ *
+ * @example
+ * ```ts
+ * import { readStudy, StudyError } from "@petrel/petrel";
+ * try {
+ *   await readStudy({ prompts: "in/prompts.npy", additive: "in/additive.npy", mu: "in/mu.nii" });
+ * } catch (e) {
+ *   // e.g. additive sinogram on another scanner than the prompts
+ *   if (e instanceof StudyError) console.error(e.message);
+ *   else throw e;
+ * }
+ * ```
+ */
 export class StudyError extends FormatError {}
 
 /** Paths of a study's files (absolute or relative to the working directory). */
@@ -75,7 +89,15 @@ function fmt(v: readonly number[], digits = 3): string {
   return v.map((x) => +x.toFixed(digits)).join(" × ");
 }
 
-/** "128 × 128 × 5 voxels of 2.086 × 2.086 × 2.031 mm" */
+/**
+ * "128 × 128 × 5 voxels of 2.086 × 2.086 × 2.031 mm"
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, describeGrid } from "@petrel/petrel";
+ * describeGrid(centredGrid([128, 128, 5], [2.086, 2.086, 2.031])); // "128 × 128 × 5 voxels of 2.086 × 2.086 × 2.031 mm"
+ * ```
+ */
 export function describeGrid(g: ImageGrid): string {
   return `${g.shape.join(" × ")} voxels of ${fmt(g.voxelSizeMm)} mm`;
 }
@@ -228,6 +250,7 @@ export interface ReconGrid {
  *
  * @example
  * ```ts
+ * import { readNifti, readSinogram, reconGrid } from "@petrel/petrel";
  * const prompts = await readSinogram("study/prompts.npy");
  * const mu = await readNifti("study/mu.nii");
  * const { grid, source } = reconGrid(prompts.scanner, { image: { ...mu, path: "study/mu.nii" } });
