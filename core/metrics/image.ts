@@ -89,7 +89,17 @@ function range(a: ArrayLike<number>, mask?: Mask): { min: number; max: number } 
   return { min, max };
 }
 
-/** Mean squared error between `truth` and `test` (over `mask` if given). */
+/**
+ * Mean squared error between `truth` and `test` (over `mask` if given).
+ *
+ * @example
+ * ```ts
+ * import { mse, readNifti } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const osem = (await readNifti("out/osem.nii")).data;
+ * const err = mse(truth, osem, { mask: truth.map((v) => (v > 0 ? 1 : 0)) }); // inside the head only
+ * ```
+ */
 export function mse(
   truth: ArrayLike<number>,
   test: ArrayLike<number>,
@@ -112,6 +122,10 @@ export function mse(
  *
  * @example
  * ```ts
+ * import { psnr, readNifti } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const image = (await readNifti("out/osem.nii")).data;
+ * const brain = truth.map((v) => (v > 0 ? 1 : 0));
  * psnr(truth, image); // dB, data range = the truth's max − min
  * psnr(truth, image, { mask: brain }); // over a mask only
  * ```
@@ -136,6 +150,15 @@ export function psnr(
 /**
  * Normalised root-mean-square error (skimage's `normalized_root_mse`): RMSE divided by
  * `√mean(truth²)` ("euclidean", default), `max − min` of the truth ("min-max") or its mean ("mean").
+ *
+ * @example
+ * ```ts
+ * import { nrmse, readNifti } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const osem = (await readNifti("out/osem.nii")).data;
+ * nrmse(truth, osem); // RMSE / √mean(truth²)
+ * nrmse(truth, osem, { normalization: "min-max" }); // RMSE / (max − min)
+ * ```
  */
 export function nrmse(
   truth: ArrayLike<number>,
@@ -260,6 +283,15 @@ function ssimBlock(
 /**
  * SSIM of each z slice (2-D Gaussian window), as skimage's `structural_similarity` on
  * `truth[k]`, `test[k]` with `gaussian_weights=True, sigma=1.5, use_sample_covariance=False`.
+ *
+ * @example
+ * ```ts
+ * import { readNifti, ssimSlices } from "@petrel/petrel";
+ * const truth = await readNifti("sim/truth.nii");
+ * const osem = await readNifti("out/osem.nii");
+ * const perSlice = ssimSlices(truth.data, osem.data, { shape: truth.grid.shape }); // one per z slice
+ * const worst = perSlice.indexOf(Math.min(...perSlice));
+ * ```
  */
 export function ssimSlices(
   truth: ArrayLike<number>,
@@ -275,6 +307,9 @@ export function ssimSlices(
  *
  * @example
  * ```ts
+ * import { readNifti, ssim } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data; // 128 × 128 × 3
+ * const recon = (await readNifti("out/osem.nii")).data;
  * const s = ssim(truth, recon, { shape: [128, 128, 3] }); // data range of the truth
  * ```
  */
@@ -371,6 +406,9 @@ export interface ImageMetrics {
  *
  * @example
  * ```ts
+ * import { imageMetrics, readNifti } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const image = (await readNifti("out/osem.nii")).data;
  * const { psnr, ssim, nrmse } = imageMetrics(truth, image, { shape: [128, 128, 3] });
  * ```
  */

@@ -8,7 +8,16 @@
  */
 import { mse, nrmse, psnr, ssim } from "./image.ts";
 
-/** Format tag of `metrics.json`. */
+/**
+ * Format tag of `metrics.json`.
+ *
+ * @example
+ * ```ts
+ * import { METRICS_FORMAT } from "@petrel/petrel";
+ * const m = JSON.parse(await Deno.readTextFile("out/metrics.json"));
+ * if (m.format !== METRICS_FORMAT) throw new Error(`out/metrics.json: not ${METRICS_FORMAT}`);
+ * ```
+ */
 export const METRICS_FORMAT = "petrel-metrics/1";
 
 /** A reference image (usually the simulation's truth) to score against. */
@@ -86,9 +95,13 @@ export interface ReconMetrics {
  *
  * @example
  * ```ts
+ * import { readNifti, reconMetrics } from "@petrel/petrel";
+ * const x = (await readNifti("out/osem.nii")).data; // 32 × 32 × 1
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const logLikelihood = -1.52e5; // e.g. await new PoissonLikelihood(model, counts).logLikelihood(xGpu)
  * const m = reconMetrics({
  *   method: "OSEM", params: { iterations: 4 }, image: x, shape: [32, 32, 1],
- *   logLikelihood: await lik.logLikelihood(xGpu),
+ *   logLikelihood,
  *   reference: { name: "truth.nii", data: truth, shape: [32, 32, 1] },
  * });
  * // m.reference?.psnrDb, m.reference?.ssim, m.logLikelihood

@@ -38,7 +38,17 @@ function checkMask(image: ArrayLike<number>, mask: Mask, what: string): void {
   }
 }
 
-/** Mean, sample std, CoV, min and max of `image` inside `mask`. Throws for an empty mask. */
+/**
+ * Mean, sample std, CoV, min and max of `image` inside `mask`. Throws for an empty mask.
+ *
+ * @example
+ * ```ts
+ * import { readNifti, roiStats } from "@petrel/petrel";
+ * const osem = (await readNifti("out/osem.nii")).data;
+ * const whiteMatter = (await readNifti("sim/labels.nii")).data.map((l) => (l === 3 ? 1 : 0));
+ * const { mean, std, cov } = roiStats(osem, whiteMatter); // cov = std / mean, the ROI noise
+ * ```
+ */
 export function roiStats(image: ArrayLike<number>, mask: Mask): RoiStats {
   checkMask(image, mask, "roiStats");
   let n = 0, s = 0, min = Infinity, max = -Infinity;
@@ -65,6 +75,9 @@ export function roiStats(image: ArrayLike<number>, mask: Mask): RoiStats {
  *
  * @example
  * ```ts
+ * import { readNifti, roiMean } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const image = (await readNifti("out/osem.nii")).data;
  * const lesion = Uint8Array.from(truth, (v) => (v > 3 ? 1 : 0));
  * roiMean(image, lesion) / roiMean(truth, lesion); // recovery of the lesion mean
  * ```
@@ -101,6 +114,11 @@ export interface ContrastRecoveryOptions {
  *
  * @example
  * ```ts
+ * import { contrastRecovery, readNifti } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * const image = (await readNifti("out/osem.nii")).data;
+ * const lesion = truth.map((v) => (v > 3 ? 1 : 0));
+ * const background = truth.map((v) => (v > 0 && v <= 3 ? 1 : 0));
  * // CRC = (ā/b̄ − 1) / (a_true/b_true − 1)
  * const crc = contrastRecovery(image, { lesion, background, truth });
  * ```
@@ -139,6 +157,22 @@ export interface BackgroundVariability {
 /**
  * Background variability as in NEMA NU 2: the sample standard deviation of the means of K
  * background ROIs divided by their average. Needs at least two ROIs.
+ *
+ * @example
+ * ```ts
+ * import { backgroundVariability, centredGrid, voxelCentreMm } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 1], [2, 2, 2]);
+ * const image = new Float32Array(128 * 128).fill(1);
+ * // 12 circular ROIs of 10 mm radius on a 60 mm ring
+ * const rois = Array.from({ length: 12 }, (_, k) => {
+ *   const cx = 60 * Math.cos((k * Math.PI) / 6), cy = 60 * Math.sin((k * Math.PI) / 6);
+ *   return Uint8Array.from({ length: 128 * 128 }, (_, i) => {
+ *     const [x, y] = voxelCentreMm(grid, i % 128, Math.floor(i / 128), 0);
+ *     return Math.hypot(x - cx, y - cy) <= 10 ? 1 : 0;
+ *   });
+ * });
+ * const { variability } = backgroundVariability(image, rois); // 0 for a flat image
+ * ```
  */
 export function backgroundVariability(
   image: ArrayLike<number>,
@@ -191,6 +225,19 @@ export interface EnsembleStats {
 /**
  * Voxel-wise mean, standard deviation and bias over noise realisations, with ROI summaries for
  * bias–noise plots. Needs at least two realisations.
+ *
+ * @example
+ * ```ts
+ * import { ensembleStats, readNifti } from "@petrel/petrel";
+ * const truth = (await readNifti("sim/truth.nii")).data;
+ * // one OSEM image per noise realisation (seeds 1 … 10)
+ * const realisations = await Promise.all(
+ *   Array.from({ length: 10 }, async (_, r) => (await readNifti(`out/osem_seed${r + 1}.nii`)).data),
+ * );
+ * const mask = truth.map((v) => (v > 0 ? 1 : 0));
+ * const { summary } = ensembleStats(realisations, { truth, mask });
+ * console.log(summary.biasPercent, summary.stdPercent); // one point of a bias–noise curve
+ * ```
  */
 export function ensembleStats(
   realisations: readonly ArrayLike<number>[],
@@ -295,6 +342,28 @@ export interface NemaSphereResult {
  * NEMA NU 2-style percent contrast and background variability for the IEC body phantom, from
  * sphere and background ROI masks (building the ROIs is the caller's, e.g. the phantom
  * generator's, job).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, NemaMaterial, nemaIec, nemaIecPhantom, voxelCentreMm } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 1], [2, 2, 2]); // the sphere plane
+ * const nema = nemaIecPhantom(grid, { sphereToBackground: 4 });
+ * const image = nema.activity; // or a reconstruction of it
+ * const spheres = [0, 1, 2, 3, 4, 5].map((n) => ({
+ *   name: `sphere ${n}`,
+ *   hot: true,
+ *   mask: nema.fractions[NemaMaterial.SPHERE0 + n].map((f) => (f > 0.5 ? 1 : 0)),
+ * }));
+ * // background ROIs: 15 mm discs in the uniform region below the spheres
+ * const backgroundRois = [-60, -30, 30, 60].map((cx) =>
+ *   Uint8Array.from({ length: 128 * 128 }, (_, i) => {
+ *     const [x, y] = voxelCentreMm(grid, i % 128, Math.floor(i / 128), 0);
+ *     return Math.hypot(x - cx, y + 80) <= 15 ? 1 : 0;
+ *   })
+ * );
+ * const results = nemaIec(image, { spheres, backgroundRois, activityRatio: 4 });
+ * console.log(results.map((r) => r.contrastPercent.toFixed(1))); // Q_H per sphere, %
+ * ```
  */
 export function nemaIec(image: ArrayLike<number>, options: NemaIecOptions): NemaSphereResult[] {
   if (!(options.activityRatio > 1)) {

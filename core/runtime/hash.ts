@@ -6,12 +6,31 @@
 
 import { createHash } from "node:crypto";
 
-/** Hex SHA-256 of bytes. */
+/**
+ * Hex SHA-256 of bytes.
+ *
+ * @example
+ * ```ts
+ * import { sha256Bytes } from "@petrel/petrel";
+ * sha256Bytes("abc"); // "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+ * ```
+ */
 export function sha256Bytes(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** Hex SHA-256 of a file, read in chunks (works for files larger than memory). */
+/**
+ * Hex SHA-256 of a file, read in chunks (works for files larger than memory).
+ *
+ * @example
+ * ```ts
+ * import { readManifest, sha256File } from "@petrel/petrel";
+ * const m = await readManifest("osem/manifest.json");
+ * for (const f of m.inputs) {
+ *   if ((await sha256File(f.path)) !== f.sha256) console.warn(`${f.path} changed since the run`);
+ * }
+ * ```
+ */
 export async function sha256File(path: string): Promise<string> {
   const h = createHash("sha256");
   using f = await Deno.open(path, { read: true });
@@ -37,6 +56,12 @@ export interface WalkedFile {
 /**
  * Every regular file under `root` (recursively, symlinks not followed), sorted by relative path.
  * A file `root` yields itself with its base name as relative path.
+ *
+ * @example
+ * ```ts
+ * import { walkFiles } from "@petrel/petrel";
+ * for (const f of await walkFiles("sim")) console.log(f.relative, f.bytes); // e.g. "mu.nii 4194656"
+ * ```
  */
 export async function walkFiles(root: string): Promise<WalkedFile[]> {
   const st = await Deno.lstat(root);
@@ -57,7 +82,16 @@ export async function walkFiles(root: string): Promise<WalkedFile[]> {
   return out;
 }
 
-/** Total bytes and number of entries under `root` (tolerant of concurrent deletes). */
+/**
+ * Total bytes and number of entries under `root` (tolerant of concurrent deletes).
+ *
+ * @example
+ * ```ts
+ * import { folderUsage } from "@petrel/petrel";
+ * const { bytes, entries } = await folderUsage("out/osem");
+ * console.log(`${(bytes / 2 ** 20).toFixed(1)} MiB in ${entries} files and folders`);
+ * ```
+ */
 export async function folderUsage(root: string): Promise<{ bytes: number; entries: number }> {
   let bytes = 0;
   let entries = 0;

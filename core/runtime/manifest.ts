@@ -10,13 +10,43 @@ import { z } from "zod";
 import denoJson from "../../deno.json" with { type: "json" };
 import { sha256Bytes, sha256File, walkFiles } from "./hash.ts";
 
-/** Name of the manifest file in an output folder (reserved: recipes cannot write it). */
+/**
+ * Name of the manifest file in an output folder (reserved: recipes cannot write it).
+ *
+ * @example
+ * ```ts
+ * import { MANIFEST_NAME, readManifest } from "@petrel/petrel";
+ * const m = await readManifest(`out/osem/${MANIFEST_NAME}`);
+ * ```
+ */
 export const MANIFEST_NAME = "manifest.json";
 
-/** Manifest format identifier. */
+/**
+ * Manifest format identifier.
+ *
+ * @example
+ * ```ts
+ * import { MANIFEST_FORMAT } from "@petrel/petrel";
+ * const raw = JSON.parse(await Deno.readTextFile("out/osem/manifest.json"));
+ * if (raw.format !== MANIFEST_FORMAT) throw new Error(`not a ${MANIFEST_FORMAT} manifest`);
+ * ```
+ */
 export const MANIFEST_FORMAT = "petrel-manifest/1";
 
-/** One hashed file. */
+/**
+ * One hashed file.
+ *
+ * @example
+ * ```ts
+ * import { HashedFileSchema, sha256File } from "@petrel/petrel";
+ * const path = "sim/prompts.npy";
+ * const entry = HashedFileSchema.parse({
+ *   path,
+ *   bytes: (await Deno.stat(path)).size,
+ *   sha256: await sha256File(path),
+ * });
+ * ```
+ */
 export const HashedFileSchema = z.object({
   /** Absolute path for inputs/models; path relative to the output folder for outputs. */
   path: z.string(),
@@ -35,7 +65,16 @@ const AdapterSchema = z.object({
   limits: z.record(z.string(), z.number()),
 });
 
-/** zod schema of `manifest.json`. */
+/**
+ * zod schema of `manifest.json`.
+ *
+ * @example
+ * ```ts
+ * import { ManifestSchema } from "@petrel/petrel";
+ * const res = ManifestSchema.safeParse(JSON.parse(await Deno.readTextFile("out/osem/manifest.json")));
+ * if (res.success) console.log(res.data.seed, res.data.versions.petrel, res.data.result.ok);
+ * ```
+ */
 export const ManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   recipe: z.object({ path: z.string(), sha256: z.string() }),
@@ -97,7 +136,15 @@ export const ManifestSchema = z.object({
 /** Contents of `manifest.json`. */
 export type Manifest = z.infer<typeof ManifestSchema>;
 
-/** Versions recorded in manifests. */
+/**
+ * Versions recorded in manifests.
+ *
+ * @example
+ * ```ts
+ * import { runtimeVersions } from "@petrel/petrel";
+ * const { petrel, deno, onnxruntimeWeb } = runtimeVersions(); // as recorded in every manifest
+ * ```
+ */
 export function runtimeVersions(): Manifest["versions"] {
   const ort = (denoJson.imports as Record<string, string>)["onnxruntime-web"];
   return {
@@ -109,7 +156,15 @@ export function runtimeVersions(): Manifest["versions"] {
   };
 }
 
-/** Hashes every file under each root (files or folders), in a stable order. */
+/**
+ * Hashes every file under each root (files or folders), in a stable order.
+ *
+ * @example
+ * ```ts
+ * import { hashTree } from "@petrel/petrel";
+ * const inputs = await hashTree(["sim", "models/prior.onnx"]); // { path, bytes, sha256 } per file
+ * ```
+ */
 export async function hashTree(roots: readonly string[]): Promise<HashedFile[]> {
   const out: HashedFile[] = [];
   for (const root of roots) {
@@ -124,6 +179,15 @@ export async function hashTree(roots: readonly string[]): Promise<HashedFile[]> 
  * sha256 over petrel's own sources that a run may load: `mod.ts`, `deno.json`, `deno.lock` (which
  * pins every npm package), `shaders/` and `core/` without `server/`. It hashes the sorted list of
  * `relative path, sha256` lines, so any added, removed or changed file changes it.
+ *
+ * @example
+ * ```ts
+ * import { petrelRoot, petrelSourcesHash, readManifest } from "@petrel/petrel";
+ * const m = await readManifest("out/osem/manifest.json");
+ * if (m.versions.petrelSources !== (await petrelSourcesHash(petrelRoot()))) {
+ *   console.warn("petrel's sources changed since this run");
+ * }
+ * ```
  */
 export async function petrelSourcesHash(root: string): Promise<string> {
   const lines: string[] = [];
@@ -145,7 +209,15 @@ export async function petrelSourcesHash(root: string): Promise<string> {
   return sha256Bytes(lines.join("\n") + "\n");
 }
 
-/** Hashes the outputs of a run (paths relative to `outDir`, the manifest itself excluded). */
+/**
+ * Hashes the outputs of a run (paths relative to `outDir`, the manifest itself excluded).
+ *
+ * @example
+ * ```ts
+ * import { hashOutputs } from "@petrel/petrel";
+ * const outputs = await hashOutputs("out/osem"); // paths relative to out/osem, manifest.json excluded
+ * ```
+ */
 export async function hashOutputs(outDir: string): Promise<HashedFile[]> {
   const out: HashedFile[] = [];
   for (const f of await walkFiles(outDir)) {
@@ -173,7 +245,9 @@ async function writeFileAtomic(path: string, data: Uint8Array | string): Promise
  *
  * @example
  * ```ts
- * await writeManifest("out/manifest.json", manifest); // validated, written atomically
+ * import { readManifest, writeManifest } from "@petrel/petrel";
+ * const manifest = await readManifest("out/osem/manifest.json");
+ * await writeManifest("archive/osem/manifest.json", manifest); // validated, written atomically
  * ```
  */
 export async function writeManifest(path: string, manifest: Manifest): Promise<void> {
@@ -181,7 +255,16 @@ export async function writeManifest(path: string, manifest: Manifest): Promise<v
   await writeFileAtomic(path, JSON.stringify(manifest, null, 2) + "\n");
 }
 
-/** Reads and validates a manifest; the error names the file and the first problem. */
+/**
+ * Reads and validates a manifest; the error names the file and the first problem.
+ *
+ * @example
+ * ```ts
+ * import { readManifest } from "@petrel/petrel";
+ * const m = await readManifest("out/osem/manifest.json"); // throws naming the file and the problem
+ * console.log(m.params, m.seed, m.outputs.map((f) => f.path));
+ * ```
+ */
 export async function readManifest(path: string): Promise<Manifest> {
   let raw: unknown;
   try {

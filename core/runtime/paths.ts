@@ -7,7 +7,19 @@
  * @module
  */
 
-/** A bad option or input found before the run starts (nothing was started or written). */
+/**
+ * A bad option or input found before the run starts (nothing was started or written).
+ *
+ * @example
+ * ```ts
+ * import { InputProblem, runSandboxed } from "@petrel/petrel";
+ * // runSandboxed returns its InputProblems as a result (nothing was started or written) ...
+ * const r = await runSandboxed({ recipe: "examples/osem.ts", inputs: ["sim/none"], outDir: "out/osem" });
+ * if (r.errorKind === "input") console.error(r.error); // 'input "sim/none" does not exist'
+ * // ... and a caller's own error mapping can tell them apart from other failures
+ * const exitCode = (e: unknown) => (e instanceof InputProblem ? 3 : 1);
+ * ```
+ */
 export class InputProblem extends Error {
   override name = "InputProblem";
 }

@@ -12,7 +12,16 @@
 
 import type { AdapterReport } from "../gpu/context.ts";
 
-/** Marks a protocol line on the harness channel (ASCII record separator + tag). */
+/**
+ * Marks a protocol line on the harness channel (ASCII record separator + tag).
+ *
+ * @example
+ * ```ts
+ * import { PROTOCOL_PREFIX } from "@petrel/petrel";
+ * const line = "\u001epetrel:" + JSON.stringify({ t: "progress", done: 2, total: 4 });
+ * line.startsWith(PROTOCOL_PREFIX); // true: a harness message, not a log line
+ * ```
+ */
 export const PROTOCOL_PREFIX = "\u001epetrel:";
 
 /** Kind of failure reported by the harness. */

@@ -89,6 +89,8 @@ export interface Recipe<S extends ParamsSchema = ParamsSchema> {
  *
  * @example
  * ```ts
+ * import { defineRecipe } from "@petrel/petrel";
+ * import { z } from "zod";
  * export default defineRecipe({
  *   description: "writes a summary of its input",
  *   params: z.object({ iterations: z.number().int().positive().default(20) }),
@@ -121,6 +123,14 @@ export interface LoadedRecipe {
 /**
  * Normalises a recipe module (`export const params` + `export default run`, or
  * `export default defineRecipe(...)`). Throws a TypeError saying what is missing.
+ *
+ * @example
+ * ```ts
+ * import { loadedRecipe, parseParams } from "@petrel/petrel";
+ * const path = new URL("./examples/osem.ts", `file://${Deno.cwd()}/`).href;
+ * const recipe = loadedRecipe(await import(path), path);
+ * const params = parseParams(recipe.params, { iterations: "8" }); // { iterations: 8, subsets: 4, … }
+ * ```
  */
 export function loadedRecipe(mod: Record<string, unknown>, name: string): LoadedRecipe {
   const def = mod.default;
@@ -144,7 +154,21 @@ export function loadedRecipe(mod: Record<string, unknown>, name: string): Loaded
   return { params, description, run: def as RecipeRun<unknown> };
 }
 
-/** A validation failure of recipe parameters, listing every offending key. */
+/**
+ * A validation failure of recipe parameters, listing every offending key.
+ *
+ * @example
+ * ```ts
+ * import { loadedRecipe, parseParams, RecipeParamsError } from "@petrel/petrel";
+ * const path = new URL("./examples/osem.ts", `file://${Deno.cwd()}/`).href;
+ * const { params } = loadedRecipe(await import(path), path);
+ * try {
+ *   parseParams(params, { iterations: 0 });
+ * } catch (e) {
+ *   if (e instanceof RecipeParamsError) console.error(e.message); // "invalid parameters: iterations: Too small: …"
+ * }
+ * ```
+ */
 export class RecipeParamsError extends Error {
   override name = "RecipeParamsError";
 }
@@ -153,6 +177,15 @@ export class RecipeParamsError extends Error {
  * Validates `raw` against `schema`. String values (from `--set key=value`) that do not fit a
  * non-string field are parsed as JSON first, so `--set iterations=4` and
  * `--set 'fwhm=[4,4,4]'` work.
+ *
+ * @example
+ * ```ts
+ * import { parseParams } from "@petrel/petrel";
+ * import { z } from "zod";
+ * const schema = z.object({ iterations: z.number().int().default(4), fwhmMm: z.array(z.number()) });
+ * // values from `--set iterations=8 --set 'fwhmMm=[4,4,4]'` arrive as strings
+ * parseParams(schema, { iterations: "8", fwhmMm: "[4,4,4]" }); // { iterations: 8, fwhmMm: [4, 4, 4] }
+ * ```
  */
 export function parseParams(
   schema: ParamsSchema,
@@ -187,12 +220,47 @@ export function parseParams(
   return res.data as Record<string, unknown>;
 }
 
-/** Thrown by recipes (and petrel) when an input is missing or malformed (CLI exit code 3). */
+/**
+ * Thrown by recipes (and petrel) when an input is missing or malformed (CLI exit code 3).
+ *
+ * @example
+ * ```ts
+ * import { defineRecipe, RecipeInputError } from "@petrel/petrel";
+ * import { z } from "zod";
+ * export default defineRecipe({
+ *   params: z.object({}),
+ *   async run(ctx) {
+ *     if (!ctx.inDir) throw new RecipeInputError("give the study folder with --in (prompts.npy, mu.nii)");
+ *   },
+ * });
+ * ```
+ */
 export class RecipeInputError extends Error {
   override name = "RecipeInputError";
 }
 
-/** Thrown when a run would exceed its output-size quota. */
+/**
+ * Thrown when a run would exceed its output-size quota.
+ *
+ * @example
+ * ```ts
+ * import { defineRecipe, RecipeOutputQuotaError } from "@petrel/petrel";
+ * import { z } from "zod";
+ * export default defineRecipe({
+ *   params: z.object({}),
+ *   async run(ctx) {
+ *     const iterates = new Float32Array(128 * 128 * 64 * 20);
+ *     try {
+ *       // ctx.writeOutput throws RecipeOutputQuotaError when the run's output quota would be passed
+ *       await ctx.writeOutput("debug/iterates.f32", iterates);
+ *     } catch (e) {
+ *       if (!(e instanceof RecipeOutputQuotaError)) throw e;
+ *       ctx.log("iterates skipped: they do not fit the output quota");
+ *     }
+ *   },
+ * });
+ * ```
+ */
 export class RecipeOutputQuotaError extends Error {
   override name = "RecipeOutputQuotaError";
 }

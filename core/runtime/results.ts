@@ -13,7 +13,16 @@ import { readNifti } from "../io/nifti.ts";
 import { type ColormapName, writeOrthoMontage } from "../io/png.ts";
 import { type ReconMetrics, reconMetrics } from "../metrics/report.ts";
 
-/** File names tried, in order, as the reference among a run's inputs. */
+/**
+ * File names tried, in order, as the reference among a run's inputs.
+ *
+ * @example
+ * ```ts
+ * import { REFERENCE_NAMES } from "@petrel/petrel";
+ * // put the simulation's truth beside the data under one of these names to get PSNR/SSIM
+ * console.log(REFERENCE_NAMES.join(", ")); // "truth.nii, truth.nii.gz, reference.nii, reference.nii.gz"
+ * ```
+ */
 export const REFERENCE_NAMES: readonly string[] = [
   "truth.nii",
   "truth.nii.gz",
@@ -38,7 +47,9 @@ export interface FoundReference {
  *
  * @example
  * ```ts
- * const ref = await findReference(ctx.inputs); // truth.nii written by `petrel simulate`
+ * import { findReference } from "@petrel/petrel";
+ * const ref = await findReference(["sim"]); // sim/truth.nii written by `petrel simulate`
+ * if (ref) console.log(ref.name, ref.grid.shape);
  * ```
  */
 export async function findReference(inputs: readonly string[]): Promise<FoundReference | null> {
@@ -103,10 +114,25 @@ function titleValue(v: unknown): string {
  *
  * @example
  * ```ts
- * await writeReconResults({
- *   outDir: ctx.outDir, name: "osem", method: "OSEM", params: ctx.params,
- *   image: await x.read(), grid, logLikelihood: await lik.logLikelihood(x),
- *   reference: await findReference(ctx.inputs),
+ * import {
+ *   defineRecipe, findReference, osem, PoissonLikelihood, readNifti, readSinogram, ringForwardModel,
+ *   writeReconResults,
+ * } from "@petrel/petrel";
+ * import { z } from "zod";
+ * export default defineRecipe({
+ *   params: z.object({ iterations: z.number().int().default(4) }),
+ *   async run(ctx) {
+ *     const prompts = await readSinogram(ctx.inputPath("prompts.npy"));
+ *     const { grid, data: muMap } = await readNifti(ctx.inputPath("mu.nii"));
+ *     const model = ringForwardModel(await ctx.gpu(), prompts.scanner, { grid, subsets: 4, muMap });
+ *     const lik = new PoissonLikelihood(model, prompts.data);
+ *     const x = await osem(lik, { iterations: ctx.params.iterations });
+ *     await writeReconResults({
+ *       outDir: ctx.outDir, name: "osem", method: "OSEM", params: ctx.params,
+ *       image: await x.read(), grid, logLikelihood: await lik.logLikelihood(x),
+ *       reference: await findReference(ctx.inputs),
+ *     });
+ *   },
  * });
  * ```
  */

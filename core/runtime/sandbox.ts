@@ -100,7 +100,19 @@ export interface SandboxResult {
   containment?: Containment | null;
 }
 
-/** Defaults of the limits in {@linkcode SandboxOptions}. */
+/**
+ * Defaults of the limits in {@linkcode SandboxOptions}.
+ *
+ * @example
+ * ```ts
+ * import { runSandboxed, SANDBOX_DEFAULTS } from "@petrel/petrel";
+ * // twice the default memory for a 3-D DDIP run
+ * await runSandboxed({
+ *   recipe: "examples/ddip.ts", inputs: ["sim"], models: ["models"], outDir: "out/ddip",
+ *   memoryMb: 2 * SANDBOX_DEFAULTS.memoryMb,
+ * });
+ * ```
+ */
 export const SANDBOX_DEFAULTS = {
   seed: 0,
   timeoutMs: 10 * 60_000,
@@ -369,6 +381,21 @@ async function settleOutputs(
 /**
  * Runs a recipe in a permission-limited child process and writes `manifest.json` into the
  * output folder. Never throws for problems of the run itself: they are reported in the result.
+ *
+ * @example
+ * ```ts
+ * import { runSandboxed } from "@petrel/petrel";
+ * const r = await runSandboxed({
+ *   recipe: "examples/osem.ts",
+ *   inputs: ["sim"], // prompts.npy, mu.nii, truth.nii from `petrel simulate`
+ *   outDir: "out/osem",
+ *   params: { iterations: 4, subsets: 14 },
+ *   seed: 1,
+ *   onProgress: (done, total) => console.log(`${done}/${total}`),
+ * });
+ * if (!r.ok) console.error(r.reason, r.error);
+ * else console.log(`manifest: ${r.manifestPath}`);
+ * ```
  */
 export async function runSandboxed(options: SandboxOptions): Promise<SandboxResult> {
   const startedAt = new Date();
@@ -491,6 +518,13 @@ export interface RecipeDescription {
 /**
  * Imports a recipe in the sandbox (no write access, no GPU) and returns its description and
  * parameter schema. Throws an Error whose message says what went wrong.
+ *
+ * @example
+ * ```ts
+ * import { describeRecipe } from "@petrel/petrel";
+ * const d = await describeRecipe("examples/osem.ts");
+ * console.log(d.description, Object.keys(d.schema.properties ?? {})); // "OSEM with …", ["size", …]
+ * ```
  */
 export async function describeRecipe(
   recipe: string,
@@ -524,7 +558,16 @@ export async function describeRecipe(
   throw new Error(`cannot load recipe ${recipe}: ${v.error ?? "no description was reported"}`);
 }
 
-/** True when `e` came from a bad option or input (for callers that map errors to exit codes). */
+/**
+ * True when `e` came from a bad option or input (for callers that map errors to exit codes).
+ *
+ * @example
+ * ```ts
+ * import { isInputProblem } from "@petrel/petrel";
+ * // map an error to an exit status: 3 for a bad option or input (as the petrel CLI), else 1
+ * const exitCode = (e: unknown): number => (isInputProblem(e) ? 3 : 1);
+ * ```
+ */
 export function isInputProblem(e: unknown): boolean {
   return e instanceof InputProblem;
 }

@@ -8,7 +8,15 @@
 import { type ContainedCommand, containedCommand } from "./contain.ts";
 import type { HarnessSpec } from "./protocol.ts";
 
-/** Absolute path of petrel's checkout (the folder holding deno.json). */
+/**
+ * Absolute path of petrel's checkout (the folder holding deno.json).
+ *
+ * @example
+ * ```ts
+ * import { petrelRoot } from "@petrel/petrel";
+ * const shaders = `${petrelRoot()}/shaders`; // absolute, wherever petrel is checked out
+ * ```
+ */
 export function petrelRoot(): string {
   const url = new URL("../../", import.meta.url);
   if (url.protocol !== "file:") {
@@ -21,6 +29,12 @@ export function petrelRoot(): string {
  * Paths the child may read besides the run's own inputs, models, recipe and output folder:
  * petrel's sources (`mod.ts`, `deno.json`, `shaders/`, every `core/` area except `server/`) and
  * `node_modules/` (npm packages that load their own files, e.g. onnxruntime-web's .wasm).
+ *
+ * @example
+ * ```ts
+ * import { petrelReadPaths } from "@petrel/petrel";
+ * console.log(petrelReadPaths()); // [".../mod.ts", ".../deno.json", ".../shaders", ".../node_modules", ".../core/diffusion", …]
+ * ```
  */
 export function petrelReadPaths(root = petrelRoot()): string[] {
   const core: string[] = [];
@@ -62,7 +76,21 @@ function denoDir(env: Record<string, string>): string | null {
   return null;
 }
 
-/** The child command line for a validated spec (exported for the docs and tests). */
+/**
+ * The child command line for a validated spec (exported for the docs and tests).
+ *
+ * @example
+ * ```ts
+ * import { petrelRoot, sandboxArgs } from "@petrel/petrel";
+ * const root = petrelRoot();
+ * // the `deno run …` arguments of the child: --allow-read of the recipe, inputs, output folder
+ * // and petrel's sources, --allow-write of the output folder only, a 4 GiB V8 heap
+ * const args = sandboxArgs(
+ *   { recipe: `${root}/examples/osem.ts`, inputs: ["/data/sim"], models: [], outDir: "/data/out" },
+ *   4096,
+ * );
+ * ```
+ */
 export function sandboxArgs(
   spec: Pick<HarnessSpec, "recipe" | "inputs" | "models" | "outDir"> & { channel?: string },
   memoryMb: number,

@@ -68,7 +68,21 @@ export interface VerifyOptions {
   allowRoots?: string[];
 }
 
-/** A manifest whose roots lie outside the allowed folders (nothing was run). */
+/**
+ * A manifest whose roots lie outside the allowed folders (nothing was run).
+ *
+ * @example
+ * ```ts
+ * import { UntrustedRootError, verifyManifest } from "@petrel/petrel";
+ * try {
+ *   await verifyManifest("downloads/osem/manifest.json");
+ * } catch (e) {
+ *   // its recipe or inputs lie outside downloads/ and petrel's examples/ and models/
+ *   if (e instanceof UntrustedRootError) console.error(e.message);
+ *   else throw e;
+ * }
+ * ```
+ */
 export class UntrustedRootError extends Error {
   override name = "UntrustedRootError";
 }
@@ -83,6 +97,13 @@ function parentOf(p: string): string {
  * the manifest's folder (where a run's sibling input folders live, e.g. `sim/` beside `osem/`,
  * or a server job's `in/` beside `out-1/`), petrel's `examples/` and petrel's `models/` (the
  * shipped prior, `petrel recon ddip`'s default). The parent is not used when it is `/`.
+ *
+ * @example
+ * ```ts
+ * import { defaultAllowedRoots } from "@petrel/petrel";
+ * // [".../runs" (the manifest folder's parent), ".../petrel/examples", ".../petrel/models"]
+ * const roots = await defaultAllowedRoots("runs/osem/manifest.json");
+ * ```
  */
 export async function defaultAllowedRoots(manifestPath: string): Promise<string[]> {
   const dir = parentOf(await Deno.realPath(manifestPath));
@@ -123,7 +144,17 @@ async function checkRoots(
 // Outputs are compared NaN-aware (compareArrays), so the readers must not refuse NaN/Inf here.
 const NAN_AWARE = { allowNonFinite: true } as const;
 
-/** Decodes a numeric output to float values, or null when the format is not numeric. */
+/**
+ * Decodes a numeric output to float values, or null when the format is not numeric.
+ *
+ * @example
+ * ```ts
+ * import { compareArrays, numericContents } from "@petrel/petrel";
+ * const a = numericContents("osem.nii", await Deno.readFile("run1/osem.nii"));
+ * const b = numericContents("osem.nii", await Deno.readFile("run2/osem.nii"));
+ * if (a && b) console.log(compareArrays(a, b).maxRelDiff);
+ * ```
+ */
 export function numericContents(
   path: string,
   bytes: Uint8Array,
@@ -139,7 +170,16 @@ export function numericContents(
   return null;
 }
 
-/** Largest absolute/relative difference between two numeric arrays of equal length. */
+/**
+ * Largest absolute/relative difference between two numeric arrays of equal length.
+ *
+ * @example
+ * ```ts
+ * import { compareArrays } from "@petrel/petrel";
+ * compareArrays(Float32Array.of(1, 2, 4), Float32Array.of(1, 2, 3));
+ * // { maxAbsDiff: 1, maxRelDiff: 0.25, differing: 1 }
+ * ```
+ */
 export function compareArrays(
   a: ArrayLike<number>,
   b: ArrayLike<number>,
