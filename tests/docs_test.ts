@@ -45,17 +45,6 @@ const TODO: ReadonlySet<string> = new Set([
   "core/recon/ddip/stack.ts",
   "core/recon/ddip/volume.ts",
   "core/recon/priors.ts",
-  "core/sim/brainweb.ts",
-  "core/sim/counts.ts",
-  "core/sim/dataset.ts",
-  "core/sim/downsample.ts",
-  "core/sim/field.ts",
-  "core/sim/labels.ts",
-  "core/sim/minc1.ts",
-  "core/sim/phantom_brain.ts",
-  "core/sim/phantoms.ts",
-  "core/sim/simulate.ts",
-  "core/sim/tracers.ts",
 ]);
 
 /** The declaration kinds that must carry an `@example`. */

@@ -14,10 +14,28 @@ import { writeFileAtomic } from "../io/files.ts";
 import { labelVolumeFromImage } from "./labels.ts";
 import { decodeMinc1 } from "./minc1.ts";
 
-/** BrainWeb's download CGI. */
+/**
+ * BrainWeb's download CGI.
+ *
+ * @example
+ * ```ts
+ * import { BRAINWEB_BASE_URL, brainwebUrl } from "@petrel/petrel";
+ * brainwebUrl("04", BRAINWEB_BASE_URL); // the same as brainwebUrl("04")
+ * ```
+ */
 export const BRAINWEB_BASE_URL = "https://brainweb.bic.mni.mcgill.ca/cgi/brainweb1";
 
-/** The 20 BrainWeb normal anatomical models. */
+/**
+ * The 20 BrainWeb normal anatomical models.
+ *
+ * @example
+ * ```ts
+ * import { BRAINWEB_SUBJECTS, fetchBrainwebSubject } from "@petrel/petrel";
+ * for (const subject of BRAINWEB_SUBJECTS) {
+ *   await fetchBrainwebSubject(subject, { cacheDir: "data/brainweb" }); // 20 subjects, ≈ 57 MB each inflated
+ * }
+ * ```
+ */
 export const BRAINWEB_SUBJECTS: readonly string[] = [
   "04",
   "05",
@@ -41,7 +59,15 @@ export const BRAINWEB_SUBJECTS: readonly string[] = [
   "54",
 ];
 
-/** Download URL of a subject's crisp (one label per voxel) MINC1 model, gzipped. */
+/**
+ * Download URL of a subject's crisp (one label per voxel) MINC1 model, gzipped.
+ *
+ * @example
+ * ```ts
+ * import { brainwebUrl } from "@petrel/petrel";
+ * const url = brainwebUrl("04"); // subject04_crisp as gzipped MINC1 from BrainWeb's CGI
+ * ```
+ */
 export function brainwebUrl(subject: string, baseUrl: string = BRAINWEB_BASE_URL): string {
   return `${baseUrl}?do_download_alias=subject${subject}_crisp&format_value=minc` +
     `&zip_value=gnuzip&download_for_real=%5BStart+download%21%5D`;
@@ -97,6 +123,13 @@ async function readChecksums(path: string): Promise<Record<string, string>> {
 /**
  * Downloads (or takes from the cache) one BrainWeb subject, verifies its checksum and converts it
  * to `cacheDir/subjectNN_crisp.nii.gz`.
+ *
+ * @example
+ * ```ts
+ * import { fetchBrainwebSubject, readLabelVolume } from "@petrel/petrel";
+ * const files = await fetchBrainwebSubject("04", { cacheDir: "data/brainweb", log: console.log });
+ * const vol = await readLabelVolume(files.niftiPath); // data/brainweb/subject04_crisp.nii.gz
+ * ```
  */
 export async function fetchBrainwebSubject(
   subject: string,

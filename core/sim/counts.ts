@@ -9,7 +9,16 @@
 import { z } from "zod";
 import { subSeed } from "../random.ts";
 
-/** The usual reduced-dose fractions: full, 1/4, 1/10, 1/20. */
+/**
+ * The usual reduced-dose fractions: full, 1/4, 1/10, 1/20.
+ *
+ * @example
+ * ```ts
+ * import { countLevels, STANDARD_DOSE_FRACTIONS } from "@petrel/petrel";
+ * // full, 1/4, 1/10 and 1/20 dose, plus 1/50
+ * const levels = countLevels({ fullCounts: 1e7, fractions: [...STANDARD_DOSE_FRACTIONS, 1 / 50] });
+ * ```
+ */
 export const STANDARD_DOSE_FRACTIONS: readonly number[] = [1, 1 / 4, 1 / 10, 1 / 20];
 
 /** One acquisition's count level. */
@@ -103,6 +112,15 @@ export function countLevels(options: CountLevelOptions): CountLevel[] {
 
 /**
  * Scale that brings an expected sinogram (`sum` = its total) to `level.trueCounts`.
+ *
+ * @example
+ * ```ts
+ * import { countLevels, countScale } from "@petrel/petrel";
+ * const expected = new Float32Array(129 * 224).fill(0.37); // A x of the true activity, noise-free
+ * const [full] = countLevels({ fullCounts: 3e6 });
+ * const s = countScale(expected.reduce((a, b) => a + b, 0), full);
+ * const trues = expected.map((v) => v * s); // now sums to 3e6 counts
+ * ```
  */
 export function countScale(expectedSinogramSum: number, level: CountLevel): number {
   if (!(expectedSinogramSum > 0) || !Number.isFinite(expectedSinogramSum)) {

@@ -24,10 +24,32 @@ import { BRAINWEB_SHAPE, type LabelVolume, labelVolumeFromImage } from "./labels
 import { type SimulatedStudy, type SimulateOptions, simulateStudy } from "./simulate.ts";
 import { REGION_NAMES, type TracerName, TRACERS, type TracerStudy } from "./tracers.ts";
 
-/** Format tag of the stacks written by {@linkcode buildDataset}. */
+/**
+ * Format tag of the stacks written by {@linkcode buildDataset}.
+ *
+ * @example
+ * ```ts
+ * import { STACKS_FORMAT } from "@petrel/petrel";
+ * const m = JSON.parse(await Deno.readTextFile("data/stacks/manifest.json"));
+ * if (m.format !== STACKS_FORMAT) throw new Error(`data/stacks is not ${STACKS_FORMAT}`);
+ * ```
+ */
 export const STACKS_FORMAT = "petrel-stacks-v1";
 
-/** The BrainWeb subjects of the shared folder, training and held-out test split. */
+/**
+ * The BrainWeb subjects of the shared folder, training and held-out test split.
+ *
+ * @example
+ * ```ts
+ * import { BRAINWEB_TRAIN_SUBJECTS, buildDataset } from "@petrel/petrel";
+ * // train on all but the validation subject "50"
+ * await buildDataset({
+ *   outDir: "data/stacks_no50",
+ *   brainwebDir: "data/brainweb",
+ *   subjects: BRAINWEB_TRAIN_SUBJECTS.filter((s) => s !== "50"),
+ * });
+ * ```
+ */
 export const BRAINWEB_TRAIN_SUBJECTS = [
   "05",
   "06",
@@ -42,12 +64,29 @@ export const BRAINWEB_TRAIN_SUBJECTS = [
   "48",
   "50",
 ] as const;
-/** Held-out BrainWeb test subjects (never in a training set). */
+/**
+ * Held-out BrainWeb test subjects (never in a training set).
+ *
+ * @example
+ * ```ts
+ * import { BRAINWEB_TEST_SUBJECTS, readLabelVolume } from "@petrel/petrel";
+ * const test = await Promise.all(
+ *   BRAINWEB_TEST_SUBJECTS.map((s) => readLabelVolume(`data/brainweb/subject${s}_crisp.nii.gz`)),
+ * );
+ * ```
+ */
 export const BRAINWEB_TEST_SUBJECTS = ["51", "52", "53"] as const;
 /**
  * The validation subject the reconstruction constants are tuned on (`docs/results.md`). It is in
  * {@linkcode BRAINWEB_TRAIN_SUBJECTS} for the shipped prior; the next prior leaves it out
  * (`scripts/prior/train.py --exclude-subjects`), so that tuning is done on an unseen anatomy.
+ *
+ * @example
+ * ```ts
+ * import { BRAINWEB_VALIDATION_SUBJECTS, readLabelVolume } from "@petrel/petrel";
+ * const [subject] = BRAINWEB_VALIDATION_SUBJECTS; // "50"
+ * const vol = await readLabelVolume(`data/brainweb/subject${subject}_crisp.nii.gz`);
+ * ```
  */
 export const BRAINWEB_VALIDATION_SUBJECTS = ["50"] as const;
 
@@ -127,7 +166,16 @@ export interface DatasetOptions {
   log?: (msg: string) => void;
 }
 
-/** Reads a BrainWeb-style label volume (`.nii` / `.nii.gz`, uint8) and validates it. */
+/**
+ * Reads a BrainWeb-style label volume (`.nii` / `.nii.gz`, uint8) and validates it.
+ *
+ * @example
+ * ```ts
+ * import { BRAINWEB_SHAPE, readLabelVolume } from "@petrel/petrel";
+ * // throws naming the file when it is not uint8 labels 0 … 11 of 362 × 434 × 362 voxels
+ * const vol = await readLabelVolume("data/brainweb/subject04_crisp.nii.gz", { expectShape: BRAINWEB_SHAPE });
+ * ```
+ */
 export async function readLabelVolume(
   path: string,
   options: { expectShape?: readonly [number, number, number] } = {},
@@ -136,12 +184,31 @@ export async function readLabelVolume(
   return labelVolumeFromImage(img, { what: path, expectShape: options.expectShape });
 }
 
-/** Reconstruction grid of the dataset: `size`² × `slices` voxels of `voxelMm`, centred. */
+/**
+ * Reconstruction grid of the dataset: `size`² × `slices` voxels of `voxelMm`, centred.
+ *
+ * @example
+ * ```ts
+ * import { datasetGrid } from "@petrel/petrel";
+ * const grid = datasetGrid(); // 128 × 128 × 87 voxels of 2.086 mm, centred
+ * ```
+ */
 export function datasetGrid(size = 128, voxelMm = MMR_VOXEL_MM, slices = 87): ImageGrid {
   return centredGrid([size, size, slices], [voxelMm, voxelMm, voxelMm]);
 }
 
-/** Admissible centre slices: both neighbours inside, brain fraction ≥ `min`, every `stride`-th. */
+/**
+ * Admissible centre slices: both neighbours inside, brain fraction ≥ `min`, every `stride`-th.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomStudy, datasetGrid, stackCentres } from "@petrel/petrel";
+ * const grid = datasetGrid(64, 4, 45);
+ * const study = brainPhantomStudy({ grid, seed: 1 });
+ * // every 3rd slice with ≥ 5 % grey + white matter, both neighbours inside the grid
+ * const centres = stackCentres(study.brainFraction!, grid, { minBrainFraction: 0.05, stride: 3 });
+ * ```
+ */
 export function stackCentres(
   brainFraction: Float32Array,
   grid: ImageGrid,
@@ -169,6 +236,21 @@ function volumeMax(v: Float32Array): number {
 /**
  * Builds a stacks training set from BrainWeb label volumes (see the module doc for the format) and
  * returns its manifest. Files are written to temporary names and renamed.
+ *
+ * @example
+ * ```ts
+ * import { buildDataset } from "@petrel/petrel";
+ * const manifest = await buildDataset({
+ *   outDir: "data/stacks",
+ *   brainwebDir: "data/brainweb", // subjectNN_crisp.nii.gz from fetchBrainwebSubject
+ *   subjects: ["05", "06"],
+ *   tracer: "fdg",
+ *   stride: 3,
+ *   fractions: true,
+ *   log: console.log,
+ * });
+ * console.log(manifest.count, manifest.height, manifest.width); // N stacks of 3 × 128 × 128
+ * ```
  */
 export async function buildDataset(options: DatasetOptions): Promise<StacksManifest> {
   const subjects = [...(options.subjects ?? BRAINWEB_TRAIN_SUBJECTS)];
@@ -322,6 +404,12 @@ export async function buildDataset(options: DatasetOptions): Promise<StacksManif
  * Command-line entry of the dataset builder (`scripts/build_dataset.ts`):
  * `--out DIR --brainweb DIR --subjects 05,06,… --tracer fdg --stride 3 --realisations 1
  * --seed 1000 --lesions 0 [--fractions] --min-brain 0.05 --size 128 --voxel 2.086 --slices 87`.
+ *
+ * @example
+ * ```ts
+ * import { datasetCli } from "@petrel/petrel";
+ * await datasetCli(["--out", "data/stacks", "--brainweb", "data/brainweb", "--subjects", "05,06", "--stride", "3"]);
+ * ```
  */
 export async function datasetCli(args: readonly string[]): Promise<StacksManifest> {
   const { Command } = await import("commander");
@@ -390,6 +478,13 @@ export async function datasetCli(args: readonly string[]): Promise<StacksManifes
  * `mr.nii.gz`, `mu_per_mm.nii.gz`, `labels.nii.gz` (uint8 majority labels),
  * `regions.nii.gz` (uint8), `brain_fraction.nii.gz`, and `study.json` (seed, shift, per-tracer
  * parameters, lesions, blobs). Returns the paths written.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomStudy, writeStudy } from "@petrel/petrel";
+ * const study = brainPhantomStudy({ seed: 1, dims: 2, tracers: ["fdg", "amyloid_pos"] });
+ * const paths = await writeStudy("out/phantom", study); // activity_fdg.nii.gz, mr.nii.gz, …, study.json
+ * ```
  */
 export async function writeStudy(
   dir: string,

@@ -25,6 +25,13 @@ export interface AxisWeights {
  * Overlap weights along one axis: `nf` fine voxels of `df` mm with the first centred at `of`,
  * onto `no` output voxels of `dOut` mm with the first centred at `oo`. Weight = overlap / `dOut`.
  * The fine voxels must not be larger than the output voxels.
+ *
+ * @example
+ * ```ts
+ * import { axisWeights } from "@petrel/petrel";
+ * // BrainWeb's 362 fine voxels of 0.5 mm (first centred at −90.25 mm) onto 128 of 2.086 mm
+ * const wx = axisWeights({ n: 362, origin: -90.25, size: 0.5 }, { n: 128, origin: -132.461, size: 2.086 });
+ * ```
  */
 export function axisWeights(
   fine: { n: number; origin: number; size: number },
@@ -59,7 +66,16 @@ export function axisWeights(
   return { slot, w0, w1, n: no };
 }
 
-/** Axis weights for the three axes of `fine` (shifted by `shiftMm`) onto `out`. */
+/**
+ * Axis weights for the three axes of `fine` (shifted by `shiftMm`) onto `out`.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, gridWeights } from "@petrel/petrel";
+ * const fine = centredGrid([362, 434, 362], [0.5, 0.5, 0.5]);
+ * const [wx, wy, wz] = gridWeights(fine, centredGrid([128, 128, 87], [2.086, 2.086, 2.086]));
+ * ```
+ */
 export function gridWeights(
   fine: ImageGrid,
   out: ImageGrid,
@@ -76,6 +92,16 @@ export function gridWeights(
 /**
  * Box-averages a whole fine volume onto `out` (plain reference implementation, three separable
  * passes). `shiftMm` is added to the fine grid's coordinates.
+ *
+ * @example
+ * ```ts
+ * import { boxAverage, centredGrid } from "@petrel/petrel";
+ * const fine = centredGrid([512, 512, 1], [0.5, 0.5, 2.086]);
+ * const values = new Float32Array(512 * 512).fill(1);
+ * // 1 inside the fine grid's 256 mm; the output spans 128 × 2.086 = 267 mm, so its outer
+ * // voxels are partly covered (fractions below 1) or not at all (0)
+ * const coarse = boxAverage(values, fine, centredGrid([128, 128, 1], [2.086, 2.086, 2.086]));
+ * ```
  */
 export function boxAverage(
   values: Float32Array,

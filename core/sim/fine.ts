@@ -91,7 +91,11 @@ function clipToBox(
  *
  * @example
  * ```ts
- * // a 0.5 mm truth, the LORs of 3 direct planes of 2.086 mm, 0.25 mm steps
+ * import { brainPhantomStudy, centredGrid, fineLineIntegrals, mmrLike2d } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * const fineGrid = centredGrid([512, 512, 1], [0.5, 0.5, 2.086]);
+ * const activity = brainPhantomStudy({ dims: 2, grid: fineGrid }).activity.fdg!;
+ * // a 0.5 mm truth, the LORs of a direct plane of 2.086 mm, 0.25 mm steps
  * const { integrals } = fineLineIntegrals([activity], fineGrid, scanner.lors(), {
  *   stepMm: 0.25,
  *   axialWidthMm: 2.086,
@@ -172,6 +176,8 @@ export function fineLineIntegrals(
  *
  * @example
  * ```ts
+ * import { radialBlur } from "@petrel/petrel";
+ * const sinogram = new Float32Array(344 * 252); // [344 radial, 252 views]
  * const blurred = radialBlur(sinogram, 344, 2.2); // 2.2-bin FWHM detector response
  * ```
  */
@@ -256,6 +262,11 @@ export interface FineCounts {
  *
  * @example
  * ```ts
+ * import { brainPhantomStudy, centredGrid, mmrLike2d, simulateFineCounts } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * const fineGrid = centredGrid([512, 512, 1], [0.5, 0.5, 2.086]);
+ * const study = brainPhantomStudy({ dims: 2, grid: fineGrid, seed: 1 });
+ * const activity = study.activity.fdg!, mu = study.mu!;
  * const sim = simulateFineCounts({
  *   activity, mu, grid: fineGrid, lors: scanner.lors(),
  *   axialWidthMm: 2.086, radialBlurFwhmBins: 2,

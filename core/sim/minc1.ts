@@ -116,7 +116,17 @@ function readValue(dv: DataView, at: number, type: number): number {
   }
 }
 
-/** Parses a NetCDF classic file (gunzipped). */
+/**
+ * Parses a NetCDF classic file (gunzipped).
+ *
+ * @example
+ * ```ts
+ * import { parseNetcdf } from "@petrel/petrel";
+ * import { gunzipSync } from "node:zlib";
+ * const nc = parseNetcdf(gunzipSync(await Deno.readFile("data/brainweb/subject04_crisp_v.mnc.gz")));
+ * console.log(nc.dims.map((d) => `${d.name}=${d.length}`)); // ["zspace=362", "yspace=434", "xspace=362"]
+ * ```
+ */
 export function parseNetcdf(bytes: Uint8Array, what = "MINC1"): NcFile {
   if (bytes.length < 4 || bytes[0] !== 0x43 || bytes[1] !== 0x44 || bytes[2] !== 0x46) {
     throw new RangeError(
@@ -197,6 +207,13 @@ const TYPE_NAMES: Record<number, string> = {
 /**
  * The most a gzipped MINC1 file may inflate to (1 GiB): BrainWeb's 0.5 mm label volumes are
  * about 57 MB, so anything far larger is a corrupt file or a decompression bomb.
+ *
+ * @example
+ * ```ts
+ * import { decodeMinc1, MINC1_MAX_INFLATED_BYTES } from "@petrel/petrel";
+ * const file = await Deno.readFile("data/big_volume.mnc.gz");
+ * const vol = decodeMinc1(file, "data/big_volume.mnc.gz", 2 * MINC1_MAX_INFLATED_BYTES); // allow 2 GiB
+ * ```
  */
 export const MINC1_MAX_INFLATED_BYTES = 1 << 30;
 
@@ -205,6 +222,13 @@ export const MINC1_MAX_INFLATED_BYTES = 1 << 30;
  * and zspace (any order); direction cosines must be the identity (no oblique volumes). Values are
  * the stored ones (unsigned when `signtype` is "unsigned"), without image-min/max scaling, which is
  * what label volumes need.
+ *
+ * @example
+ * ```ts
+ * import { decodeMinc1 } from "@petrel/petrel";
+ * const path = "data/brainweb/subject04_crisp_v.mnc.gz";
+ * const minc = decodeMinc1(await Deno.readFile(path), path);
+ * ```
  */
 export function decodeMinc1(
   file: Uint8Array,

@@ -177,7 +177,16 @@ function labelAt(an: Anatomy, x: number, y: number, z: number): number {
   return dcort < an.gmThickness ? Label.GREY_MATTER : Label.WHITE_MATTER;
 }
 
-/** The procedural phantom's labels on a fine grid (centred on the origin) and its brain frame. */
+/**
+ * The procedural phantom's labels on a fine grid (centred on the origin) and its brain frame.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomLabels, simulateStudy } from "@petrel/petrel";
+ * const { volume, frame } = brainPhantomLabels({ seed: 2, dims: 2 }); // 0.5 mm labels, one slice
+ * const study = simulateStudy(volume, { grid: volume.grid, frame, placement: "none" }); // on its own grid
+ * ```
+ */
 export function brainPhantomLabels(options: BrainPhantomOptions = {}): BrainPhantom {
   const seed = options.seed ?? 0;
   const dims = options.dims ?? 3;

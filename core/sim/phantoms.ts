@@ -23,6 +23,17 @@ export interface AnalyticPhantom {
 /**
  * Rasterises `materialAt(x, y, z)` (material code, mm) on `grid` with `supersample`³ sub-samples
  * per voxel (`supersample`² in-plane for single-slice grids) and returns per-material fractions.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, rasterizeMaterials } from "@petrel/petrel";
+ * // a 20 mm rod (material 1) in air (material 0), 4 × 4 sub-samples per voxel
+ * const [air, rod] = rasterizeMaterials(
+ *   centredGrid([64, 64, 1], [1, 1, 1]),
+ *   (x, y) => (x * x + y * y <= 10 * 10 ? 1 : 0),
+ *   { materials: 2 },
+ * ); // rod[i]: covered fraction of voxel i (partial volume at the edge)
+ * ```
  */
 export function rasterizeMaterials(
   grid: ImageGrid,
@@ -74,7 +85,17 @@ function combine(fractions: Float32Array[], values: readonly number[]): Float32A
   return out;
 }
 
-/** NEMA IEC body phantom sphere inner diameters (mm), smallest first. */
+/**
+ * NEMA IEC body phantom sphere inner diameters (mm), smallest first.
+ *
+ * @example
+ * ```ts
+ * import { NEMA_SPHERE_DIAMETERS_MM, nemaIecPhantom, centredGrid } from "@petrel/petrel";
+ * // the two smallest spheres (10 and 13 mm) cold
+ * const nema = nemaIecPhantom(centredGrid([128, 128, 1], [2, 2, 2]), { coldSpheres: [0, 1] });
+ * NEMA_SPHERE_DIAMETERS_MM.slice(0, 2); // [10, 13]
+ * ```
+ */
 export const NEMA_SPHERE_DIAMETERS_MM: readonly number[] = [10, 13, 17, 22, 28, 37];
 
 /** Options of {@linkcode nemaIecPhantom}. */
@@ -89,7 +110,17 @@ export interface NemaOptions {
   supersample?: number;
 }
 
-/** Material codes of the NEMA phantom. */
+/**
+ * Material codes of the NEMA phantom.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, NemaMaterial, nemaIecPhantom } from "@petrel/petrel";
+ * const nema = nemaIecPhantom(centredGrid([128, 128, 1], [2, 2, 2]));
+ * const lung = nema.fractions[NemaMaterial.LUNG]; // partial-volume fraction of the lung insert
+ * const sphere37 = nema.fractions[NemaMaterial.SPHERE0 + 5]; // the 37 mm sphere
+ * ```
+ */
 export const NemaMaterial = {
   AIR: 0,
   BACKGROUND: 1,
@@ -106,6 +137,12 @@ export const NemaMaterial = {
  * (z ∈ [−110, 70], the sphere centres 70 mm below the lid). Spheres (1 mm walls) on a 57.2 mm
  * ring at 30° + 60°·n, n = 0 … 5, with diameters 10, 13, 17, 22, 28, 37 mm; lung insert: a 50 mm
  * (inner) cylinder of low-density foam through the whole length.
+ *
+ * @example
+ * ```ts
+ * import { NEMA_GEOMETRY } from "@petrel/petrel";
+ * const lengthMm = NEMA_GEOMETRY.zMaxMm - NEMA_GEOMETRY.zMinMm; // 180 mm interior
+ * ```
  */
 export const NEMA_GEOMETRY = {
   halfDiscRadiusMm: 147,
@@ -121,7 +158,15 @@ export const NEMA_GEOMETRY = {
   lungWallMm: 2,
 } as const;
 
-/** Centre (mm) of NEMA sphere `n` (0 = 10 mm … 5 = 37 mm). */
+/**
+ * Centre (mm) of NEMA sphere `n` (0 = 10 mm … 5 = 37 mm).
+ *
+ * @example
+ * ```ts
+ * import { nemaSphereCentre } from "@petrel/petrel";
+ * const [x, y, z] = nemaSphereCentre(5); // the 37 mm sphere, on the 57.2 mm ring at 330°
+ * ```
+ */
 export function nemaSphereCentre(n: number): [number, number, number] {
   const a = ((30 + 60 * n) * Math.PI) / 180;
   const r = NEMA_GEOMETRY.sphereRingRadiusMm;
@@ -140,7 +185,15 @@ function insideBody(x: number, y: number, grow: number): boolean {
   return dx * dx + yr * yr <= (G.lowerDepthMm + grow) ** 2;
 }
 
-/** Material code of the NEMA phantom at a point (mm). */
+/**
+ * Material code of the NEMA phantom at a point (mm).
+ *
+ * @example
+ * ```ts
+ * import { NemaMaterial, nemaMaterialAt } from "@petrel/petrel";
+ * nemaMaterialAt(0, 0, 0) === NemaMaterial.LUNG; // true: the lung insert is on the axis
+ * ```
+ */
 export function nemaMaterialAt(x: number, y: number, z: number): number {
   const G = NEMA_GEOMETRY;
   const w = G.wallMm;
@@ -159,7 +212,15 @@ export function nemaMaterialAt(x: number, y: number, z: number): number {
   return NemaMaterial.BACKGROUND;
 }
 
-/** μ at 511 keV (1/mm): water 0.0096, PMMA 0.0112, lung foam 0.0029. */
+/**
+ * μ at 511 keV (1/mm): water 0.0096, PMMA 0.0112, lung foam 0.0029.
+ *
+ * @example
+ * ```ts
+ * import { NEMA_MU_PER_MM } from "@petrel/petrel";
+ * const attenuation = Math.exp(-NEMA_MU_PER_MM.water * 200); // ≈ 0.15 through 200 mm of water
+ * ```
+ */
 export const NEMA_MU_PER_MM = { water: 0.0096, pmma: 0.0112, lung: 0.0029 } as const;
 
 /**
@@ -168,6 +229,7 @@ export const NEMA_MU_PER_MM = { water: 0.0096, pmma: 0.0112, lung: 0.0029 } as c
  *
  * @example
  * ```ts
+ * import { centredGrid, nemaIecPhantom } from "@petrel/petrel";
  * const grid = centredGrid([128, 128, 40], [2, 2, 2]);
  * const nema = nemaIecPhantom(grid, { sphereToBackground: 4 });
  * const activity = nema.activity;
@@ -225,6 +287,13 @@ export interface DerenzoOptions {
 /**
  * Rod centres of a Derenzo phantom (2D, mm): six 60° sectors, each a triangular lattice of rods
  * of one diameter with centre spacing 2 × diameter, filling the sector inside the cylinder.
+ *
+ * @example
+ * ```ts
+ * import { derenzoRods } from "@petrel/petrel";
+ * const rods = derenzoRods({ rodDiametersMm: [2, 2.5, 3, 3.5, 4, 5], radiusMm: 40 }); // small-animal
+ * console.log(rods.length, rods[0]); // { x, y, r } in mm
+ * ```
  */
 export function derenzoRods(options: DerenzoOptions = {}): { x: number; y: number; r: number }[] {
   const ds = options.rodDiametersMm ?? [4.8, 6.4, 7.9, 9.5, 11.1, 12.7];
@@ -260,6 +329,7 @@ export function derenzoRods(options: DerenzoOptions = {}): { x: number; y: numbe
  *
  * @example
  * ```ts
+ * import { centredGrid, derenzoPhantom } from "@petrel/petrel";
  * const rods = derenzoPhantom(centredGrid([128, 128, 1], [1, 1, 2]));
  * ```
  */

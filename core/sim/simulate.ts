@@ -127,7 +127,17 @@ export interface BrainFrame {
   zTop: number;
 }
 
-/** The brain frame of a label volume, from the bounding box of grey + white matter. */
+/**
+ * The brain frame of a label volume, from the bounding box of grey + white matter.
+ *
+ * @example
+ * ```ts
+ * import { brainFrame, readLabelVolume, regionAt } from "@petrel/petrel";
+ * const vol = await readLabelVolume("data/brainweb/subject04_crisp.nii.gz");
+ * const frame = brainFrame(vol);
+ * regionAt(frame, frame.cx, frame.cy, frame.zTop - 10); // a region code near the vertex
+ * ```
+ */
 export function brainFrame(vol: LabelVolume): BrainFrame {
   const box = labelBoundingBox(vol, [Label.GREY_MATTER, Label.WHITE_MATTER]);
   const g = vol.grid;
@@ -142,7 +152,16 @@ export function brainFrame(vol: LabelVolume): BrainFrame {
   };
 }
 
-/** Region of a point in label coordinates (mm). */
+/**
+ * Region of a point in label coordinates (mm).
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomLabels, REGION_NAMES, regionAt } from "@petrel/petrel";
+ * const { frame } = brainPhantomLabels({ dims: 2 });
+ * REGION_NAMES[regionAt(frame, 0, frame.cy + 0.8 * frame.hy, 0)]; // anterior: "frontal"
+ * ```
+ */
 export function regionAt(frame: BrainFrame, x: number, y: number, z: number): number {
   return regionOf(
     (x - frame.cx) / frame.hx,
@@ -254,7 +273,16 @@ function boxCentre(vol: LabelVolume, labels: number[]): [number, number, number]
   ) as [number, number, number];
 }
 
-/** Shift (mm) that {@linkcode SimulateOptions.placement} implies for a label volume. */
+/**
+ * Shift (mm) that {@linkcode SimulateOptions.placement} implies for a label volume.
+ *
+ * @example
+ * ```ts
+ * import { placementShift, readLabelVolume } from "@petrel/petrel";
+ * const vol = await readLabelVolume("data/brainweb/subject04_crisp.nii.gz");
+ * const shiftMm = placementShift(vol, "brain"); // puts the brain's bounding-box centre on the origin
+ * ```
+ */
 export function placementShift(
   vol: LabelVolume,
   placement: SimulateOptions["placement"] = "head",
@@ -300,6 +328,15 @@ function randomVoxel(
 /**
  * Random lesions inside grey or white matter: radius 3–8 mm, 60 % hot (×1.6–3), 40 % cold
  * (×0.2–0.5); half of them visible in the MR (×0.75), half invisible. Centres in output mm.
+ *
+ * @example
+ * ```ts
+ * import { placementShift, randomLesions, readLabelVolume, simulateStudy, datasetGrid } from "@petrel/petrel";
+ * const vol = await readLabelVolume("data/brainweb/subject04_crisp.nii.gz");
+ * const shiftMm = placementShift(vol, "head");
+ * const lesions = randomLesions(vol, 4, { seed: 11, shiftMm }); // centres in output mm
+ * const study = simulateStudy(vol, { grid: datasetGrid(), seed: 11, lesions });
+ * ```
  */
 export function randomLesions(
   vol: LabelVolume,
@@ -856,6 +893,8 @@ function summariseLabels(fractions: Accumulator[], regionSums: Accumulator[]): L
  *
  * @example
  * ```ts
+ * import { centredGrid, readLabelVolume, simulateStudy } from "@petrel/petrel";
+ * const vol = await readLabelVolume("data/brainweb/subject04_crisp.nii.gz");
  * const s = simulateStudy(vol, { grid: centredGrid([64, 64, 40], [2.5, 2.5, 2.5]), seed: 1 });
  * s.activity.fdg; // Float32Array [nx, ny, nz]
  * ```

@@ -11,7 +11,15 @@
 import { Label, LABEL_COUNT } from "./labels.ts";
 import { Rng } from "../random.ts";
 
-/** Tracers the simulator knows. */
+/**
+ * Tracers the simulator knows.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomStudy, TRACERS } from "@petrel/petrel";
+ * const study = brainPhantomStudy({ dims: 2, tracers: TRACERS }); // fdg, amyloid_neg, amyloid_pos, tau
+ * ```
+ */
 export const TRACERS = ["fdg", "amyloid_neg", "amyloid_pos", "tau"] as const;
 /** A tracer name: FDG, amyloid-negative, amyloid-positive or a tau-like focal tracer. */
 export type TracerName = (typeof TRACERS)[number];
@@ -19,6 +27,13 @@ export type TracerName = (typeof TRACERS)[number];
 /**
  * Procedural brain regions, assigned to voxels from coordinates relative to the brain's bounding
  * box (see {@linkcode regionOf}); index 8 ("none") is outside the brain box.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomStudy, REGION_NAMES } from "@petrel/petrel";
+ * const study = brainPhantomStudy({ dims: 2 });
+ * const voxelsPerRegion = REGION_NAMES.map((name, r) => [name, study.regions!.filter((v) => v === r).length]);
+ * ```
  */
 export const REGION_NAMES: readonly string[] = [
   "frontal",
@@ -31,9 +46,27 @@ export const REGION_NAMES: readonly string[] = [
   "cerebellum",
   "none",
 ];
-/** Number of region codes (including "none"). */
+/**
+ * Number of region codes (including "none").
+ *
+ * @example
+ * ```ts
+ * import { nominalTracerStudy, REGION_COUNT, TABLE_STRIDE } from "@petrel/petrel";
+ * const t = nominalTracerStudy("fdg");
+ * for (let r = 0; r < REGION_COUNT; r++) console.log(r, t.table[r * TABLE_STRIDE + 2]); // grey matter
+ * ```
+ */
 export const REGION_COUNT = 9;
-/** Region codes by name. */
+/**
+ * Region codes by name.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomStudy, Region } from "@petrel/petrel";
+ * const study = brainPhantomStudy({ tracers: ["tau"] }); // 3-D: the 2-D slice misses the temporal lobes
+ * const mtl = study.regions!.map((r) => (r === Region.MEDIAL_TEMPORAL ? 1 : 0)); // an ROI mask
+ * ```
+ */
 export const Region = {
   FRONTAL: 0,
   PARIETAL: 1,
@@ -51,6 +84,13 @@ export const Region = {
  * (posterior→anterior) in [−1, 1] across the brain's bounding box, `dzn` = depth below the vertex
  * divided by the half antero-posterior length of the brain (≈ 0 at the top, ≈ 1.2 at the base of
  * the temporal lobes).
+ *
+ * @example
+ * ```ts
+ * import { Region, regionOf } from "@petrel/petrel";
+ * regionOf(0, 0.8, 0.2) === Region.FRONTAL; // true: anterior, near the vertex
+ * regionOf(0, -0.9, 0.5) === Region.OCCIPITAL; // true
+ * ```
  */
 export function regionOf(xn: number, yn: number, dzn: number): number {
   const ax = Math.abs(xn);
@@ -120,7 +160,17 @@ const AMYLOID_LABEL_VALUES: readonly number[] = perLabel({
   [L.MARROW]: 10,
 });
 
-/** The tracer models (nominal values; per-study variability is added by {@linkcode sampleStudy}). */
+/**
+ * The tracer models (nominal values; per-study variability is added by
+ * {@linkcode sampleTracerStudy}).
+ *
+ * @example
+ * ```ts
+ * import { Label, TRACER_MODELS } from "@petrel/petrel";
+ * const fdg = TRACER_MODELS.fdg;
+ * fdg.labelValues[Label.GREY_MATTER] / fdg.labelValues[Label.WHITE_MATTER]; // 4
+ * ```
+ */
 export const TRACER_MODELS: Readonly<Record<TracerName, TracerModel>> = {
   fdg: {
     name: "fdg",
@@ -197,7 +247,15 @@ export const TRACER_MODELS: Readonly<Record<TracerName, TracerModel>> = {
   },
 };
 
-/** T1-weighted-like MR intensity per label (WM > GM > CSF; fat bright, bone dark). */
+/**
+ * T1-weighted-like MR intensity per label (WM > GM > CSF; fat bright, bone dark).
+ *
+ * @example
+ * ```ts
+ * import { Label, MR_T1_VALUES } from "@petrel/petrel";
+ * MR_T1_VALUES[Label.WHITE_MATTER] > MR_T1_VALUES[Label.GREY_MATTER]; // true: T1 contrast
+ * ```
+ */
 export const MR_T1_VALUES: readonly number[] = perLabel({
   [L.CSF]: 0.12,
   [L.GREY_MATTER]: 0.55,
@@ -212,7 +270,16 @@ export const MR_T1_VALUES: readonly number[] = perLabel({
   [L.MARROW]: 0.7,
 });
 
-/** μ at 511 keV per label in 1/mm: bone (skull, marrow) 0.013, other tissue 0.00975, air 0. */
+/**
+ * μ at 511 keV per label in 1/mm: bone (skull, marrow) 0.013, other tissue 0.00975, air 0.
+ *
+ * @example
+ * ```ts
+ * import { brainPhantomLabels, MU_VALUES_PER_MM } from "@petrel/petrel";
+ * const { volume } = brainPhantomLabels({ dims: 2 });
+ * const mu = Float32Array.from(volume.labels, (l) => MU_VALUES_PER_MM[l]); // 1/mm on the label grid
+ * ```
+ */
 export const MU_VALUES_PER_MM: readonly number[] = perLabel({
   [L.CSF]: 0.00975,
   [L.GREY_MATTER]: 0.00975,
@@ -252,12 +319,29 @@ export interface VariabilityOptions {
   regionSdScale?: number;
 }
 
-/** Row stride of {@linkcode TracerStudy.table}. */
+/**
+ * Row stride of {@linkcode TracerStudy.table}.
+ *
+ * @example
+ * ```ts
+ * import { Label, nominalTracerStudy, Region, TABLE_STRIDE } from "@petrel/petrel";
+ * const { table } = nominalTracerStudy("amyloid_neg");
+ * table[Region.FRONTAL * TABLE_STRIDE + Label.GREY_MATTER]; // frontal grey-matter activity
+ * ```
+ */
 export const TABLE_STRIDE = 16;
 
 /**
  * Draws the per-study tracer parameters (global scale, per-label and per-region factors, raised
  * regions) from `rng`. The same generator state gives the same study.
+ *
+ * @example
+ * ```ts
+ * import { Rng, sampleTracerStudy, subSeed } from "@petrel/petrel";
+ * const rng = new Rng(subSeed(42, "tracer"));
+ * const s = sampleTracerStudy("amyloid_pos", rng, { globalSd: 0.1 });
+ * console.log(s.globalScale, s.regionFactors); // the raised regions differ per study
+ * ```
  */
 export function sampleTracerStudy(
   tracer: TracerName,
@@ -292,7 +376,15 @@ export function sampleTracerStudy(
   return { tracer, globalScale, table, regionFactors };
 }
 
-/** A nominal tracer table without variability (for tests and figures). */
+/**
+ * A nominal tracer table without variability (for tests and figures).
+ *
+ * @example
+ * ```ts
+ * import { nominalTracerStudy } from "@petrel/petrel";
+ * const { globalScale, regionFactors } = nominalTracerStudy("fdg"); // 1 and the model's factors
+ * ```
+ */
 export function nominalTracerStudy(tracer: TracerName): TracerStudy {
   const rng = new Rng(0);
   return sampleTracerStudy(tracer, rng, { globalSd: 0, labelSd: 0, regionSdScale: 0 });
