@@ -8,7 +8,22 @@
 
 import type { ImageGrid } from "./grid.ts";
 
-/** A 4×4 affine, row-major: `affine[r][c]`, mapping voxel (i, j, k, 1) to mm (x, y, z, 1). */
+/**
+ * A 4×4 affine, row-major: `affine[r][c]`, mapping voxel (i, j, k, 1) to mm (x, y, z, 1).
+ *
+ * @example
+ * ```ts
+ * import { applyAffine, type Affine } from "@petrel/petrel";
+ * // 1 mm MR voxels, x flipped (radiological order), voxel 0 at (90, −126, −72) mm
+ * const mr: Affine = [
+ *   [-1, 0, 0, 90],
+ *   [0, 1, 0, -126],
+ *   [0, 0, 1, -72],
+ *   [0, 0, 0, 1],
+ * ];
+ * applyAffine(mr, [90, 126, 72]); // [0, 0, 0] mm
+ * ```
+ */
 export type Affine = number[][];
 
 /**

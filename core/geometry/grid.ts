@@ -28,7 +28,20 @@ export const ImageGridSchema = z.object({
   originMm: z.tuple([z.number().finite(), z.number().finite(), z.number().finite()]),
 });
 
-/** A regular image grid: shape, voxel size (mm) and the centre of the first voxel (mm). */
+/**
+ * A regular image grid: shape, voxel size (mm) and the centre of the first voxel (mm).
+ *
+ * @example
+ * ```ts
+ * import type { ImageGrid } from "@petrel/petrel";
+ * // 128 × 128 × 64 voxels of 2.086 × 2.086 × 2.031 mm, voxel 0 centred at (−132.461, −132.461, −63.977) mm
+ * const grid: ImageGrid = {
+ *   shape: [128, 128, 64],
+ *   voxelSizeMm: [2.086, 2.086, 2.031],
+ *   originMm: [-132.461, -132.461, -63.9765],
+ * };
+ * ```
+ */
 export type ImageGrid = z.infer<typeof ImageGridSchema>;
 
 /**

@@ -54,7 +54,26 @@ export const RingScannerSchema = z.object({
   sides: z.number().int().min(3).optional(),
 });
 
-/** A cylindrical (or regular-polygon) multi-ring scanner, input form. */
+/**
+ * A cylindrical (or regular-polygon) multi-ring scanner, input form.
+ *
+ * @example
+ * ```ts
+ * import { RingScanner, type RingScannerSpec } from "@petrel/petrel";
+ * // a small-animal-like ring: 16 rings of 1.6 mm, 20-sided
+ * const spec: RingScannerSpec = {
+ *   name: "small animal",
+ *   radiusMm: 80,
+ *   crystalsPerRing: 240,
+ *   rings: 16,
+ *   ringSpacingMm: 1.6,
+ *   radialBins: 101,
+ *   maxRingDifference: 7,
+ *   sides: 20,
+ * };
+ * const scanner = new RingScanner(spec);
+ * ```
+ */
 export type RingScannerSpec = z.input<typeof RingScannerSchema>;
 
 /** One sinogram plane: a pair of rings. */

@@ -67,7 +67,18 @@ export const TofSchema = z.object({
   centreOffsetMm: z.number().finite().default(0),
 }).strict();
 
-/** TOF parameters as given (ps or mm). */
+/**
+ * TOF parameters as given (ps or mm).
+ *
+ * @example
+ * ```ts
+ * import { type TofInput, tofParameters } from "@petrel/petrel";
+ * // the same TOF set-up given in ps (timing) or in mm along the LOR
+ * const inPs: TofInput = { bins: 13, binWidthPs: 312, fwhmPs: 390 };
+ * const inMm: TofInput = { bins: 13, binWidthMm: 46.8, fwhmMm: 58.5, nSigmas: 3 };
+ * tofParameters(inPs).fwhmMm; // ≈ 58.5
+ * ```
+ */
 export type TofInput = z.input<typeof TofSchema>;
 
 /** TOF parameters resolved to mm. */

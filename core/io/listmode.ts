@@ -19,7 +19,30 @@ import { RingScanner, RingScannerSchema, type RingScannerSpec } from "../geometr
 import { type TofInput, type TofParameters, tofParameters, TofSchema } from "../geometry/tof.ts";
 import { dataFileInside, FormatError, readBytes, readText, writeFilesAtomic } from "./files.ts";
 
-/** A table of list-mode events (host arrays, one entry per event). */
+/**
+ * A table of list-mode events (host arrays, one entry per event).
+ *
+ * @example
+ * ```ts
+ * import type { ListModeEvents } from "@petrel/petrel";
+ * // crystal-pair form: two prompts and one delayed, with TOF bins
+ * const pairs: ListModeEvents = {
+ *   count: 3,
+ *   crystals: {
+ *     crystal1: Int32Array.of(0, 17, 100), ring1: Int32Array.of(0, 3, 7),
+ *     crystal2: Int32Array.of(224, 250, 330), ring2: Int32Array.of(1, 3, 6),
+ *   },
+ *   tofBin: Int32Array.of(6, 8, 6),
+ *   prompt: Uint8Array.of(1, 1, 0),
+ * };
+ * // end-point form: x1, y1, z1, x2, y2, z2 per event (mm), continuous TOF positions
+ * const points: ListModeEvents = {
+ *   count: 1,
+ *   endpoints: Float32Array.of(0, -330, 0, 0, 330, 0),
+ *   tofMm: Float32Array.of(12.5),
+ * };
+ * ```
+ */
 export interface ListModeEvents {
   /** Number of events. */
   count: number;

@@ -184,7 +184,16 @@ export function colormapLut(name: ColormapName): Uint8Array {
   return lut;
 }
 
-/** Display window: explicit bounds, or percentiles of the shown voxels (default 0 and 100). */
+/**
+ * Display window: explicit bounds, or percentiles of the shown voxels (default 0 and 100).
+ *
+ * @example
+ * ```ts
+ * import type { DisplayWindow } from "@petrel/petrel";
+ * const robust: DisplayWindow = { percentiles: [1, 99.5] }; // ignore a few hot voxels
+ * const suv: DisplayWindow = { min: 0, max: 8 }; // the same scale for every figure
+ * ```
+ */
 export interface DisplayWindow {
   /** Value shown black (overrides the lower percentile). */
   min?: number;

@@ -18,7 +18,19 @@
  * @module
  */
 
-/** A mask: voxels with a non-zero (or `true`) value are inside. */
+/**
+ * A mask: voxels with a non-zero (or `true`) value are inside.
+ *
+ * @example
+ * ```ts
+ * import { type Mask, psnr } from "@petrel/petrel";
+ * const truth = Float32Array.of(0, 1, 4, 4, 1, 0);
+ * const recon = Float32Array.of(0.1, 1.2, 3.5, 3.9, 0.8, 0.2);
+ * const head: Mask = truth.map((v) => (v > 0 ? 1 : 0)); // numbers: non-zero is inside
+ * const hot: Mask = Array.from(truth, (v) => v > 2); // or booleans
+ * psnr(truth, recon, { mask: head });
+ * ```
+ */
 export type Mask = ArrayLike<number | boolean>;
 
 /** Options shared by {@linkcode mse}, {@linkcode psnr} and {@linkcode nrmse}. */

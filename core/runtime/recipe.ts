@@ -25,7 +25,26 @@ import type { Rng } from "../random.ts";
 // deno-lint-ignore no-explicit-any
 export type ParamsSchema = z.ZodObject<any>;
 
-/** Everything a recipe may use while it runs (the only doors out of its sandbox). */
+/**
+ * Everything a recipe may use while it runs (the only doors out of its sandbox).
+ *
+ * @example
+ * ```ts
+ * import { readSinogram, type RecipeContext } from "@petrel/petrel";
+ * import { z } from "zod";
+ * export const params = z.object({ realisations: z.number().int().default(10) });
+ * export default async function run(ctx: RecipeContext<z.infer<typeof params>>): Promise<void> {
+ *   const prompts = await readSinogram(ctx.inputPath("prompts.npy")); // only granted inputs
+ *   const rng = ctx.rng(); // seeded from the run's seed (recorded in the manifest)
+ *   for (let r = 0; r < ctx.params.realisations; r++) {
+ *     const noisy = prompts.data.map((m) => rng.poisson(m));
+ *     await ctx.writeOutput(`noisy_${r}.f32`, noisy); // only under the output folder
+ *     ctx.progress(r + 1, ctx.params.realisations);
+ *   }
+ *   ctx.log(`${ctx.params.realisations} realisations from ${ctx.inDir}`);
+ * }
+ * ```
+ */
 export interface RecipeContext<P = Record<string, unknown>> {
   /** Parameters, validated (defaults filled in) by the recipe's schema. */
   readonly params: P;

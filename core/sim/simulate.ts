@@ -55,7 +55,25 @@ export interface MrOptions {
   noiseSd?: number;
 }
 
-/** Options of {@linkcode simulateStudy}. */
+/**
+ * Options of {@linkcode simulateStudy}.
+ *
+ * @example
+ * ```ts
+ * import { datasetGrid, readLabelVolume, type SimulateOptions, simulateStudy } from "@petrel/petrel";
+ * const options: SimulateOptions = {
+ *   grid: datasetGrid(), // 128 × 128 × 87 voxels of 2.086 mm
+ *   tracers: ["fdg", "amyloid_pos"],
+ *   seed: 7,
+ *   placement: "head",
+ *   variability: { globalSd: 0.1, labelSd: 0.05 },
+ *   texture: { amplitude: 0.08, spacingMm: 18 },
+ *   lesions: [{ centreMm: [20, 35, 10], radiusMm: 6, petFactor: 2.5 }], // hot, invisible in the MR
+ *   mr: { biasAmplitude: 0.08, noiseSd: 0.01 },
+ * };
+ * const study = simulateStudy(await readLabelVolume("data/brainweb/subject04_crisp.nii.gz"), options);
+ * ```
+ */
 export interface SimulateOptions {
   /** Reconstruction grid to average onto. */
   grid: ImageGrid;
