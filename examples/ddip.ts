@@ -14,7 +14,10 @@
  * `timings.json` (wall-clock; the one output `petrel verify` does not compare). With `samples` N > 1
  * it runs N chains (seeds `seed`, then `subSeed(seed, "sample-k")`, as `ddipStack` does), writes
  * their voxel-wise mean as `ddip.nii` and their standard deviation as `ddip_std.nii`: where that
- * spread is large, data and prior leave the image uncertain.
+ * spread is large, data and prior leave the image uncertain. With `finalEmIterations` > 0 and
+ * `finalEmRegion=disagreement` the final iterations act only where the data disagree with the
+ * output (lesions the MR does not show), and that disagreement is written as
+ * `ddip_disagreement.nii`.
  */
 import { z } from "zod";
 import type { RecipeContext } from "../core/runtime/recipe.ts";
@@ -63,6 +66,11 @@ export const params = z.object({
     "x-step iterations pulling the output back to the data (0: none, the paper)",
   ),
   finalBeta: F.finalBeta.unwrap().default(D.finalBeta),
+  finalEmRegion: F.finalEmRegion.unwrap().default(D.finalEmRegion).describe(
+    '"disagreement": the final iterations act only where the data disagree with the output',
+  ),
+  disagreementFwhmMm: F.disagreementFwhmMm.unwrap().default(D.disagreementFwhmMm),
+  disagreementThreshold: F.disagreementThreshold.unwrap().default(D.disagreementThreshold),
   stackStride: z.number().int().min(1).max(3).default(1).describe(
     "distance between 3-slice stack centres (1: every slice is a stack centre)",
   ),
@@ -210,6 +218,13 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     await writeNifti(`${ctx.outDir}/ddip_std.nii`, { data: std, grid }, {
       description: `petrel DDIP std over ${samples} chains`,
     });
+  }
+  if (chains[0].disagreement) {
+    // where the data disagreed with the chain's output (smoothed EM ratio − 1; first chain)
+    await writeNifti(`${ctx.outDir}/ddip_disagreement.nii`, {
+      data: chains[0].disagreement,
+      grid,
+    }, { description: "petrel DDIP data disagreement (EM ratio - 1)" });
   }
   await writeReconResults({
     outDir: ctx.outDir,

@@ -5,7 +5,8 @@
  * mMR-like data with attenuation, normalisation, randoms and scatter, against OSEM + post-filter
  * (best iteration/FWHM), MAP-EM with the relative-difference prior (best β), DDS (no fine-tuning),
  * the ablations (DDIP without MR, DDIP with the measurement-domain loss) and the levers of issue 15
- * (`ddip-hqs-dc`: a final data-consistency x-step; `ddip-hqs-late`: a weaker late coupling).
+ * (`ddip-hqs-dc`: a final data-consistency x-step; `ddip-hqs-late`: a weaker late coupling;
+ * `ddip-hqs-dd`: the final x-step only where the data disagree with the output).
  *
  * Every reconstruction is a 3-slice stack (three direct 2-D planes) through a hot lesion; the
  * data come from the fine simulator by default (`--simulator fine,operator` adds the inverse-crime
@@ -45,7 +46,7 @@ import {
 } from "./condition.ts";
 import { conditionKey, readRows, type Row, table } from "./report.ts";
 
-const ABLATIONS = ["ddip-hqs-nomr", "ddip-nll", "ddip-hqs-dc", "ddip-hqs-late"];
+const ABLATIONS = ["ddip-hqs-nomr", "ddip-nll", "ddip-hqs-dc", "ddip-hqs-late", "ddip-hqs-dd"];
 
 /** Parses the command line into settings; throws a RangeError naming a bad option. */
 export function parseSettings(args: readonly string[]): ExperimentSettings {
@@ -76,6 +77,10 @@ export function parseSettings(args: readonly string[]): ExperimentSettings {
     .option("--dc-iterations <n>", "ddip-hqs-dc: final data-consistency EM iterations", "10")
     .option("--dc-beta <x>", "ddip-hqs-dc: coupling of the final iterations", "1e-4")
     .option("--beta-end <x>", "ddip-hqs-late: β at the last reverse step", "1e-3")
+    .option("--dd-iterations <n>", "ddip-hqs-dd: final EM iterations where data disagree", "20")
+    .option("--dd-beta <x>", "ddip-hqs-dd: coupling of those iterations", "1e-4")
+    .option("--dd-fwhm <mm>", "ddip-hqs-dd: FWHM of the disagreement filter (mm)", "6")
+    .option("--dd-threshold <x>", "ddip-hqs-dd: disagreement threshold τ", "0.05")
     .option("--samples <n>", "DDIP-HQS chains per condition (≥ 2: mean and std image)", "1")
     .option("--provider <p>", "prior runtime: auto, wasm, webgpu, or native", "auto")
     .option("--resume", "keep the rows already in <out>/rows.jsonl and run only what is missing")
@@ -138,6 +143,13 @@ export function parseSettings(args: readonly string[]): ExperimentSettings {
         finalBeta: num("dc-beta", o.dcBeta),
       },
       late: { betaEnd: num("beta-end", o.betaEnd) },
+      dd: {
+        finalEmIterations: num("dd-iterations", o.ddIterations),
+        finalBeta: num("dd-beta", o.ddBeta),
+        finalEmRegion: "disagreement",
+        disagreementFwhmMm: num("dd-fwhm", o.ddFwhm),
+        disagreementThreshold: num("dd-threshold", o.ddThreshold),
+      },
     },
     samples: num("samples", o.samples),
     osem: { subsets: 8, iterations: quick ? 8 : 12, fwhmMm: [0, 3, 5, 7, 9] },

@@ -64,8 +64,8 @@ export interface ExperimentSettings {
   seed: number;
   ddip: DdipConfigInput;
   nll: DdipConfigInput;
-  /** Overrides of the lever rows ("ddip-hqs-dc", "ddip-hqs-late"). */
-  levers: { dc: DdipConfigInput; late: DdipConfigInput };
+  /** Overrides of the lever rows ("ddip-hqs-dc", "ddip-hqs-late", "ddip-hqs-dd"). */
+  levers: { dc: DdipConfigInput; late: DdipConfigInput; dd: DdipConfigInput };
   /** Chains per DDIP-HQS reconstruction (≥ 2: mean image and voxel-wise std). */
   samples: number;
   osem: { subsets: number; iterations: number; fwhmMm: number[] };
@@ -107,6 +107,12 @@ export function diffusionMethods(
       useMr: true,
       label: "DDIP-HQS, weaker late coupling",
       config: { ...s.ddip, ...s.levers.late },
+    },
+    "ddip-hqs-dd": {
+      method: "ddip-hqs",
+      useMr: true,
+      label: "DDIP-HQS + final EM where data disagree",
+      config: { ...s.ddip, ...s.levers.dd },
     },
   };
 }

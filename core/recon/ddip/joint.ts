@@ -31,6 +31,7 @@ import { Rng, subSeed } from "../../random.ts";
 import type { ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
+import { restrictedDataConsistency } from "./residual.ts";
 import { type DdipConfig, ddipConfig, type DdipConfigInput, hqsBeta } from "./config.ts";
 import { autoScale } from "./scale.ts";
 import {
@@ -103,6 +104,11 @@ export interface DdipJointResult {
   useMr: boolean;
   config: DdipConfig;
   seed: number;
+  /**
+   * The disagreement image (smoothed EM ratio − 1 at the combined output, `residual.ts`) when the
+   * final iterations ran with `finalEmRegion: "disagreement"`.
+   */
+  disagreement?: Float32Array;
 }
 
 /**
@@ -368,7 +374,22 @@ export async function ddipJoint(
       }
     }
     let image = clipScaled(combine(x0), s);
-    if (config.finalEmIterations > 0) {
+    let disagreement: Float32Array | undefined;
+    if (config.finalEmIterations > 0 && config.finalEmRegion === "disagreement") {
+      // only where the data disagree with the output (lesions the prior erased or filled)
+      const te = performance.now();
+      const dc = await restrictedDataConsistency(likelihood, grid, image, {
+        iterations: config.finalEmIterations,
+        beta: config.finalBeta / (s * s),
+        fwhmMm: config.disagreementFwhmMm,
+        threshold: config.disagreementThreshold,
+        orderedSubsets: config.xStepOrderedSubsets,
+      });
+      timings.emMs += performance.now() - te;
+      timings.xSteps++;
+      image = dc.image;
+      disagreement = dc.disagreement;
+    } else if (config.finalEmIterations > 0) {
       // optionally pulled back to the data: finalEmIterations x-step iterations towards it
       image = await xStepAct(image, config.finalBeta / (s * s), config.finalEmIterations);
     }
@@ -389,6 +410,7 @@ export async function ddipJoint(
       useMr,
       config,
       seed,
+      ...(disagreement ? { disagreement } : {}),
     };
   } finally {
     for (const a of [x, zDev, ll] as GpuArray[]) a.destroy();

@@ -36,6 +36,7 @@ import { mlem } from "../algorithms.ts";
 import type { IterationState, ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
+import { restrictedDataConsistency } from "./residual.ts";
 import {
   DDIP_METHODS,
   type DdipConfig,
@@ -165,6 +166,11 @@ export interface DdipStackResult {
   samples: number;
   /** Voxel-wise standard deviation over the chains (activity units; only when samples > 1). */
   std?: Float32Array;
+  /**
+   * The disagreement image (smoothed EM ratio − 1 at the chain's output, `residual.ts`) when the
+   * final iterations ran with `finalEmRegion: "disagreement"` (of the first chain when samples > 1).
+   */
+  disagreement?: Float32Array;
 }
 
 /**
@@ -546,7 +552,21 @@ async function ddipChain(
 
     // 3. the output, clip(x̂0, 0, 1) in activity units, optionally pulled back to the data
     let image = scaled(x0, s, true);
-    if (config.finalEmIterations > 0) {
+    let disagreement: Float32Array | undefined;
+    if (config.finalEmIterations > 0 && config.finalEmRegion === "disagreement") {
+      // only where the data disagree with the output (lesions the prior erased or filled)
+      const dc = await timed("emMs", () =>
+        restrictedDataConsistency(likelihood, grid, image, {
+          iterations: config.finalEmIterations,
+          beta: config.finalBeta / (s * s),
+          fwhmMm: config.disagreementFwhmMm,
+          threshold: config.disagreementThreshold,
+          orderedSubsets: config.xStepOrderedSubsets,
+        }));
+      image = dc.image;
+      disagreement = dc.disagreement;
+      timings.xSteps++;
+    } else if (config.finalEmIterations > 0) {
       image = await timed(
         "emMs",
         () => dev.xStep(image, config.finalBeta / (s * s), config.finalEmIterations),
@@ -568,6 +588,7 @@ async function ddipChain(
       config,
       seed,
       samples: 1,
+      ...(disagreement ? { disagreement } : {}),
     };
   } finally {
     dev.destroy();
