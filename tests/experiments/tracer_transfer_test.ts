@@ -82,6 +82,7 @@ Deno.test("tracer_transfer settings: defaults, levers, and readable refusals", (
   assertEquals(s.subjects, ["51", "52", "53"]);
   assert(s.ddip.steps === 25 && s.ddip.lr === undefined, "lr from the library (auto)");
   assert(s.levers.dc.finalEmIterations === 10 && s.levers.late.betaEnd === 1e-3);
+  assert(s.levers.dd.finalEmRegion === "disagreement" && s.levers.dd.disagreementThreshold === 3);
   assertThrows(() => parseSettings(["--simulator", "exact"]), /--simulator must be/);
   assertThrows(() => parseSettings(["--provider", "cuda"]), /--provider must be one of/);
   assertThrows(() => parseSettings(["--steps", "many"]), /--steps must be a number/);

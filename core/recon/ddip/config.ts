@@ -74,19 +74,19 @@ const FIELDS = {
   /** Coupling of the final data-consistency iterations (→ 0: plain MLEM from the output). */
   finalBeta: z.number().positive().finite(),
   /**
-   * Where the final data-consistency iterations act: `"all"` (every voxel) or `"disagreement"`
-   * (only where the data disagree with the chain's output: the smoothed EM ratio at the output
-   * departs from 1 by more than `disagreementThreshold`; elsewhere the output is kept). The lever
-   * of issue 15 for lesions the MR does not show (`residual.ts`, `docs/ddip.md`).
+   * Where the final data-consistency iterations are kept: `"all"` (every voxel) or
+   * `"disagreement"` (only where they change the chain's output coherently: the in-plane smoothed
+   * change exceeds `disagreementThreshold` robust standard deviations; elsewhere the output is
+   * kept). The lever of issue 15 for lesions the MR does not show (`residual.ts`, `docs/ddip.md`).
    */
   finalEmRegion: z.enum(["all", "disagreement"]),
-  /** In-plane FWHM (mm) of the Gaussian applied to the EM ratio − 1 (`"disagreement"`). */
+  /** In-plane FWHM (mm) of the Gaussian applied to the final iterations' change (`"disagreement"`). */
   disagreementFwhmMm: z.number().min(0).finite(),
   /**
-   * τ of `"disagreement"`: the update is kept with weight `clamp((|d| − τ)/τ, 0, 1)`, where `d`
-   * is the smoothed EM ratio − 1 (0 below τ, full from 2τ).
+   * τ of `"disagreement"` in robust standard deviations of the smoothed change: its weight is
+   * `clamp(|d| − τ, 0, 1)` (none up to τ σ, full from (τ + 1) σ).
    */
-  disagreementThreshold: z.number().positive().finite(),
+  disagreementThreshold: z.number().min(0).finite(),
   /** Seed of the start noise and the DDIM noise. */
   seed: z.number().int(),
 };
@@ -179,8 +179,8 @@ export const DDIP_DEFAULTS: Readonly<z.input<typeof DdipConfigSchema>> = Object.
     finalEmIterations: 0,
     finalBeta: 0.01,
     finalEmRegion: "all",
-    disagreementFwhmMm: 6,
-    disagreementThreshold: 0.05,
+    disagreementFwhmMm: 8,
+    disagreementThreshold: 3,
     seed: 0,
   } as const,
 );

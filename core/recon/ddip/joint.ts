@@ -31,7 +31,7 @@ import { Rng, subSeed } from "../../random.ts";
 import type { ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
-import { restrictedDataConsistency } from "./residual.ts";
+import { restrictToDisagreement } from "./residual.ts";
 import { type DdipConfig, ddipConfig, type DdipConfigInput, hqsBeta } from "./config.ts";
 import { autoScale } from "./scale.ts";
 import {
@@ -375,23 +375,18 @@ export async function ddipJoint(
     }
     let image = clipScaled(combine(x0), s);
     let disagreement: Float32Array | undefined;
-    if (config.finalEmIterations > 0 && config.finalEmRegion === "disagreement") {
-      // only where the data disagree with the output (lesions the prior erased or filled)
-      const te = performance.now();
-      const dc = await restrictedDataConsistency(likelihood, grid, image, {
-        iterations: config.finalEmIterations,
-        beta: config.finalBeta / (s * s),
-        fwhmMm: config.disagreementFwhmMm,
-        threshold: config.disagreementThreshold,
-        orderedSubsets: config.xStepOrderedSubsets,
-      });
-      timings.emMs += performance.now() - te;
-      timings.xSteps++;
-      image = dc.image;
-      disagreement = dc.disagreement;
-    } else if (config.finalEmIterations > 0) {
+    if (config.finalEmIterations > 0) {
       // optionally pulled back to the data: finalEmIterations x-step iterations towards it
-      image = await xStepAct(image, config.finalBeta / (s * s), config.finalEmIterations);
+      const dc = await xStepAct(image, config.finalBeta / (s * s), config.finalEmIterations);
+      if (config.finalEmRegion === "disagreement") {
+        // kept only where the data disagree with the output (lesions the prior erased or filled)
+        const r = await restrictToDisagreement(ctx, grid, image, dc, {
+          fwhmMm: config.disagreementFwhmMm,
+          threshold: config.disagreementThreshold,
+        });
+        image = r.image;
+        disagreement = r.disagreement;
+      } else image = dc;
     }
     const llFinal = await logLikelihood(image);
     await options.onPhase?.("done", "");

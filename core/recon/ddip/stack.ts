@@ -36,7 +36,7 @@ import { mlem } from "../algorithms.ts";
 import type { IterationState, ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
-import { restrictedDataConsistency } from "./residual.ts";
+import { restrictToDisagreement } from "./residual.ts";
 import {
   DDIP_METHODS,
   type DdipConfig,
@@ -553,25 +553,21 @@ async function ddipChain(
     // 3. the output, clip(x̂0, 0, 1) in activity units, optionally pulled back to the data
     let image = scaled(x0, s, true);
     let disagreement: Float32Array | undefined;
-    if (config.finalEmIterations > 0 && config.finalEmRegion === "disagreement") {
-      // only where the data disagree with the output (lesions the prior erased or filled)
-      const dc = await timed("emMs", () =>
-        restrictedDataConsistency(likelihood, grid, image, {
-          iterations: config.finalEmIterations,
-          beta: config.finalBeta / (s * s),
-          fwhmMm: config.disagreementFwhmMm,
-          threshold: config.disagreementThreshold,
-          orderedSubsets: config.xStepOrderedSubsets,
-        }));
-      image = dc.image;
-      disagreement = dc.disagreement;
-      timings.xSteps++;
-    } else if (config.finalEmIterations > 0) {
-      image = await timed(
+    if (config.finalEmIterations > 0) {
+      const dc = await timed(
         "emMs",
         () => dev.xStep(image, config.finalBeta / (s * s), config.finalEmIterations),
       );
       timings.xSteps++;
+      if (config.finalEmRegion === "disagreement") {
+        // kept only where the data disagree with the output (lesions the prior erased or filled)
+        const r = await restrictToDisagreement(likelihood.model.ctx, grid, image, dc, {
+          fwhmMm: config.disagreementFwhmMm,
+          threshold: config.disagreementThreshold,
+        });
+        image = r.image;
+        disagreement = r.disagreement;
+      } else image = dc;
     }
     const llFinal = await dev.logLikelihood(image);
     finishTimings(timings, prior.stats, stats0, tStart);
