@@ -9,7 +9,16 @@
 import { z } from "zod";
 import type { LoraState } from "./lora.ts";
 
-/** zod schema of the AdamW options (all optional; defaults are the DDIP-HQS reference). */
+/**
+ * zod schema of the AdamW options (all optional; defaults are the DDIP-HQS reference).
+ *
+ * @example
+ * ```ts
+ * import { AdamWOptionsSchema } from "@petrel/petrel";
+ * AdamWOptionsSchema.parse({ lr: 2e-3 }); // { lr: 0.002, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: 1 }
+ * AdamWOptionsSchema.safeParse({ lr: -1 }).success; // false
+ * ```
+ */
 export const AdamWOptionsSchema = z.object({
   /** Learning rate (reference 5e-4). */
   lr: z.number().positive().default(5e-4),
@@ -40,9 +49,13 @@ export interface AdamWStepReport {
  *
  * @example
  * ```ts
+ * import { AdamW, LoraState } from "@petrel/petrel";
+ * const params = new LoraState([{ name: "p.w", shape: [2] }], new Map([["p.w", Float32Array.of(1, 1)]]));
  * const opt = new AdamW({ lr: 2e-3, weightDecay: 0.01, clipNorm: 1 });
- * const { grads } = await prior.vjp(xt, t, mr, params, gradEps);
- * opt.step(params, grads); // updates the LoRA state in place
+ * // grads from prior.vjp(xt, t, mr, params, gradEps) in DDIP; here a fixed one
+ * const report = opt.step(params, new Map([["p.w", Float32Array.of(3, 4)]])); // in place
+ * report.gradNorm; // 5 (clipped to norm 1: clipScale ≈ 0.2)
+ * params.get("p.w"); // ≈ [0.99798, 0.99798]: the first Adam step moves each entry by ≈ lr
  * ```
  */
 export class AdamW {

@@ -37,8 +37,10 @@ function numbers3(v: unknown): [number, number, number] | undefined {
  *
  * @example
  * ```ts
+ * import { loadPrior, priorGridSupport } from "@petrel/petrel";
+ * const prior = await loadPrior("models/fdg_prior");
  * const support = priorGridSupport(prior.meta);
- * checkPriorGrid(grid, support, "models/fdg_prior"); // throws on a mismatch
+ * // { inPlane: [128, 128], multiple: 4, voxelMm: [2.086, 2.086, 2.086], relTolerance: 0.05 }
  * ```
  */
 export function priorGridSupport(meta: PriorMetadata): PriorGridSupport {
@@ -59,7 +61,21 @@ export function priorGridSupport(meta: PriorMetadata): PriorGridSupport {
   };
 }
 
-/** A study grid that the prior does not support. */
+/**
+ * A study grid that the prior does not support.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, checkPriorGrid, PriorGridError } from "@petrel/petrel";
+ * const support = { inPlane: [128, 128] as [number, number], multiple: 4, relTolerance: 0.05 };
+ * try {
+ *   checkPriorGrid(centredGrid([96, 96, 3], [2.086, 2.086, 2.086]), support, "models/fdg_prior");
+ * } catch (e) {
+ *   if (!(e instanceof PriorGridError)) throw e;
+ *   console.error(e.message); // "models/fdg_prior fine-tunes on 128 × 128 in-plane voxels …"
+ * }
+ * ```
+ */
 export class PriorGridError extends RangeError {
   override name = "PriorGridError";
 }
@@ -68,6 +84,17 @@ export class PriorGridError extends RangeError {
  * Throws {@linkcode PriorGridError} (one sentence: what the prior supports, what the grid is, how
  * to resample) when `grid` does not fit `support`. `fineTune` false skips the fixed VJP size
  * (sampling alone runs at any multiple of `support.multiple`).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, checkPriorGrid, loadPrior, priorGridSupport } from "@petrel/petrel";
+ * const prior = await loadPrior("models/fdg_prior");
+ * const grid = centredGrid([128, 128, 40], [2.086, 2.086, 2.086]);
+ * checkPriorGrid(grid, priorGridSupport(prior.meta), "models/fdg_prior"); // fits: no error
+ * // 96 × 96 can be sampled (a multiple of 4) but not fine-tuned (the VJP graph is 128 × 128)
+ * const small = centredGrid([96, 96, 3], [2.086, 2.086, 2.086]);
+ * checkPriorGrid(small, priorGridSupport(prior.meta), "models/fdg_prior", { fineTune: false });
+ * ```
  */
 export function checkPriorGrid(
   grid: ImageGrid,

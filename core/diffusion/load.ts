@@ -75,7 +75,16 @@ export interface PriorBytes {
   /** Used in messages (default "model"). */
   label?: string;
 }
-/** The default file names inside a prior directory. */
+/**
+ * The default file names inside a prior directory.
+ *
+ * @example
+ * ```ts
+ * import { PRIOR_FILES } from "@petrel/petrel";
+ * const dir = "models/fdg_prior";
+ * const bytes = await Deno.readFile(`${dir}/${PRIOR_FILES.denoiser}`); // denoiser.onnx
+ * ```
+ */
 export const PRIOR_FILES = {
   denoiser: "denoiser.onnx",
   vjp: "vjp.onnx",
@@ -119,6 +128,16 @@ async function readOptional(path: string): Promise<Uint8Array | null> {
  * without it the prior samples but cannot be fine-tuned) and the initial LoRA values
  * (`lora_init.json` + `lora_init.bin`, see {@linkcode readInitialParams}), or from bytes.
  * Validates the metadata and both graph signatures before creating any session.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, loadPrior } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * // wasm on a CPU adapter, webgpu on a real GPU; 1 ORT thread by default
+ * const prior = await loadPrior("models/fdg_prior", { adapter: ctx.adapter });
+ * console.log(prior.provider, prior.canFineTune); // e.g. "wasm" true
+ * await prior.release();
+ * ```
  */
 export async function loadPrior(
   source: string | URL | PriorBytes,
@@ -258,6 +277,15 @@ export async function loadPrior(
  * Reads the initial LoRA values shipped beside a model (`lora.init` in the metadata: a raw
  * float32 little-endian file concatenated in `lora.params` order, and optionally its
  * `petrel-tensors-v1` JSON index). Checks the value count and, when given, the SHA-256.
+ *
+ * @example
+ * ```ts
+ * import { parsePriorMetadata, readInitialParams, readOnnxHeader } from "@petrel/petrel";
+ * const dir = "models/fdg_prior";
+ * const meta = parsePriorMetadata(readOnnxHeader(await Deno.readFile(`${dir}/denoiser.onnx`)), dir);
+ * const initial = await readInitialParams(dir, meta); // Map: "p.…" → Float32Array
+ * initial.size; // 126: one entry per lora.params
+ * ```
  */
 export async function readInitialParams(
   dir: string,

@@ -12,7 +12,16 @@ export interface ParamSpec {
   shape: readonly number[];
 }
 
-/** Number of elements of a shape. */
+/**
+ * Number of elements of a shape.
+ *
+ * @example
+ * ```ts
+ * import { shapeSize } from "@petrel/petrel";
+ * shapeSize([4, 24, 3, 3]); // 864: a rank-4 LoRA down factor of a 3×3 conv with 24 inputs
+ * shapeSize([]); // 1 (a scalar)
+ * ```
+ */
 export function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -23,8 +32,12 @@ export function shapeSize(shape: readonly number[]): number {
  *
  * @example
  * ```ts
- * const params = prior.createParams(); // LoRA up-factors 0: the base model
+ * import { loadPrior } from "@petrel/petrel";
+ * const prior = await loadPrior("models/fdg_prior");
+ * const params = prior.createParams(); // a LoraState; LoRA up-factors 0: the base model
+ * params.size; // 56472 scalars in 126 tensors
  * const saved = params.clone(); // carry or restore adapters between stacks
+ * params.reset(); // back to the base model
  * ```
  */
 export class LoraState {

@@ -11,12 +11,38 @@ import { z } from "zod";
 import { ScheduleSpecSchema } from "./schedule.ts";
 import type { OnnxHeader, OnnxValueInfo } from "./onnx_proto.ts";
 
-/** The metadata key petrel's exporter writes. */
+/**
+ * The metadata key petrel's exporter writes.
+ *
+ * @example
+ * ```ts
+ * import { PETREL_METADATA_KEY, readOnnxHeader } from "@petrel/petrel";
+ * const header = readOnnxHeader(await Deno.readFile("models/fdg_prior/denoiser.onnx"));
+ * const card = JSON.parse(header.metadata.get(PETREL_METADATA_KEY)!); // the raw model card
+ * ```
+ */
 export const PETREL_METADATA_KEY = "petrel";
-/** The only format version this runtime reads. */
+/**
+ * The only format version this runtime reads.
+ *
+ * @example
+ * ```ts
+ * import { parsePriorMetadata, PETREL_PRIOR_FORMAT, readOnnxHeader } from "@petrel/petrel";
+ * const header = readOnnxHeader(await Deno.readFile("models/fdg_prior/denoiser.onnx"));
+ * parsePriorMetadata(header, "denoiser.onnx").format === PETREL_PRIOR_FORMAT; // true
+ * ```
+ */
 export const PETREL_PRIOR_FORMAT = "petrel-prior-v1";
 
-/** zod schema of one adaptable parameter in the metadata. */
+/**
+ * zod schema of one adaptable parameter in the metadata.
+ *
+ * @example
+ * ```ts
+ * import { LoraParamSchema } from "@petrel/petrel";
+ * LoraParamSchema.parse({ name: "p.down.0.res.0.conv1.lora_down", shape: [4, 24, 3, 3] });
+ * ```
+ */
 export const LoraParamSchema = z.object({
   name: z.string().min(1),
   /** The VJP graph's output for this parameter (default `grad.<name without "p.">`). */
@@ -24,7 +50,15 @@ export const LoraParamSchema = z.object({
   shape: z.array(z.number().int().positive()),
 });
 
-/** zod schema of `lora.init`: where the initial parameter values are stored beside the model. */
+/**
+ * zod schema of `lora.init`: where the initial parameter values are stored beside the model.
+ *
+ * @example
+ * ```ts
+ * import { LoraInitSchema } from "@petrel/petrel";
+ * LoraInitSchema.parse({ file: "lora_init.bin", index: "lora_init.json", count: 56472 });
+ * ```
+ */
 export const LoraInitSchema = z.looseObject({
   /** Raw float32 little-endian values, concatenated in `lora.params` order. */
   file: z.string().min(1),
@@ -36,7 +70,23 @@ export const LoraInitSchema = z.looseObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 
-/** zod schema of the `petrel` metadata document (unknown extra keys are kept). */
+/**
+ * zod schema of the `petrel` metadata document (unknown extra keys are kept).
+ *
+ * @example
+ * ```ts
+ * import { PriorMetadataSchema } from "@petrel/petrel";
+ * const meta = PriorMetadataSchema.parse({
+ *   format: "petrel-prior-v1",
+ *   schedule: { kind: "linear", T: 1000, beta_start: 1e-4, beta_end: 0.02 },
+ *   prediction: "epsilon",
+ *   channels: { pet: 3, mr: 3 },
+ *   scaling: {},
+ *   lora: { rank: 4, params: [{ name: "p.out.lora_down", shape: [4, 24, 3, 3] }] },
+ *   training: { voxel_mm: 2.086 },
+ * });
+ * ```
+ */
 export const PriorMetadataSchema = z.looseObject({
   format: z.literal(PETREL_PRIOR_FORMAT),
   schedule: ScheduleSpecSchema,
@@ -62,28 +112,77 @@ export const PriorMetadataSchema = z.looseObject({
 /** The validated metadata document. */
 export type PriorMetadata = z.infer<typeof PriorMetadataSchema>;
 
-/** Thrown when a model's metadata or graph signature is not what the runtime expects. */
+/**
+ * Thrown when a model's metadata or graph signature is not what the runtime expects.
+ *
+ * @example
+ * ```ts
+ * import { loadPrior, PriorModelError } from "@petrel/petrel";
+ * try {
+ *   await loadPrior("models/no_such_prior");
+ * } catch (e) {
+ *   if (!(e instanceof PriorModelError)) throw e;
+ *   console.error(e.message); // "no denoiser.onnx in models/no_such_prior (a prior directory holds …)"
+ * }
+ * ```
+ */
 export class PriorModelError extends Error {
   override name = "PriorModelError";
 }
 
-/** The input names every denoiser graph starts with, in order. */
+/**
+ * The input names every denoiser graph starts with, in order.
+ *
+ * @example
+ * ```ts
+ * import { IMAGE_INPUTS, readOnnxHeader } from "@petrel/petrel";
+ * const header = readOnnxHeader(await Deno.readFile("models/fdg_prior/denoiser.onnx"));
+ * header.inputs.slice(0, 3).map((i) => i.name); // ["x_t", "t", "mr"], as IMAGE_INPUTS
+ * IMAGE_INPUTS.length; // 3: the LoRA parameters follow
+ * ```
+ */
 export const IMAGE_INPUTS = ["x_t", "t", "mr"] as const;
 
 /**
  * The graph input name of an adaptable parameter: metadata names are used as given when they
  * already carry the `p.` prefix, otherwise `p.` is prepended (the exporter's convention).
+ *
+ * @example
+ * ```ts
+ * import { paramInputName } from "@petrel/petrel";
+ * paramInputName("out.lora_up"); // "p.out.lora_up"
+ * paramInputName("p.out.lora_up"); // "p.out.lora_up"
+ * ```
  */
 export function paramInputName(name: string): string {
   return name.startsWith("p.") ? name : `p.${name}`;
 }
 
-/** The VJP graph's output name for the gradient of parameter input `p.<x>`: `grad.<x>`. */
+/**
+ * The VJP graph's output name for the gradient of parameter input `p.<x>`: `grad.<x>`.
+ *
+ * @example
+ * ```ts
+ * import { gradOutputName } from "@petrel/petrel";
+ * gradOutputName("p.out.lora_up"); // "grad.out.lora_up"
+ * ```
+ */
 export function gradOutputName(inputName: string): string {
   return `grad.${inputName.startsWith("p.") ? inputName.slice(2) : inputName}`;
 }
 
-/** Parses and validates the `petrel` metadata of a model; `what` names the file in errors. */
+/**
+ * Parses and validates the `petrel` metadata of a model; `what` names the file in errors.
+ *
+ * @example
+ * ```ts
+ * import { parsePriorMetadata, readOnnxHeader } from "@petrel/petrel";
+ * const header = readOnnxHeader(await Deno.readFile("models/fdg_prior/denoiser.onnx"));
+ * const meta = parsePriorMetadata(header, "models/fdg_prior/denoiser.onnx");
+ * meta.channels; // { pet: 3, mr: 3 }
+ * meta.schedule.T; // 1000
+ * ```
+ */
 export function parsePriorMetadata(header: OnnxHeader, what: string): PriorMetadata {
   const raw = header.metadata.get(PETREL_METADATA_KEY);
   if (raw === undefined) {
@@ -130,6 +229,16 @@ function sameShape(a: OnnxValueInfo["shape"], b: readonly number[]): boolean {
  * `grad_eps` for the VJP graph), all float32, parameter shapes as declared; outputs `eps`
  * (plus `grad.<param>` for every parameter). Throws {@linkcode PriorModelError} naming the
  * first difference and what was expected.
+ *
+ * @example
+ * ```ts
+ * import { checkSignature, parsePriorMetadata, readOnnxHeader } from "@petrel/petrel";
+ * const denoiser = readOnnxHeader(await Deno.readFile("models/fdg_prior/denoiser.onnx"));
+ * const vjp = readOnnxHeader(await Deno.readFile("models/fdg_prior/vjp.onnx"));
+ * const meta = parsePriorMetadata(denoiser, "denoiser.onnx");
+ * checkSignature(denoiser, meta, "denoiser", "denoiser.onnx"); // passes
+ * checkSignature(vjp, meta, "vjp", "vjp.onnx"); // passes: grad_eps input, grad.* outputs
+ * ```
  */
 export function checkSignature(
   header: OnnxHeader,

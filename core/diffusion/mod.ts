@@ -4,10 +4,14 @@
  *
  * @example One fine-tuning iteration and one DDS step on a 3-slice stack `xt` with MR `mr`
  * ```ts
- * import { AdamW, ddimStep, loadPrior, tweedie, tweedieLossGrad } from "./mod.ts";
- * import { Rng } from "../random.ts";
+ * import { AdamW, ddimStep, loadPrior, noiseTo, Rng, tweedie, tweedieLossGrad } from "@petrel/petrel";
  * const prior = await loadPrior("models/fdg_prior"); // provider from the adapter
  * const params = prior.createParams(); // LoRA up = 0: the base model
+ * const n = 128 * 128 * 3;
+ * const mr = new Float32Array(n).fill(0.5); // MR stack / its volume max
+ * const xHqs = new Float32Array(n).fill(0.3); // x-step result / scale
+ * const t = 199;
+ * const xt = noiseTo(xHqs, prior.schedule.alphaBar(t), new Rng(0));
  * const ab = prior.schedule.alphaBar(t);
  * const x0 = tweedie(xt, await prior.eps(xt, t, mr, params), ab);
  * const { gradEps } = tweedieLossGrad(x0, xHqs, ab); // loss = mean‖x̂0 − x_hqs‖²

@@ -37,7 +37,20 @@ export interface OnnxHeader {
   outputs: OnnxValueInfo[];
 }
 
-/** Thrown when the bytes are not a well-formed ONNX model. */
+/**
+ * Thrown when the bytes are not a well-formed ONNX model.
+ *
+ * @example
+ * ```ts
+ * import { OnnxFormatError, readOnnxHeader } from "@petrel/petrel";
+ * try {
+ *   readOnnxHeader(new TextEncoder().encode("not a model"));
+ * } catch (e) {
+ *   if (!(e instanceof OnnxFormatError)) throw e;
+ *   console.error(e.message);
+ * }
+ * ```
+ */
 export class OnnxFormatError extends Error {
   override name = "OnnxFormatError";
 }
@@ -135,7 +148,17 @@ function readValueInfo(r: Reader): OnnxValueInfo {
   return info;
 }
 
-/** Reads the metadata and graph signature of an ONNX model without decoding its weights. */
+/**
+ * Reads the metadata and graph signature of an ONNX model without decoding its weights.
+ *
+ * @example
+ * ```ts
+ * import { readOnnxHeader } from "@petrel/petrel";
+ * const header = readOnnxHeader(await Deno.readFile("models/fdg_prior/denoiser.onnx"));
+ * header.inputs[0]; // { name: "x_t", elemType: 1, shape: ["B", 3, "H", "W"] }
+ * header.metadata.has("petrel"); // true: the model card
+ * ```
+ */
 export function readOnnxHeader(bytes: Uint8Array): OnnxHeader {
   const header: OnnxHeader = {
     irVersion: 0,
@@ -211,6 +234,15 @@ function lengthDelimited(field: number, payload: Uint8Array): Uint8Array {
 /**
  * Returns a copy of an ONNX model whose `metadata_props` are replaced by `entries` (the rest
  * of the bytes unchanged). Used to stamp or repair metadata, and by tests to make bad models.
+ *
+ * @example
+ * ```ts
+ * import { readOnnxHeader, withOnnxMetadata } from "@petrel/petrel";
+ * const bytes = await Deno.readFile("models/fdg_prior/denoiser.onnx");
+ * const card = readOnnxHeader(bytes).metadata.get("petrel")!;
+ * const stamped = withOnnxMetadata(bytes, new Map([["petrel", card], ["note", "retrained 2026"]]));
+ * readOnnxHeader(stamped).metadata.get("note"); // "retrained 2026"
+ * ```
  */
 export function withOnnxMetadata(
   bytes: Uint8Array,

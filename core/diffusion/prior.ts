@@ -64,7 +64,23 @@ export interface ScorePriorParts {
   label: string;
 }
 
-/** A loaded score prior: ε_θ(x_t, t, mr) and its VJP with respect to the LoRA parameters. */
+/**
+ * A loaded score prior: ε_θ(x_t, t, mr) and its VJP with respect to the LoRA parameters.
+ *
+ * @example
+ * ```ts
+ * import { loadPrior } from "@petrel/petrel";
+ * const prior = await loadPrior("models/fdg_prior");
+ * const params = prior.createParams(); // the base model
+ * const n = 128 * 128 * 3; // one 3-slice stack, [nx, ny, 3]
+ * const xt = new Float32Array(n); // x_t on the prior's [0, 1] scale (plus noise)
+ * const mr = new Float32Array(n).fill(0.5); // the MR stack divided by its volume max
+ * const eps = await prior.eps(xt, 199, mr, params); // ε_θ(x_t, t = 199, mr)
+ * // ⟨gradEps, ∂ε/∂θ⟩ for every LoRA parameter (fine-tuning; the VJP graph is 128 × 128 × 3)
+ * const { grads } = await prior.vjp(xt, 199, mr, params, new Float32Array(n).fill(1e-3));
+ * await prior.release();
+ * ```
+ */
 export class ScorePrior {
   /** The execution provider the sessions run on. */
   readonly provider: PriorProvider;

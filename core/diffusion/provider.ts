@@ -15,15 +15,43 @@ import { PriorModelError } from "./metadata.ts";
  */
 export type PriorProvider = "wasm" | "webgpu" | "native";
 
-/** Every {@linkcode PriorProvider}, for validating user input. */
+/**
+ * Every {@linkcode PriorProvider}, for validating user input.
+ *
+ * @example
+ * ```ts
+ * import { PRIOR_PROVIDERS, type PriorProvider } from "@petrel/petrel";
+ * const arg = "webgpu"; // e.g. from --provider
+ * if (!PRIOR_PROVIDERS.includes(arg as PriorProvider)) throw new Error(`unknown provider ${arg}`);
+ * ```
+ */
 export const PRIOR_PROVIDERS: readonly PriorProvider[] = ["wasm", "webgpu", "native"];
 
-/** Chooses the provider from an adapter: WebGPU on a real GPU, wasm on a fallback/no adapter. */
+/**
+ * Chooses the provider from an adapter: WebGPU on a real GPU, wasm on a fallback/no adapter.
+ *
+ * @example
+ * ```ts
+ * import { chooseProvider, defaultContext } from "@petrel/petrel";
+ * chooseProvider({ isFallback: true }); // "wasm" (Mesa llvmpipe)
+ * chooseProvider(null); // "wasm" (no adapter)
+ * chooseProvider((await defaultContext()).adapter); // "webgpu" on a real GPU
+ * ```
+ */
 export function chooseProvider(adapter: { isFallback: boolean } | null | undefined): PriorProvider {
   return adapter && !adapter.isFallback ? "webgpu" : "wasm";
 }
 
-/** Asks WebGPU for an adapter (no device is created) and reports whether it is a fallback one. */
+/**
+ * Asks WebGPU for an adapter (no device is created) and reports whether it is a fallback one.
+ *
+ * @example
+ * ```ts
+ * import { probeAdapter } from "@petrel/petrel";
+ * const adapter = await probeAdapter(); // null without WebGPU
+ * console.log(adapter?.description, adapter?.isFallback); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" true
+ * ```
+ */
 export async function probeAdapter(): Promise<{ isFallback: boolean; description: string } | null> {
   if (typeof navigator === "undefined" || !navigator.gpu) return null;
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -42,6 +70,7 @@ export async function probeAdapter(): Promise<{ isFallback: boolean; description
  *
  * @example
  * ```ts
+ * import { resolveProvider } from "@petrel/petrel";
  * const provider = await resolveProvider("auto", { isFallback: true }); // "wasm"
  * ```
  */

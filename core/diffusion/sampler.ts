@@ -27,8 +27,12 @@ function checkAlphaBar(what: string, ab: number): void {
  *
  * @example
  * ```ts
- * const ab = prior.schedule.alphaBar(t);
- * const x0 = tweedie(xt, await prior.eps(xt, t, mr, params), ab); // (x_t − √(1−ᾱ) ε)/√ᾱ
+ * import { DdpmSchedule, noiseTo, tweedie } from "@petrel/petrel";
+ * const ab = new DdpmSchedule().alphaBar(199);
+ * const clean = new Float32Array(128 * 128 * 3).fill(0.5); // one stack on the prior's scale
+ * const eps = new Float32Array(clean.length).fill(1); // the true noise, or prior.eps(xt, 199, mr, params)
+ * const xt = noiseTo(clean, ab, eps); // √ᾱ x0 + √(1−ᾱ) ε
+ * const x0 = tweedie(xt, eps, ab); // (x_t − √(1−ᾱ) ε)/√ᾱ ≈ 0.5 everywhere
  * ```
  */
 export function tweedie(
@@ -49,6 +53,17 @@ export function tweedie(
 /**
  * The gradient of `mean‖x̂0 − target‖²` with respect to ε, given x̂0 (from {@linkcode tweedie}):
  * `∂/∂ε = −(2/N) √(1−ᾱ_t)/√ᾱ_t · (x̂0 − target)`. Returns `{loss, gradEps}`.
+ *
+ * @example
+ * ```ts
+ * import { DdpmSchedule, tweedieLossGrad } from "@petrel/petrel";
+ * const ab = new DdpmSchedule().alphaBar(199);
+ * const x0 = Float32Array.of(0.4, 0.6); // Tweedie estimate x̂0
+ * const xHqs = Float32Array.of(0.5, 0.5); // the x-step result on the prior's scale
+ * const { loss, gradEps } = tweedieLossGrad(x0, xHqs, ab);
+ * loss; // ≈ 0.01 = mean‖x̂0 − x_hqs‖²
+ * // feed gradEps to prior.vjp(xt, t, mr, params, gradEps) for the LoRA gradients
+ * ```
  */
 export function tweedieLossGrad(
   x0: Float32Array,
@@ -93,8 +108,13 @@ export interface DdimStepOptions {
  *
  * @example
  * ```ts
- * const rng = new Rng(1);
- * const xPrev = ddimStep(x0, eps, { alphaBarPrev: prior.schedule.alphaBar(tPrev), eta: 0.85, rng });
+ * import { DdpmSchedule, ddimStep, Rng } from "@petrel/petrel";
+ * const schedule = new DdpmSchedule();
+ * const n = 128 * 128 * 3;
+ * const x0 = new Float32Array(n).fill(0.5); // x̂0 at t = 199 (Tweedie, or the x-step result in DDS)
+ * const eps = new Rng(7).normals(n); // ε_θ(x_t, 199, mr) in DDIP
+ * const rng = new Rng(1); // the chain's noise stream
+ * const xPrev = ddimStep(x0, eps, { alphaBarPrev: schedule.alphaBar(191), eta: 0.85, rng });
  * ```
  */
 export function ddimStep(
@@ -128,6 +148,14 @@ export function ddimStep(
 /**
  * Forward noising to timestep t: `x_t = √ᾱ_t x0 + √(1−ᾱ_t) n`, `n ~ N(0, I)` from `rng` (or the
  * given `noise`).
+ *
+ * @example
+ * ```ts
+ * import { DdpmSchedule, noiseTo, Rng } from "@petrel/petrel";
+ * const schedule = new DdpmSchedule();
+ * const init = new Float32Array(128 * 128 * 3).fill(0.5); // MLEM initialisation / scale
+ * const xt = noiseTo(init, schedule.alphaBar(199), new Rng(1)); // the start of a reverse chain
+ * ```
  */
 export function noiseTo(
   x0: Float32Array,

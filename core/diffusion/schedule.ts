@@ -12,7 +12,16 @@
 
 import { z } from "zod";
 
-/** zod schema of a schedule description (the `schedule` block of the model metadata). */
+/**
+ * zod schema of a schedule description (the `schedule` block of the model metadata).
+ *
+ * @example
+ * ```ts
+ * import { ScheduleSpecSchema } from "@petrel/petrel";
+ * ScheduleSpecSchema.parse({ kind: "linear", T: 1000, beta_start: 1e-4, beta_end: 0.02 });
+ * ScheduleSpecSchema.safeParse({ kind: "linear", T: 1000, beta_start: 0.02, beta_end: 1e-4 }).success; // false
+ * ```
+ */
 export const ScheduleSpecSchema = z.object({
   kind: z.literal("linear"),
   T: z.number().int().positive(),
@@ -25,7 +34,16 @@ export const ScheduleSpecSchema = z.object({
 /** A schedule description as stored in the model metadata. */
 export type ScheduleSpec = z.infer<typeof ScheduleSpecSchema>;
 
-/** The reference schedule: T = 1000, linear betas 1e-4 → 0.02. */
+/**
+ * The reference schedule: T = 1000, linear betas 1e-4 → 0.02.
+ *
+ * @example
+ * ```ts
+ * import { DdpmSchedule, REFERENCE_SCHEDULE } from "@petrel/petrel";
+ * const s = new DdpmSchedule(REFERENCE_SCHEDULE); // also the default
+ * s.alphaBar(199); // ≈ 0.659: where DDIP's reverse chain starts
+ * ```
+ */
 export const REFERENCE_SCHEDULE: ScheduleSpec = {
   kind: "linear",
   T: 1000,
@@ -38,6 +56,7 @@ export const REFERENCE_SCHEDULE: ScheduleSpec = {
  *
  * @example
  * ```ts
+ * import { DdpmSchedule } from "@petrel/petrel";
  * const s = new DdpmSchedule({ kind: "linear", T: 1000, beta_start: 1e-4, beta_end: 0.02 });
  * s.reverseSteps(200, 25); // [[199, 191], …, [0, -1]]
  * ```

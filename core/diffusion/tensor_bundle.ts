@@ -8,7 +8,16 @@
 
 import { z } from "zod";
 
-/** zod schema of a bundle index. */
+/**
+ * zod schema of a bundle index.
+ *
+ * @example
+ * ```ts
+ * import { TensorBundleIndexSchema } from "@petrel/petrel";
+ * const index = TensorBundleIndexSchema.parse(JSON.parse(await Deno.readTextFile("models/fdg_prior/lora_init.json")));
+ * index.count; // float32 values in lora_init.bin
+ * ```
+ */
 export const TensorBundleIndexSchema = z.looseObject({
   format: z.literal("petrel-tensors-v1"),
   file: z.string().min(1),
@@ -39,6 +48,21 @@ function dirOf(path: string): string {
 /**
  * Decodes a bundle from its parsed JSON index and the raw bytes; checks the byte count and that
  * every tensor lies inside the data. `what` names the bundle in errors.
+ *
+ * @example
+ * ```ts
+ * import { decodeTensorBundle } from "@petrel/petrel";
+ * const index = {
+ *   format: "petrel-tensors-v1",
+ *   file: "w.bin",
+ *   dtype: "float32",
+ *   byte_order: "little",
+ *   count: 3,
+ *   tensors: [{ name: "bias", shape: [3], offset: 0 }],
+ * };
+ * const raw = new Uint8Array(Float32Array.of(0.5, 1, 2).buffer); // little-endian hosts
+ * decodeTensorBundle(index, raw, "w.json").get("bias"); // { shape: [3], data: Float32Array [0.5, 1, 2] }
+ * ```
  */
 export function decodeTensorBundle(
   indexJson: unknown,
@@ -78,7 +102,16 @@ export function decodeTensorBundle(
   return out;
 }
 
-/** Reads a bundle from its JSON index path (the data file is resolved beside it). */
+/**
+ * Reads a bundle from its JSON index path (the data file is resolved beside it).
+ *
+ * @example
+ * ```ts
+ * import { readTensorBundle } from "@petrel/petrel";
+ * const bundle = await readTensorBundle("models/fdg_prior/lora_init.json"); // reads lora_init.bin beside it
+ * bundle.get("p.down.0.res.0.conv1.lora_down")?.shape; // [4, 24, 3, 3]
+ * ```
+ */
 export async function readTensorBundle(indexPath: string): Promise<Map<string, NamedTensor>> {
   const json = JSON.parse(await Deno.readTextFile(indexPath));
   const file = typeof json?.file === "string" ? json.file : "";

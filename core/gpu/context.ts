@@ -33,7 +33,21 @@ export interface GpuContextOptions {
 /** Element types a {@linkcode GpuArray} can hold. */
 export type DType = "f32" | "u32" | "i32";
 
-/** Thrown when WebGPU is unavailable or the device is lost; the message says what to install. */
+/**
+ * Thrown when WebGPU is unavailable or the device is lost; the message says what to install.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, GpuUnavailableError } from "@petrel/petrel";
+ * try {
+ *   const ctx = await defaultContext();
+ *   console.log(ctx.adapter.description); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+ * } catch (e) {
+ *   if (!(e instanceof GpuUnavailableError)) throw e;
+ *   console.error(e.message); // says which packages to install
+ * }
+ * ```
+ */
 export class GpuUnavailableError extends Error {
   override name = "GpuUnavailableError";
 }
@@ -42,10 +56,32 @@ const NO_ADAPTER_HELP = "No WebGPU adapter was found. On a machine without a GPU
   "Mesa's llvmpipe: install it with `apt-get install libegl-mesa0 libgl1-mesa-dri` (Debian/Ubuntu). " +
   "On an NVIDIA GPU install the Vulkan loader (libvulkan1) and the NVIDIA driver's Vulkan ICD.";
 
-/** Workgroup size used by all 1-D kernels in `shaders/` (keep in sync with the WGSL). */
+/**
+ * Workgroup size used by all 1-D kernels in `shaders/` (keep in sync with the WGSL).
+ *
+ * @example
+ * ```ts
+ * import { WORKGROUP_SIZE } from "@petrel/petrel";
+ * // workgroups of a 1-D dispatch over a 128 × 128 image (KernelRecorder.dispatch1d does this)
+ * const groups = Math.ceil((128 * 128) / WORKGROUP_SIZE); // 256
+ * ```
+ */
 export const WORKGROUP_SIZE = 64;
 
-/** A typed array living in a GPU storage buffer. Data stays on the device until {@linkcode GpuArray.read}. */
+/**
+ * A typed array living in a GPU storage buffer. Data stays on the device until
+ * {@linkcode GpuArray.read}. Allocate with {@linkcode GpuContext.array}.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([128, 128, 1]); // zero-filled f32 image, shape fastest axis first
+ * x.write(new Float32Array(x.length).fill(1));
+ * const host = await x.read(); // Float32Array(16384), one submit + map
+ * x.destroy();
+ * ```
+ */
 export class GpuArray {
   /** Number of elements. */
   readonly length: number;
@@ -122,6 +158,19 @@ function toBinding(b: Bindable): GPUBufferBinding {
  * Records compute dispatches into one command encoder; {@linkcode KernelRecorder.submit} sends
  * them all at once. Dispatches run in recording order (WebGPU orders storage accesses between
  * dispatches), so a whole reconstruction iteration is one submit.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, fill, scale } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([4]);
+ * const y = ctx.array([4]);
+ * const rec = ctx.record();
+ * fill(rec, x, 1);
+ * scale(rec, y, x, 3); // sees the fill: dispatches run in recording order
+ * rec.submit(); // one command buffer for both
+ * console.log(await y.read()); // Float32Array [3, 3, 3, 3]
+ * ```
  */
 export class KernelRecorder {
   readonly encoder: GPUCommandEncoder;
@@ -250,6 +299,7 @@ export class KernelRecorder {
  *
  * @example
  * ```ts
+ * import { defaultContext, scale } from "@petrel/petrel";
  * const ctx = await defaultContext();
  * const a = ctx.array([3], Float32Array.of(1, 2, 3));
  * const b = ctx.array([3]);
@@ -458,6 +508,7 @@ let shared: Promise<GpuContext> | null = null;
  *
  * @example
  * ```ts
+ * import { defaultContext } from "@petrel/petrel";
  * const ctx = await defaultContext(); // the shared WebGPU device (throws GpuUnavailableError without one)
  * const x = ctx.array([4], Float32Array.of(1, 2, 3, 4));
  * console.log(await x.read());

@@ -1,6 +1,6 @@
 /**
  * Element-wise and reduction kernels recorded into a {@linkcode KernelRecorder}. They never read
- * back; `readScalar` is the explicit host round trip.
+ * back; {@linkcode sum} and {@linkcode dot} are the explicit host round trips.
  *
  * @module
  */
@@ -27,13 +27,34 @@ function sameLength(op: string, ...arrays: GpuArray[]): number {
   return n;
 }
 
-/** out = value */
+/**
+ * out = value
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, fill } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([128, 128, 1]);
+ * ctx.run((rec) => fill(rec, x, 1)); // a uniform start image for MLEM
+ * ```
+ */
 export function fill(rec: KernelRecorder, out: GpuArray, value: number): void {
   const n = out.length;
   rec.dispatch1d("elementwise", "fill", [ewParams(rec.ctx, n, value), out], n);
 }
 
-/** out = a · x (x may be `out` itself). */
+/**
+ * out = a · x (x may be `out` itself).
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, scale } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([3], Float32Array.of(1, 2, 3));
+ * ctx.run((rec) => scale(rec, x, x, 0.5)); // in place
+ * console.log(await x.read()); // Float32Array [0.5, 1, 1.5]
+ * ```
+ */
 export function scale(rec: KernelRecorder, out: GpuArray, x: GpuArray, a: number): void {
   const n = sameLength("scale", out, x);
   if (x === out || x.buffer === out.buffer) {
@@ -43,7 +64,20 @@ export function scale(rec: KernelRecorder, out: GpuArray, x: GpuArray, a: number
   }
 }
 
-/** out = a · x + b · y */
+/**
+ * out = a · x + b · y
+ *
+ * @example
+ * ```ts
+ * import { axpby, defaultContext } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([2], Float32Array.of(1, 2));
+ * const y = ctx.array([2], Float32Array.of(10, 20));
+ * const out = ctx.array([2]);
+ * ctx.run((rec) => axpby(rec, out, x, y, { a: 2, b: -0.5 }));
+ * console.log(await out.read()); // Float32Array [-3, -6]
+ * ```
+ */
 export function axpby(
   rec: KernelRecorder,
   out: GpuArray,
@@ -60,13 +94,39 @@ export function axpby(
   );
 }
 
-/** out = x ⊙ y */
+/**
+ * out = x ⊙ y
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, mul } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const proj = ctx.array([3], Float32Array.of(4, 5, 6)); // A x
+ * const atten = ctx.array([3], Float32Array.of(0.5, 0.25, 1)); // exp(−P μ)
+ * const out = ctx.array([3]);
+ * ctx.run((rec) => mul(rec, out, proj, atten));
+ * console.log(await out.read()); // Float32Array [2, 1.25, 6]
+ * ```
+ */
 export function mul(rec: KernelRecorder, out: GpuArray, x: GpuArray, y: GpuArray): void {
   const n = sameLength("mul", out, x, y);
   rec.dispatch1d("elementwise", "mul", [ewParams(rec.ctx, n), out, x, y], n);
 }
 
-/** out = x / y where y > 0, else 0. */
+/**
+ * out = x / y where y > 0, else 0.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, divSafe } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const counts = ctx.array([3], Float32Array.of(3, 2, 1));
+ * const expected = ctx.array([3], Float32Array.of(1.5, 0, 4));
+ * const ratio = ctx.array([3]);
+ * ctx.run((rec) => divSafe(rec, ratio, counts, expected));
+ * console.log(await ratio.read()); // Float32Array [2, 0, 0.25]
+ * ```
+ */
 export function divSafe(rec: KernelRecorder, out: GpuArray, x: GpuArray, y: GpuArray): void {
   const n = sameLength("divSafe", out, x, y);
   rec.dispatch1d("elementwise", "div_safe", [ewParams(rec.ctx, n), out, x, y], n);
@@ -82,6 +142,16 @@ function reduceParams(ctx: GpuContext, n: number, block: number): GPUBuffer {
 /**
  * Records a deterministic reduction of `x` (or of `x ⊙ y`) into `out[0]`. Fixed blocks and a
  * fixed tree order make the result bit-identical on every run.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordSum } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([4], Float32Array.of(1, 2, 3, 4));
+ * const total = ctx.array([1]);
+ * ctx.run((rec) => recordSum(rec, total, x, x)); // Σ x ⊙ x, recorded with other work
+ * console.log((await total.read())[0]); // 30
+ * ```
  */
 export function recordSum(
   rec: KernelRecorder,
@@ -124,6 +194,7 @@ export function recordSum(
  *
  * @example
  * ```ts
+ * import { defaultContext, sum } from "@petrel/petrel";
  * const ctx = await defaultContext();
  * await sum(ctx.array([3], Float32Array.of(1, 2, 3))); // 6 (deterministic block reduction)
  * ```
@@ -136,7 +207,18 @@ export async function sum(x: GpuArray): Promise<number> {
   return v;
 }
 
-/** Inner product ⟨x, y⟩, read back to the host. */
+/**
+ * Inner product ⟨x, y⟩, read back to the host.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, dot } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([3], Float32Array.of(1, 2, 3));
+ * const y = ctx.array([3], Float32Array.of(4, 5, 6));
+ * await dot(x, y); // 32
+ * ```
+ */
 export async function dot(x: GpuArray, y: GpuArray): Promise<number> {
   const out = x.ctx.array([1]);
   x.ctx.run((rec) => recordSum(rec, out, x, y));
@@ -148,6 +230,19 @@ export async function dot(x: GpuArray, y: GpuArray): Promise<number> {
 /**
  * Records max |x| into `bits[0]` as the bit pattern of an f32 (`bits` must be zeroed first, e.g.
  * with `rec.clear`). NaN and ±Inf compare above every finite value.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordMaxAbs } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([3], Float32Array.of(1, -7, 3));
+ * const bits = ctx.array([1], undefined, "u32");
+ * ctx.run((rec) => {
+ *   rec.clear(bits);
+ *   recordMaxAbs(rec, bits, x);
+ * });
+ * const max = new Float32Array((await bits.readU32()).buffer)[0]; // 7
+ * ```
  */
 export function recordMaxAbs(rec: KernelRecorder, bits: GpuArray, x: GpuArray): void {
   const groups = Math.min(256, Math.max(1, Math.ceil(x.length / 64)));

@@ -63,7 +63,19 @@ function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Gathers `full[bins[i]]` into a new array. */
+/**
+ * Gathers `full[bins[i]]` into a new array.
+ *
+ * @example
+ * ```ts
+ * import { gatherBins, mmrLike2d } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * const sinogram = new Float32Array(scanner.bins).map((_, i) => i);
+ * // the bins of OSEM subset 0 of 4, in the order of scanner.lors(views)
+ * const views = scanner.subsetViews(0, 4);
+ * const part = gatherBins(sinogram, scanner.binIndices(views)); // 129 × 56 values
+ * ```
+ */
 export function gatherBins(full: ArrayLike<number>, bins: Uint32Array): Float32Array {
   const out = new Float32Array(bins.length);
   for (let i = 0; i < bins.length; i++) out[i] = full[bins[i]];
@@ -76,8 +88,19 @@ export function gatherBins(full: ArrayLike<number>, bins: Uint32Array): Float32A
  *
  * @example
  * ```ts
- * const model = ringForwardModel(ctx, mmrLike2d(), { grid, subsets: 4 });
+ * import { defaultContext, ForwardModel, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * // two subsets of views (ringForwardModel builds this for ring scanners)
+ * const subsets = [0, 1].map((k) => {
+ *   const views = scanner.subsetViews(k, 2);
+ *   const op = new JosephProjector(ctx, scanner.lors(views), grid);
+ *   return { op, geometric: op, bins: scanner.binIndices(views) };
+ * });
+ * const model = new ForwardModel(ctx, subsets, { dataShape: scanner.sinogramShape });
  * const sens = await model.totalSensitivity().read(); // Aᵀ m over all subsets
+ * model.destroy();
  * ```
  */
 export class ForwardModel {
@@ -353,18 +376,27 @@ export interface RingModelOptions extends ForwardModelOptions {
 }
 
 /**
- * The forward model of a ring scanner's span-1 sinogram on `grid`: one Joseph projector per
- * subset of views (see {@linkcode RingModelOptions.projector}) (`RingScanner.subsetViews`), optionally after a shared Gaussian resolution
- * model, with attenuation from a μ-map (1/mm), normalisation and additive terms given as full
- * sinograms `[radial, views, planes]`.
+ * The forward model of a ring scanner's span-1 sinogram on `grid`: one projector per subset of
+ * views (`RingScanner.subsetViews`; Joseph's or the ring-planar one, see
+ * {@linkcode RingModelOptions.projector}), optionally after a shared Gaussian resolution model,
+ * with attenuation from a μ-map (1/mm), normalisation and additive terms given as full sinograms
+ * `[radial, views, planes]`.
  *
  * @example
  * ```ts
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, ringForwardModel } from "@petrel/petrel";
  * const ctx = await defaultContext();
  * const scanner = mmrLike2d();
  * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
- * // ybar = m ⊙ A x + a with attenuation from a μ-map (1/mm) and 4 ordered subsets
- * const model = ringForwardModel(ctx, scanner, { grid, muMap: mu, subsets: 4 });
+ * const { mu } = nemaIecPhantom(grid); // μ-map in 1/mm
+ * // ybar = m ⊙ A x + a with attenuation from the μ-map, 4 ordered subsets, 4.5 mm resolution
+ * const model = ringForwardModel(ctx, scanner, {
+ *   grid,
+ *   muMap: mu,
+ *   subsets: 4,
+ *   resolutionFwhmMm: [4.5, 4.5, 0],
+ * });
+ * model.dataShape; // [129, 224, 1]
  * ```
  */
 export function ringForwardModel(

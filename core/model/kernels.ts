@@ -27,7 +27,21 @@ export interface EmParams {
   dims?: readonly [number, number, number, number];
 }
 
-/** Packs an {@linkcode EmParams} block into a (content-cached) uniform buffer. */
+/**
+ * Packs an {@linkcode EmParams} block into a (content-cached) uniform buffer.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, emParams } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const z = ctx.array([3], Float32Array.of(-1, 0.5, 2));
+ * const x = ctx.array([3]);
+ * // what recordClampCopy records: the Params block at binding 0, x at 5 and z at 9
+ * const params = emParams(ctx, { n: 3 });
+ * const bindings = [params, null, null, null, null, x, null, null, null, z];
+ * ctx.run((rec) => rec.dispatch1d("em", "clamp_copy", bindings, 3));
+ * ```
+ */
 export function emParams(ctx: GpuContext, p: EmParams): GPUBuffer {
   const buf = new ArrayBuffer(48);
   new Uint32Array(buf, 0, 4).set([p.n, p.flags ?? 0, p.offset ?? 0, p.mode ?? 0]);
@@ -38,7 +52,17 @@ export function emParams(ctx: GpuContext, p: EmParams): GPUBuffer {
 
 const dummies = new WeakMap<GpuContext, GpuArray>();
 
-/** A 4-element placeholder array bound where a kernel's optional input is absent. */
+/**
+ * A 4-element placeholder array bound where a kernel's optional input is absent.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, placeholder } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const none = placeholder(ctx); // one per context, shared by every kernel that needs it
+ * none === placeholder(ctx); // true
+ * ```
+ */
 export function placeholder(ctx: GpuContext): GpuArray {
   let d = dummies.get(ctx);
   if (!d) {
@@ -81,7 +105,21 @@ function projBindings(
   };
 }
 
-/** Records `out = m ⊙ proj + a`. */
+/**
+ * Records `out = m ⊙ proj + a`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordExpected } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const proj = ctx.array([3], Float32Array.of(10, 20, 30)); // A x
+ * const atten = ctx.array([3], Float32Array.of(0.5, 0.5, 1)); // m
+ * const randoms = ctx.array([3], Float32Array.of(1, 1, 1)); // a
+ * const ybar = ctx.array([3]);
+ * ctx.run((rec) => recordExpected(rec, { proj, multiplicative: atten, additive: randoms }, ybar));
+ * console.log(await ybar.read()); // Float32Array [6, 11, 31]
+ * ```
+ */
 export function recordExpected(rec: KernelRecorder, t: ProjectionTerms, out: GpuArray): void {
   const n = t.proj.length;
   sameLength("recordExpected", n, t.multiplicative, t.additive, out);
@@ -89,7 +127,20 @@ export function recordExpected(rec: KernelRecorder, t: ProjectionTerms, out: Gpu
   rec.dispatch1d("em", "expected", [emParams(rec.ctx, { n, flags }), ...bindings], n);
 }
 
-/** Records `out = m ⊙ y / (m ⊙ proj + a)` (0 where y = 0 or the expectation is ≤ 0). */
+/**
+ * Records `out = m ⊙ y / (m ⊙ proj + a)` (0 where y = 0 or the expectation is ≤ 0).
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordEmRatio } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const proj = ctx.array([3], Float32Array.of(2, 4, 8)); // A x
+ * const counts = ctx.array([3], Float32Array.of(4, 0, 8)); // y
+ * const ratio = ctx.array([3]);
+ * ctx.run((rec) => recordEmRatio(rec, { proj, multiplicative: null, additive: null }, counts, ratio));
+ * console.log(await ratio.read()); // Float32Array [2, 0, 1]: back-project it for the EM update
+ * ```
+ */
 export function recordEmRatio(
   rec: KernelRecorder,
   t: ProjectionTerms,
@@ -105,6 +156,18 @@ export function recordEmRatio(
 /**
  * Records the per-bin log-likelihood terms `y log(ybar / y) − ybar + y` (y > 0) or `−ybar`
  * (y = 0) into `out[offset …]`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordLogLikelihoodTerms } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const proj = ctx.array([2], Float32Array.of(2, 3)); // ybar (no m, no a)
+ * const counts = ctx.array([2], Float32Array.of(2, 0)); // y
+ * const terms = ctx.array([2]);
+ * const t = { proj, multiplicative: null, additive: null };
+ * ctx.run((rec) => recordLogLikelihoodTerms(rec, t, counts, { array: terms, offset: 0 }));
+ * console.log(await terms.read()); // Float32Array [0, -3]: sum them with recordSum
+ * ```
  */
 export function recordLogLikelihoodTerms(
   rec: KernelRecorder,
@@ -139,7 +202,20 @@ function imageBindings(
   return [null, null, null, null, null, x, bp, sens, a, b];
 }
 
-/** Records the EM update `x ← x ⊙ bp / s` (0 where s ≤ 0). */
+/**
+ * Records the EM update `x ← x ⊙ bp / s` (0 where s ≤ 0).
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordEmUpdate } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([3], Float32Array.of(1, 1, 1));
+ * const bp = ctx.array([3], Float32Array.of(2, 3, 4)); // Aᵀ(m y / ybar)
+ * const sens = ctx.array([3], Float32Array.of(2, 1, 0)); // Aᵀ m
+ * ctx.run((rec) => recordEmUpdate(rec, x, bp, sens));
+ * console.log(await x.read()); // Float32Array [1, 3, 0]
+ * ```
+ */
 export function recordEmUpdate(
   rec: KernelRecorder,
   x: GpuArray,
@@ -157,6 +233,17 @@ export function recordEmUpdate(
 /**
  * Records the penalised-EM update with per-voxel surrogate coefficients: `x` becomes the
  * maximiser of `c log x − s x − (A/2) x² + Bz x` with `c = x ⊙ bp`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, penalisedSolve, recordPenalisedUpdate } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const one = (v: number) => ctx.array([1], [v]);
+ * const x = one(1);
+ * // c = x · bp = 2, s = 1, A = 1, Bz = 0.5 (A and Bz from NeighbourhoodPrior.recordCoefficients)
+ * ctx.run((rec) => recordPenalisedUpdate(rec, x, { bp: one(2), sens: one(1), a: one(1), bz: one(0.5) }));
+ * console.log((await x.read())[0], penalisedSolve(1, 0.5, 1, 2)); // both ≈ 1.1861
+ * ```
  */
 export function recordPenalisedUpdate(
   rec: KernelRecorder,
@@ -174,6 +261,17 @@ export function recordPenalisedUpdate(
 /**
  * Records the HQS x-step update: `x ← ½[(z − s/β) + √((z − s/β)² + 4 x_em s/β)]` with
  * `x_em = x ⊙ bp / s` (evaluated without dividing by s or β).
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordXStepUpdate } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const one = (v: number) => ctx.array([1], [v]);
+ * const x = one(1);
+ * // x_em = 1 · 2 / 1 = 2, z = 1, s/β = 1: x ← ½[0 + √(0 + 8)] = √2
+ * ctx.run((rec) => recordXStepUpdate(rec, x, { bp: one(2), sens: one(1), z: one(1), beta: 1 }));
+ * console.log((await x.read())[0]); // ≈ 1.4142
+ * ```
  */
 export function recordXStepUpdate(
   rec: KernelRecorder,
@@ -188,7 +286,19 @@ export function recordXStepUpdate(
   ], n);
 }
 
-/** Records `x ← max(z, 0)`. */
+/**
+ * Records `x ← max(z, 0)`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordClampCopy } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const z = ctx.array([3], Float32Array.of(-1, 0.5, 2)); // e.g. a denoiser's output
+ * const x = ctx.array([3]);
+ * ctx.run((rec) => recordClampCopy(rec, x, z));
+ * console.log(await x.read()); // Float32Array [0, 0.5, 2]
+ * ```
+ */
 export function recordClampCopy(rec: KernelRecorder, x: GpuArray, z: GpuArray): void {
   const n = x.length;
   sameLength("recordClampCopy", n, z);
@@ -198,7 +308,19 @@ export function recordClampCopy(rec: KernelRecorder, x: GpuArray, z: GpuArray): 
   ], n);
 }
 
-/** Records `x ← x + alpha · y` in place. */
+/**
+ * Records `x ← x + alpha · y` in place.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordAxpyInPlace } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const total = ctx.array([2], Float32Array.of(1, 2)); // e.g. a sum over subsets
+ * const part = ctx.array([2], Float32Array.of(10, 20));
+ * ctx.run((rec) => recordAxpyInPlace(rec, total, part, 1));
+ * console.log(await total.read()); // Float32Array [11, 22]
+ * ```
+ */
 export function recordAxpyInPlace(
   rec: KernelRecorder,
   x: GpuArray,
@@ -216,6 +338,18 @@ export function recordAxpyInPlace(
 /**
  * Records `out = exp(−lineIntegrals)` (⊙ `factors` when given): attenuation factors from line
  * integrals of μ, optionally times normalisation factors.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, recordAttenuationFactors } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * // ∫μ along two LORs: 200 mm of water (0.0096/mm) and nothing
+ * const lineIntegrals = ctx.array([2], Float32Array.of(200 * 0.0096, 0));
+ * const norm = ctx.array([2], Float32Array.of(1, 0.8));
+ * const m = ctx.array([2]);
+ * ctx.run((rec) => recordAttenuationFactors(rec, lineIntegrals, norm, m));
+ * console.log(await m.read()); // ≈ [0.1466, 0.8]
+ * ```
  */
 export function recordAttenuationFactors(
   rec: KernelRecorder,
@@ -238,6 +372,13 @@ export function recordAttenuationFactors(
 /**
  * Plain-TypeScript (float64) twin of the kernels' closed form: the positive maximiser of
  * `c log x − s x − (a/2) x² + bz x` (a = 0: `c / s`).
+ *
+ * @example
+ * ```ts
+ * import { penalisedSolve } from "@petrel/petrel";
+ * penalisedSolve(0, 0, 2, 6); // 3: the EM update c / s
+ * penalisedSolve(1, 0.5, 1, 2); // ≈ 1.1861: (bz − s + √((bz − s)² + 4ac)) / 2a
+ * ```
  */
 export function penalisedSolve(a: number, bz: number, s: number, c: number): number {
   if (!(a > 0)) return s > 0 ? c / s : 0;

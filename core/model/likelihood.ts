@@ -20,9 +20,13 @@ import { recordAxpyInPlace, recordEmRatio, recordLogLikelihoodTerms } from "./ke
  *
  * @example
  * ```ts
+ * import { defaultContext, mlem, MMR_VOXEL_MM, mmrLike2d, PoissonLikelihood, readSinogram, ringForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const { data: counts, scanner } = await readSinogram("in/prompts.npy"); // measured prompts
+ * const model = ringForwardModel(ctx, scanner, { grid: scanner.imageGrid(128, MMR_VOXEL_MM) });
  * const likelihood = new PoissonLikelihood(model, counts);
  * const x = await mlem(likelihood, { iterations: 20 });
- * console.log(await likelihood.logLikelihood(x));
+ * console.log(await likelihood.logLikelihood(x)); // L(x) = Σ y log ybar − ybar
  * ```
  */
 export class PoissonLikelihood {
@@ -165,6 +169,13 @@ export class PoissonLikelihood {
 /**
  * Plain-TypeScript (float64) Poisson log-likelihood `Σ y log ybar − ybar` of host arrays: the
  * independent reference for tests (−∞ when some ybar ≤ 0 has y > 0).
+ *
+ * @example
+ * ```ts
+ * import { poissonLogLikelihood } from "@petrel/petrel";
+ * poissonLogLikelihood([2, 0], [2, 3]); // 2 log 2 − 2 − 3 ≈ −3.6137
+ * poissonLogLikelihood([1], [0]); // −Infinity: a count where nothing is expected
+ * ```
  */
 export function poissonLogLikelihood(
   counts: ArrayLike<number>,

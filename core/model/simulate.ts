@@ -51,7 +51,13 @@ export interface SimulatedData {
  *
  * @example
  * ```ts
- * const truth = ctx.array(grid.shape, activity);
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid, { sphereToBackground: 4 });
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const truth = ctx.array(grid.shape, nema.activity);
  * // Poisson prompts with 1e5 expected trues and 20 % flat randoms
  * const { counts, additive } = await simulateCounts(model, truth, {
  *   trueCounts: 1e5,

@@ -44,8 +44,12 @@ import { PoissonLikelihood } from "./likelihood.ts";
  *
  * @example
  * ```ts
- * const g = new TofReplicate(ctx, new JosephProjector(ctx, lors, grid), 13);
- * g.outShape; // [...lors.shape, 13]
+ * import { defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d, TofReplicate } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const g = new TofReplicate(ctx, P, 13); // the geometric projector of a 13-bin TOF model
+ * g.outShape; // [129, 224, 1, 13]
  * ```
  */
 export class TofReplicate implements LinearOperator {
@@ -128,8 +132,15 @@ function perTofBin(v: Float32Array, nb: number, nt: number, f: number, what: str
  *
  * @example
  * ```ts
+ * import { defaultContext, osem, PoissonLikelihood, readImage, readSinogram, tofRingForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const { data: tofPrompts, scanner, tof } = await readSinogram("in/tof_prompts.npy"); // [.., .., .., 17]
+ * const mu = await readImage("in/mu.nii"); // 1/mm, on the reconstruction grid
  * const model = tofRingForwardModel(ctx, scanner, {
- *   grid, subsets: 8, muMap, tof: { bins: 17, binWidthMm: 24, fwhmPs: 400 },
+ *   grid: mu.grid,
+ *   subsets: 8,
+ *   muMap: mu.data,
+ *   tof: tof ?? { bins: 17, binWidthMm: 24, fwhmPs: 400 },
  * });
  * const x = await osem(new PoissonLikelihood(model, tofPrompts), { iterations: 4 });
  * ```
@@ -214,8 +225,15 @@ export interface ListModeModelOptions {
  *
  * @example
  * ```ts
- * const model = listModeForwardModel(ctx, scanner, events, { grid, tof });
- * model.droppedEvents; // events outside the sinogram
+ * import { defaultContext, listModeForwardModel, MMR_VOXEL_MM, readListMode } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const { events, scanner, tof } = await readListMode("in/events.npy");
+ * if (!scanner) throw new Error("in/events.json names no scanner");
+ * const model = listModeForwardModel(ctx, scanner, events, {
+ *   grid: scanner.imageGrid(128, MMR_VOXEL_MM),
+ *   tof,
+ * });
+ * model.droppedEvents; // events outside the sinogram (e.g. radially trimmed)
  * ```
  */
 export class ListModeForwardModel extends ForwardModel {
@@ -293,7 +311,17 @@ export class ListModeForwardModel extends ForwardModel {
  *
  * @example
  * ```ts
- * const model = listModeForwardModel(ctx, scanner, events, { grid, tof, subsets: 8, muMap });
+ * import { defaultContext, ListModeLikelihood, listModeForwardModel, osem, readImage, readListMode } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const { events, scanner, tof } = await readListMode("in/events.npy");
+ * const mu = await readImage("in/mu.nii"); // 1/mm, on the reconstruction grid
+ * if (!scanner) throw new Error("in/events.json names no scanner");
+ * const model = listModeForwardModel(ctx, scanner, events, {
+ *   grid: mu.grid,
+ *   tof,
+ *   subsets: 8,
+ *   muMap: mu.data,
+ * });
  * const x = await osem(new ListModeLikelihood(model), { iterations: 4 });
  * ```
  */
@@ -458,8 +486,15 @@ export function listModeForwardModel(
  *
  * @example
  * ```ts
+ * import { defaultContext, ListModeLikelihood, listModeForwardModel, MMR_VOXEL_MM, mmrLike2d, osem, sampleListMode } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * // non-TOF events drawn from a flat sinogram of 0.5 expected counts per bin
+ * const events = sampleListMode(scanner, new Float32Array(scanner.bins).fill(0.5), { seed: 1 });
  * const lik = new ListModeLikelihood(listModeForwardModel(ctx, scanner, events, { grid }));
  * const x = await osem(lik, { iterations: 3 });
+ * console.log(await lik.logLikelihood(x)); // Σ_e log ybar_e − sᵀx
  * ```
  */
 export class ListModeLikelihood extends PoissonLikelihood {
@@ -524,7 +559,17 @@ export interface SampleListModeOptions {
  *
  * @example
  * ```ts
- * const events = sampleListMode(scanner, expected, { seed: 1, tof });
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, sampleListMode, simulateCounts, tofParameters, tofRingForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const tof = tofParameters({ bins: 17, binWidthMm: 24, fwhmPs: 400 });
+ * const model = tofRingForwardModel(ctx, scanner, { grid, tof });
+ * const truth = ctx.array(grid.shape, nemaIecPhantom(grid).activity);
+ * // the expected TOF sinogram of 1e5 trues, then one event per Poisson count
+ * const { expected } = await simulateCounts(model, truth, { trueCounts: 1e5, seed: 1, noiseFree: true });
+ * const events = sampleListMode(scanner, expected, { seed: 2, tof });
+ * events.count; // ≈ 1e5
  * ```
  */
 export function sampleListMode(

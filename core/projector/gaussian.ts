@@ -8,7 +8,17 @@ import type { GpuArray, GpuContext, KernelRecorder } from "../gpu/context.ts";
 import type { ImageGrid } from "../geometry/grid.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
 
-/** 1-D Gaussian taps for `fwhmMm` at `voxelMm` spacing, truncated at 3σ and normalised to sum 1. */
+/**
+ * 1-D Gaussian taps for `fwhmMm` at `voxelMm` spacing, truncated at 3σ and normalised to sum 1.
+ *
+ * @example
+ * ```ts
+ * import { gaussianTaps } from "@petrel/petrel";
+ * const taps = gaussianTaps(4, 2.086); // 4 mm FWHM on 2.086 mm voxels: σ ≈ 0.81 voxel
+ * taps.length; // 7 (radius ⌈3σ⌉ = 3)
+ * gaussianTaps(0, 2); // Float32Array [1]: no blur
+ * ```
+ */
 export function gaussianTaps(fwhmMm: number, voxelMm: number): Float32Array {
   if (!(fwhmMm >= 0) || !Number.isFinite(fwhmMm)) {
     throw new RangeError(`FWHM must be a finite number ≥ 0 mm, got ${fwhmMm}`);
@@ -28,6 +38,7 @@ export function gaussianTaps(fwhmMm: number, voxelMm: number): Float32Array {
  *
  * @example
  * ```ts
+ * import { applyToHost, centredGrid, defaultContext, GaussianFilter } from "@petrel/petrel";
  * const ctx = await defaultContext();
  * const grid = centredGrid([64, 64, 1], [2, 2, 2]);
  * const blur = new GaussianFilter(ctx, grid, [4, 4, 0]); // FWHM in mm per axis

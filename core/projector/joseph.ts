@@ -43,6 +43,7 @@ interface Chunk {
  *
  * @example
  * ```ts
+ * import { adjointToHost, applyToHost, defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
  * const ctx = await defaultContext();
  * const scanner = mmrLike2d();
  * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));

@@ -26,7 +26,19 @@ function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Throws when `arr` does not hold `shape`'s number of elements; names the operator and side. */
+/**
+ * Throws when `arr` does not hold `shape`'s number of elements; names the operator and side.
+ *
+ * @example
+ * ```ts
+ * import { checkShape, defaultContext } from "@petrel/petrel";
+ * import { throws } from "node:assert/strict";
+ * const ctx = await defaultContext();
+ * const x = ctx.array([128, 128, 1]);
+ * checkShape("MyOperator input", x, [128, 128, 1]); // passes
+ * throws(() => checkShape("MyOperator input", x, [64, 64, 1]), RangeError); // names both shapes
+ * ```
+ */
 export function checkShape(
   what: string,
   arr: GpuArray,
@@ -48,8 +60,14 @@ export function checkShape(
  *
  * @example
  * ```ts
- * // resolution-modelled projector: A = P ∘ G
- * const A = compose(ctx, P, new GaussianFilter(ctx, grid, [4, 4, 4]));
+ * import { compose, defaultContext, GaussianFilter, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const P = new JosephProjector(ctx, scanner.lors(), grid);
+ * // resolution-modelled projector A = P ∘ G (G: 4 mm FWHM in-plane)
+ * const A = compose(ctx, P, new GaussianFilter(ctx, grid, [4, 4, 0]));
+ * A.outShape; // [129, 224, 1]
  * ```
  */
 export function compose(ctx: GpuContext, ...ops: LinearOperator[]): LinearOperator {
@@ -91,7 +109,18 @@ export function compose(ctx: GpuContext, ...ops: LinearOperator[]): LinearOperat
   };
 }
 
-/** `s · A`. */
+/**
+ * `s · A`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d, scaled } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const A = scaled(P, 0.1); // e.g. a global calibration factor
+ * ```
+ */
 export function scaled(op: LinearOperator, s: number): LinearOperator {
   return {
     inShape: op.inShape,
@@ -107,7 +136,19 @@ export function scaled(op: LinearOperator, s: number): LinearOperator {
   };
 }
 
-/** `Aᵀ` as an operator of its own. */
+/**
+ * `Aᵀ` as an operator of its own.
+ *
+ * @example
+ * ```ts
+ * import { applyToHost, defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d, transposed } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const backProject = transposed(P); // sinogram [129, 224, 1] → image [128, 128, 1]
+ * const image = await applyToHost(ctx, backProject, new Float32Array(129 * 224).fill(1));
+ * ```
+ */
 export function transposed(op: LinearOperator): LinearOperator {
   return {
     inShape: op.outShape,
@@ -117,7 +158,19 @@ export function transposed(op: LinearOperator): LinearOperator {
   };
 }
 
-/** Element-wise multiplication by a fixed device array (attenuation, normalisation): self-adjoint. */
+/**
+ * Element-wise multiplication by a fixed device array (attenuation, normalisation): self-adjoint.
+ *
+ * @example
+ * ```ts
+ * import { compose, defaultContext, diagonal, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const norm = ctx.array(P.outShape, new Float32Array(scanner.bins).fill(0.9)); // per-bin factors
+ * const A = compose(ctx, diagonal(norm), P); // A = diag(m) P
+ * ```
+ */
 export function diagonal(d: GpuArray): LinearOperator {
   return {
     inShape: d.shape,
@@ -136,7 +189,12 @@ export function diagonal(d: GpuArray): LinearOperator {
  *
  * @example
  * ```ts
- * const y = await applyToHost(ctx, P, image); // host in, host out (one submit)
+ * import { applyToHost, defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const image = new Float32Array(128 * 128).fill(1);
+ * const sinogram = await applyToHost(ctx, P, image); // host in, host out (one submit)
  * ```
  */
 export async function applyToHost(
@@ -153,7 +211,19 @@ export async function applyToHost(
   return r;
 }
 
-/** Applies `opᵀ` to host data and reads the result back (one submit). */
+/**
+ * Applies `opᵀ` to host data and reads the result back (one submit).
+ *
+ * @example
+ * ```ts
+ * import { adjointToHost, defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
+ * // back projection of a flat sinogram: the (unnormalised) sensitivity image
+ * const sens = await adjointToHost(ctx, P, new Float32Array(scanner.bins).fill(1));
+ * ```
+ */
 export async function adjointToHost(
   ctx: GpuContext,
   op: LinearOperator,
@@ -184,8 +254,12 @@ export interface AdjointnessResult {
  *
  * @example
  * ```ts
+ * import { adjointnessTest, defaultContext, JosephProjector, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new JosephProjector(ctx, scanner.lors(), scanner.imageGrid(128, MMR_VOXEL_MM));
  * const { relativeError } = await adjointnessTest(ctx, P); // ⟨Ax, y⟩ vs ⟨x, Aᵀy⟩ on random vectors
- * console.log(relativeError < 1e-5);
+ * console.log(relativeError < 1e-5); // true
  * ```
  */
 export async function adjointnessTest(

@@ -48,7 +48,18 @@ function traverse(lors: LorSet, grid: ImageGrid, n: number, visit: Visit): void 
   }
 }
 
-/** Forward projection `P x` in float64. */
+/**
+ * Forward projection `P x` in float64.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, josephForwardReference, lorSet } from "@petrel/petrel";
+ * const grid = centredGrid([10, 10, 1], [2, 2, 2]); // 20 mm square
+ * const lors = lorSet([-100, 1, 0], [100, 1, 0]); // one LOR along x through the centres of row 5
+ * const image = new Float32Array(100).fill(1);
+ * josephForwardReference(lors, grid, image); // Float64Array [20]: 10 voxels × 2 mm
+ * ```
+ */
 export function josephForwardReference(
   lors: LorSet,
   grid: ImageGrid,
@@ -65,7 +76,17 @@ export function josephForwardReference(
   return out;
 }
 
-/** Back projection `Pᵀ y` in float64. */
+/**
+ * Back projection `Pᵀ y` in float64.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, josephBackReference, lorSet } from "@petrel/petrel";
+ * const grid = centredGrid([10, 10, 1], [2, 2, 2]);
+ * const lors = lorSet([-100, 1, 0], [100, 1, 0]);
+ * const back = josephBackReference(lors, grid, [1]); // 2 (mm) in the 10 voxels of row 5, 0 elsewhere
+ * ```
+ */
 export function josephBackReference(
   lors: LorSet,
   grid: ImageGrid,

@@ -39,6 +39,16 @@ const SINO_SLOTS = 4;
  * Why `scanner` and `grid` do not fit {@linkcode RingPlanarProjector} (null when they do): it
  * needs a circular scanner (no `sides`), direct planes only (max ring difference 0) and one image
  * slice centred on each ring.
+ *
+ * @example
+ * ```ts
+ * import { MMR_VOXEL_MM, mmrLike2d, mmrLike3d, ringPlanarUnsupported } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * ringPlanarUnsupported(scanner, scanner.imageGrid(128, MMR_VOXEL_MM)); // null: it fits
+ * const oblique = mmrLike3d({ rings: 8, maxRingDifference: 3 });
+ * ringPlanarUnsupported(oblique, oblique.imageGrid(128, MMR_VOXEL_MM));
+ * // "the sinogram has oblique planes (maxRingDifference > 0)"
+ * ```
  */
 export function ringPlanarUnsupported(
   scanner: RingScanner,
@@ -73,8 +83,17 @@ export function ringPlanarUnsupported(
  *
  * @example
  * ```ts
- * const P = new RingPlanarProjector(ctx, mmrLike2d(), mmrLike2d().imageGrid(128, MMR_VOXEL_MM));
- * ctx.run((rec) => { P.apply(rec, x, y); P.adjoint(rec, y, b); });
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, RingPlanarProjector } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const P = new RingPlanarProjector(ctx, scanner, scanner.imageGrid(128, MMR_VOXEL_MM));
+ * const x = ctx.array(P.inShape, new Float32Array(128 * 128).fill(1)); // [128, 128, 1]
+ * const y = ctx.array(P.outShape); // [129, 224, 1]
+ * const b = ctx.array(P.inShape);
+ * ctx.run((rec) => {
+ *   P.apply(rec, x, y); // y = P x
+ *   P.adjoint(rec, y, b); // b = Pᵀ y, same submit
+ * });
  * ```
  */
 export class RingPlanarProjector implements LinearOperator {

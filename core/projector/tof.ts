@@ -265,10 +265,16 @@ function offsetsInfo(
  *
  * @example
  * ```ts
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, TofSinogramProjector } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
  * const P = new TofSinogramProjector(ctx, scanner.lors(), grid, {
- *   bins: 17, binWidthMm: 24, fwhmPs: 400,
+ *   bins: 17,
+ *   binWidthMm: 24,
+ *   fwhmPs: 400, // 60 mm FWHM along the LOR
  * });
- * P.outShape; // [radial, views, planes, 17]
+ * P.outShape; // [129, 224, 1, 17]: [radial, views, planes, TOF bins]
  * ```
  */
 export class TofSinogramProjector extends TofJosephBase {
@@ -304,8 +310,17 @@ export class TofSinogramProjector extends TofJosephBase {
  *
  * @example
  * ```ts
- * const P = new TofListModeProjector(ctx, { lors: eventLors, tofBins }, grid, tof);
- * P.outShape; // [events]
+ * import { centredGrid, defaultContext, lorSet, TofListModeProjector } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const grid = centredGrid([128, 128, 1], [2.086, 2.086, 2.086]);
+ * // two events along x through the centre (mm), in TOF bins 8 (centre) and 10.5 (continuous)
+ * const lors = lorSet([-330, 0, 0, -330, 0, 0], [330, 0, 0, 330, 0, 0]);
+ * const P = new TofListModeProjector(ctx, { lors, tofBins: [8, 10.5] }, grid, {
+ *   bins: 17,
+ *   binWidthMm: 24,
+ *   fwhmPs: 400,
+ * });
+ * P.outShape; // [2]: one value per event
  * ```
  */
 export class TofListModeProjector extends TofJosephBase {

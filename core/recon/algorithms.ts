@@ -46,7 +46,25 @@ export interface EmScratch {
   bz: GpuArray;
 }
 
-/** Allocates the scratch arrays of an EM run on the likelihood's device. */
+/**
+ * Allocates the scratch arrays of an EM run on the likelihood's device.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, emScratch, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const scratch = emScratch(likelihood); // four image-sized arrays
+ * // … recordEmSubiteration(rec, likelihood, x, { subset: k, scratch }) …
+ * for (const a of [scratch.bp, scratch.tmp, scratch.a, scratch.bz]) a.destroy();
+ * ```
+ */
 export function emScratch(likelihood: PoissonLikelihood): EmScratch {
   const ctx = likelihood.model.ctx;
   const shape = likelihood.model.imageShape;
@@ -61,6 +79,30 @@ function destroyScratch(s: EmScratch): void {
  * Records one (OS-)EM sub-iteration on subset `k`: `x ← x ⊙ A_kᵀ(m_k y_k / ybar_k) / s_k`, or the
  * De Pierro MAP update with `prior` (β scaled by 1/K for K subsets, so that a full pass weighs
  * the prior once).
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, emScratch, fill, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, recordEmSubiteration, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const x = ctx.array(grid.shape);
+ * const scratch = emScratch(likelihood);
+ * // two OSEM iterations, each one submit over all subsets (what osem() records)
+ * for (let it = 0; it < 2; it++) {
+ *   ctx.run((rec) => {
+ *     if (it === 0) fill(rec, x, 1);
+ *     for (let k = 0; k < likelihood.model.subsetCount; k++) {
+ *       recordEmSubiteration(rec, likelihood, x, { subset: k, scratch });
+ *     }
+ *   });
+ * }
+ * ```
  */
 export function recordEmSubiteration(
   rec: KernelRecorder,
@@ -89,6 +131,26 @@ export function recordEmSubiteration(
 /**
  * Records one full-data EM iteration (all subsets summed: MLEM, or MAP-EM with `prior`):
  * `x ← x ⊙ Σ_k A_kᵀ(m_k y_k / ybar_k) / Σ_k s_k`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, emScratch, fill, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, recordEmIteration, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const x = ctx.array(grid.shape);
+ * const scratch = emScratch(likelihood);
+ * likelihood.model.totalSensitivity(); // compute (and cache) s before recording
+ * ctx.run((rec) => {
+ *   fill(rec, x, 1);
+ *   for (let it = 0; it < 10; it++) recordEmIteration(rec, likelihood, x, { scratch }); // 10 MLEM iterations, one submit
+ * });
+ * ```
  */
 export function recordEmIteration(
   rec: KernelRecorder,
@@ -196,8 +258,17 @@ async function iterate(
  *
  * @example
  * ```ts
- * const x = await mlem(new PoissonLikelihood(model, counts), { iterations: 20 });
- * const image = await x.read();
+ * import { defaultContext, mlem, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const truth = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, truth, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const x = await mlem(likelihood, { iterations: 20 });
+ * const image = await x.read(); // estimates simulateCounts' scale × truth
  * ```
  */
 export async function mlem(likelihood: PoissonLikelihood, options: EmOptions): Promise<GpuArray> {
@@ -217,10 +288,19 @@ export async function mlem(likelihood: PoissonLikelihood, options: EmOptions): P
  *
  * @example
  * ```ts
- * // the model's subsets (e.g. ringForwardModel(…, { subsets: 14 })), 4 full iterations
- * const x = await osem(new PoissonLikelihood(model, counts), {
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, osem, PoissonLikelihood, progressCallback, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const truth = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, truth, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * // the model's 4 subsets, 4 full iterations
+ * const x = await osem(likelihood, {
  *   iterations: 4,
- *   callbacks: [progressCallback({ label: "OSEM" })],
+ *   callbacks: [progressCallback({ label: "NEMA" })], // "NEMA OSEM 1/4  0.42 s" on stderr
  * });
  * ```
  */
@@ -250,8 +330,17 @@ export interface MapEmOptions extends EmOptions {
  *
  * @example
  * ```ts
+ * import { defaultContext, mapEm, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, relativeDifferencePrior, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const truth = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, truth, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
  * const prior = relativeDifferencePrior(ctx, grid, { beta: 1, gamma: 2 });
- * const x = await mapEm(likelihood, prior, { iterations: 10 });
+ * const x = await mapEm(likelihood, prior, { iterations: 10 }); // OS-MAP-EM over the 4 subsets
  * ```
  */
 export async function mapEm(

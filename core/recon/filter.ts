@@ -14,6 +14,15 @@ import { GaussianFilter } from "../projector/gaussian.ts";
  *
  * @example
  * ```ts
+ * import { defaultContext, gaussianPostFilter, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, osem, PoissonLikelihood, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
  * const x = await osem(likelihood, { iterations: 4 });
  * const smooth = await gaussianPostFilter(ctx, grid, x, 4).read(); // 4 mm FWHM in-plane
  * ```

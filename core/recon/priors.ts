@@ -35,6 +35,14 @@ export type NeighbourhoodSize = 4 | 8 | 6 | 18 | 26;
  * Neighbour offsets of a neighbourhood with inverse-distance weights (distances in mm, so
  * anisotropic voxels are weighted correctly), listed so that offset `i` and its opposite are
  * both present.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, neighbourhoodOffsets } from "@petrel/petrel";
+ * const grid = centredGrid([128, 128, 1], [2, 2, 2]);
+ * const offsets = neighbourhoodOffsets(grid, 8); // in-plane: 4 edge and 4 diagonal neighbours
+ * offsets.map((o) => o.weight); // 1 for edges, 1/√2 ≈ 0.707 for diagonals
+ * ```
  */
 export function neighbourhoodOffsets(
   grid: ImageGrid,
@@ -91,6 +99,16 @@ function opposite(offsets: readonly NeighbourOffset[], i: number): number {
 /**
  * Symmetric anatomical pair weights `[K, nvox]` (entry `k·nvox + j` weighs voxel j and its
  * neighbour `offsets[k]`) from an MR image on the same grid.
+ *
+ * @example
+ * ```ts
+ * import { anatomicalWeights, defaultContext, neighbourhoodOffsets, quadraticPrior, readImage } from "@petrel/petrel";
+ * const { data: mr, grid } = await readImage("in/t1_on_pet_grid.nii"); // MR resampled to the PET grid
+ * const offsets = neighbourhoodOffsets(grid, 8);
+ * // Bowsher-like: each voxel keeps its 3 most MR-similar neighbours
+ * const anatomical = anatomicalWeights(mr, grid, { offsets, weighting: { method: "bowsher", keep: 3 } });
+ * const prior = quadraticPrior(await defaultContext(), grid, { beta: 1, neighbours: 8, anatomical });
+ * ```
  */
 export function anatomicalWeights(
   mr: ArrayLike<number>,
@@ -175,7 +193,21 @@ export interface PriorOptions {
   epsilon?: number;
 }
 
-/** A quadratic or relative-difference neighbourhood prior on an image grid. */
+/**
+ * A quadratic or relative-difference neighbourhood prior on an image grid (usually made with
+ * {@linkcode quadraticPrior} or {@linkcode relativeDifferencePrior}).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, defaultContext, NeighbourhoodPrior } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const grid = centredGrid([4, 4, 1], [2, 2, 2]);
+ * const prior = new NeighbourhoodPrior(ctx, grid, "relative-difference", { beta: 1, gamma: 2 });
+ * const x = ctx.array(grid.shape, Float32Array.from({ length: 16 }, (_, i) => 1 + (i % 4)));
+ * const { value, gradient } = await prior.evaluate(x); // R(x) (without β) and ∇R(x)
+ * prior.destroy();
+ * ```
+ */
 export class NeighbourhoodPrior {
   /** Penalty strength β. */
   readonly beta: number;
@@ -310,6 +342,15 @@ export class NeighbourhoodPrior {
  *
  * @example
  * ```ts
+ * import { defaultContext, mapEm, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, quadraticPrior, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
  * const q = quadraticPrior(ctx, grid, { beta: 0.5 });
  * const x = await mapEm(likelihood, q, { iterations: 10 });
  * ```
@@ -327,6 +368,15 @@ export function quadraticPrior(
  *
  * @example
  * ```ts
+ * import { defaultContext, mapEm, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, relativeDifferencePrior, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
  * const rdp = relativeDifferencePrior(ctx, grid, { beta: 1, gamma: 2 });
  * const x = await mapEm(likelihood, rdp, { iterations: 10 });
  * rdp.destroy();
@@ -342,6 +392,15 @@ export function relativeDifferencePrior(
 
 /**
  * Plain-TypeScript (float64) value of `R(x)` for tests: the independent reference of the kernel.
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, neighbourhoodOffsets, priorValueReference } from "@petrel/petrel";
+ * const grid = centredGrid([2, 1, 1], [2, 2, 2]);
+ * const offsets = neighbourhoodOffsets(grid, 4);
+ * // one pair (x₀, x₁) = (1, 3), counted from both sides: ½ · 2 · ½ (1 − 3)² = 2
+ * priorValueReference([1, 3], grid, { kind: "quadratic", offsets }); // 2
+ * ```
  */
 export function priorValueReference(
   x: ArrayLike<number>,

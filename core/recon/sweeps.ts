@@ -34,6 +34,16 @@ export interface Sweep {
  *
  * @example
  * ```ts
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, osemSweep, PoissonLikelihood, psnr, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts, scale } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const truth = nema.activity.map((v) => v * scale); // what the reconstruction estimates
  * const sweep = await osemSweep(ctx, likelihood, grid, { iterations: 6, fwhmMm: [0, 3, 5] });
  * const best = sweep.images.reduce((a, b) => (psnr(truth, b.image) > psnr(truth, a.image) ? b : a));
  * ```
@@ -77,7 +87,17 @@ export async function osemSweep(
  *
  * @example
  * ```ts
+ * import { defaultContext, mapRdpSweep, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
  * const sweep = await mapRdpSweep(ctx, likelihood, grid, { betas: [0.3, 1, 3], iterations: 20 });
+ * sweep.images.map((i) => i.setting.beta); // [0.3, 1, 3]
  * ```
  */
 export async function mapRdpSweep(

@@ -37,10 +37,23 @@ export interface XStepOptions {
 
 /**
  * The x-step with its scratch arrays allocated once (reuse it across many HQS steps). Uses all
- * data in every iteration (the EM back projection sums over the model's subsets).
+ * data in every iteration (the EM back projection sums over the model's subsets), unless
+ * {@linkcode XStepOptions.orderedSubsets}.
  *
  * @example
  * ```ts
+ * import { defaultContext, gaussianPostFilter, mlem, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PenalisedEmStep, PoissonLikelihood, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * // the target z: in HQS a denoiser's output (activity units); here a smoothed MLEM image
+ * const z = gaussianPostFilter(ctx, grid, await mlem(likelihood, { iterations: 10 }), 6);
+ * const x = ctx.array(grid.shape);
  * const step = new PenalisedEmStep(likelihood);
  * // 5 De Pierro iterations of −L(x) + (β/2)‖x − z‖² started from max(z, 0)
  * ctx.run((rec) => step.record(rec, x, z, { beta: 1e-3, iterations: 5, initFromTarget: true }));

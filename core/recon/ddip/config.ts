@@ -98,7 +98,7 @@ const FIELDS = {
  *
  * @example
  * ```ts
- * import { DdipOverridesSchema } from "./config.ts";
+ * import { DdipOverridesSchema } from "@petrel/petrel";
  * const RecipeParams = DdipOverridesSchema.pick({ steps: true, lr: true, beta: true, eta: true });
  * RecipeParams.parse({ steps: 25 }); // { steps: 25 }
  * ```
@@ -108,7 +108,17 @@ export const DdipOverridesSchema = z.object(FIELDS).partial().strict();
 /** The constants as given (all optional). */
 export type DdipConfigInput = z.input<typeof DdipOverridesSchema>;
 
-/** Number of AdamW steps a chain takes (for `lr: "auto"`). */
+/**
+ * Number of AdamW steps a chain takes (for `lr: "auto"`).
+ *
+ * @example
+ * ```ts
+ * import { adamSteps, DDIP_PAPER, ddipConfig } from "@petrel/petrel";
+ * adamSteps(ddipConfig()); // 50: 25 steps × 2 fine-tuning iterations
+ * adamSteps(ddipConfig(DDIP_PAPER)); // 400
+ * adamSteps({ steps: 25, fineTuneEvery: 2, fineTuneIterations: 2 }); // 26: fine-tunes on 13 steps
+ * ```
+ */
 export function adamSteps(
   c: { steps: number; fineTuneEvery: number; fineTuneIterations: number },
 ): number {
@@ -118,6 +128,13 @@ export function adamSteps(
 /**
  * zod schema of the complete constants (every field required; {@linkcode ddipConfig} fills the
  * missing ones from {@linkcode DDIP_DEFAULTS}); resolves `lr: "auto"` to a number.
+ *
+ * @example
+ * ```ts
+ * import { DDIP_DEFAULTS, DdipConfigSchema } from "@petrel/petrel";
+ * DdipConfigSchema.parse({ ...DDIP_DEFAULTS, steps: 100 }).lr; // 0.0005: 0.1 / 200 AdamW steps
+ * DdipConfigSchema.safeParse({ ...DDIP_DEFAULTS, steps: 300 }).success; // false: steps > startT
+ * ```
  */
 export const DdipConfigSchema = z.object(FIELDS).strict()
   .refine((c) => c.steps <= c.startT, {
@@ -153,10 +170,26 @@ const PAPER = {
  * 2 × (5 penalised-EM iterations + 1 AdamW step at lr 5e-4), β 0.01, η 0.85. On a CPU the chain
  * costs about 8× the default, and its 400 AdamW steps fit the noise of the x-step targets
  * (issue 15: a speckled cortex on FDG).
+ *
+ * @example
+ * ```ts
+ * import { DDIP_PAPER, ddipConfig } from "@petrel/petrel";
+ * const paper = ddipConfig(DDIP_PAPER); // the defaults, overridden by the paper's constants
+ * paper.steps; // 200
+ * paper.lr; // 0.0005
+ * ```
  */
 export const DDIP_PAPER: DdipConfigInput = PAPER;
 
-/** The former name of {@linkcode DDIP_PAPER}. */
+/**
+ * The former name of {@linkcode DDIP_PAPER}.
+ *
+ * @example
+ * ```ts
+ * import { DDIP_PAPER, DDIP_REFERENCE } from "@petrel/petrel";
+ * DDIP_REFERENCE === DDIP_PAPER; // true: prefer DDIP_PAPER in new code
+ * ```
+ */
 export const DDIP_REFERENCE: DdipConfigInput = DDIP_PAPER;
 
 /**
@@ -166,6 +199,14 @@ export const DDIP_REFERENCE: DdipConfigInput = DDIP_PAPER;
  * 25 steps was chosen on a validation condition (BrainWeb 50, amyloid-negative, 1·10⁵
  * counts/slice; not one of the test subjects 51–53): PSNR 31.33 / 32.82 / 32.67 dB at lr 5e-4 /
  * 2e-3 / 5e-3 (`docs/results.md`, "Tuning").
+ *
+ * @example
+ * ```ts
+ * import { DDIP_DEFAULTS, ddipConfig } from "@petrel/petrel";
+ * DDIP_DEFAULTS.steps; // 25
+ * DDIP_DEFAULTS.lr; // "auto"
+ * ddipConfig().lr; // 0.002: "auto" resolved, 0.1 / 50 AdamW steps
+ * ```
  */
 export const DDIP_DEFAULTS: Readonly<z.input<typeof DdipConfigSchema>> = Object.freeze(
   {
@@ -188,6 +229,13 @@ export const DDIP_DEFAULTS: Readonly<z.input<typeof DdipConfigSchema>> = Object.
 /**
  * The 25-step CPU chain with its learning rate spelled out (equal to the defaults): about 8×
  * cheaper than {@linkcode DDIP_PAPER}, lr raised to 2e-3 for its 8× fewer AdamW steps.
+ *
+ * @example
+ * ```ts
+ * import { DDIP_CPU_PRESET, ddipConfig } from "@petrel/petrel";
+ * const c = ddipConfig(DDIP_CPU_PRESET, { seed: 3 }); // later layers win
+ * [c.steps, c.lr, c.seed]; // [25, 0.002, 3]
+ * ```
  */
 export const DDIP_CPU_PRESET: DdipConfigInput = { steps: 25, lr: 2e-3 };
 
@@ -198,7 +246,7 @@ export const DDIP_CPU_PRESET: DdipConfigInput = { steps: 25, lr: 2e-3 };
  *
  * @example
  * ```ts
- * import { DDIP_PAPER, ddipConfig } from "./config.ts";
+ * import { DDIP_PAPER, ddipConfig } from "@petrel/petrel";
  * ddipConfig().lr; // 0.002: 25 steps, lr "auto"
  * ddipConfig(DDIP_PAPER, { steps: 50 }); // the paper's constants with a shorter chain
  * ddipConfig({ steps: 100 }).lr; // 0.0005 (0.1 / 200 AdamW steps)
@@ -226,7 +274,7 @@ export function ddipConfig(...layers: (DdipConfigInput | undefined)[]): DdipConf
  *
  * @example
  * ```ts
- * import { ddipConfig, hqsBeta } from "./config.ts";
+ * import { ddipConfig, hqsBeta } from "@petrel/petrel";
  * const c = ddipConfig({ beta: 0.01, betaEnd: 0.0001 });
  * [hqsBeta(c, 0, 25), hqsBeta(c, 12, 25), hqsBeta(c, 24, 25)]; // ≈ [0.01, 0.001, 0.0001]
  * ```
@@ -243,5 +291,16 @@ export function hqsBeta(
 /** The diffusion-based methods this module runs. */
 export type DdipMethod = "ddip-hqs" | "dds" | "ddip-nll";
 
-/** The methods, for validation and listings. */
+/**
+ * The methods, for validation and listings.
+ *
+ * @example
+ * ```ts
+ * import { DDIP_METHODS, type DdipMethod } from "@petrel/petrel";
+ * const method = "dds"; // e.g. from a recipe
+ * if (!DDIP_METHODS.includes(method as DdipMethod)) {
+ *   throw new RangeError(`method must be one of ${DDIP_METHODS.join(", ")}, got ${method}`);
+ * }
+ * ```
+ */
 export const DDIP_METHODS: readonly DdipMethod[] = ["ddip-hqs", "dds", "ddip-nll"];

@@ -115,6 +115,15 @@ export interface DdipJointResult {
  * Per slice, which stacks supply it and with what weight: the stack centred on the slice if
  * there is one (the first/last stack for the end slices), otherwise an equal average of the
  * stacks that cover it.
+ *
+ * @example
+ * ```ts
+ * import { sliceSources, volumeStackCentres } from "@petrel/petrel";
+ * const sources = sliceSources(8, volumeStackCentres(8, 3)); // centres [1, 4, 6]
+ * sources[0]; // [{ stack: 0, offset: 0, weight: 1 }]: the end slice from the first stack
+ * sources[4]; // [{ stack: 1, offset: 1, weight: 1 }]: the centre of the stack on slice 4
+ * sources[5]; // ½ from stack 1 (offset 2) and ½ from stack 2 (offset 0): no stack is centred on it
+ * ```
  */
 export function sliceSources(
   nz: number,
@@ -147,11 +156,20 @@ function median(v: readonly number[]): number {
  *
  * @example
  * ```ts
- * const model = ringForwardModel(ctx, scanner, { grid, muMap, multiplicative, additive });
+ * import { DDIP_CPU_PRESET, ddipJoint, defaultContext, loadPrior, PoissonLikelihood, readImage, readSinogram, ringForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * // span-1 multi-ring data with oblique segments, and the reconstruction grid of the μ-map
+ * const { data: prompts, scanner } = await readSinogram("in/prompts.npy");
+ * const { data: additive } = await readSinogram("in/randoms_scatter.npy");
+ * const { data: muMap, grid } = await readImage("in/mu.nii"); // 1/mm
+ * const { data: t1 } = await readImage("in/mr.nii"); // on the same grid
+ * const t1Max = t1.reduce((a, b) => Math.max(a, b), 0);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap, additive });
+ * const prior = await loadPrior("models/fdg_prior", { adapter: ctx.adapter });
  * const r = await ddipJoint(prior, {
  *   likelihood: new PoissonLikelihood(model, prompts),
  *   grid,
- *   mr,
+ *   mr: t1.map((v) => v / t1Max), // on the prior's scale
  * }, { config: DDIP_CPU_PRESET });
  * ```
  */

@@ -32,9 +32,12 @@ export interface ScaleSample {
  *
  * @example
  * ```ts
- * import { autoScale, ddipConfig } from "../../../mod.ts";
+ * import { autoScale, centredGrid, ddipConfig, defaultContext } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const grid = centredGrid([128, 128, 3], [2.086, 2.086, 2.086]);
+ * const init = new Float32Array(128 * 128 * 3).fill(2); // the MLEM initialisation (mlemInit)
  * // one stack: every plane counts; a volume passes each stack's centre plane instead
- * const s = await autoScale(ctx, [{ grid, init }], ddipConfig());
+ * const s = await autoScale(ctx, [{ grid, init }], ddipConfig()); // ≈ 3.6 = 2 × headroom 1.8
  * ```
  */
 export async function autoScale(

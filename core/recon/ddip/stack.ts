@@ -126,6 +126,15 @@ export interface DdipTimings {
 /**
  * A {@linkcode DdipTimings} with every field 0: the start of a run's tally, and of the sum over
  * the stacks of a volume (which adds each stack's timings field by field).
+ *
+ * @example
+ * ```ts
+ * import { addTimings, zeroDdipTimings } from "@petrel/petrel";
+ * const total = zeroDdipTimings(); // a volume's tally
+ * const stack = { ...zeroDdipTimings(), totalMs: 1500, steps: 25 }; // one stack's result.timings
+ * addTimings(total, stack);
+ * total.steps; // 25
+ * ```
  */
 export function zeroDdipTimings(): DdipTimings {
   return {
@@ -178,7 +187,15 @@ export interface DdipStackResult {
  *
  * @example
  * ```ts
- * const init = await mlemInit(likelihood, 20); // host image, activity units
+ * import { defaultContext, directPlaneScanner, mlemInit, MMR_VOXEL_MM, mmrLike2d, PoissonLikelihood, readImage, readSinogram, ringForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * // one 3-slice stack: 3 direct planes on the centres of 2.086 mm slices, 128 × 128 × 3 voxels
+ * const scanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const { data: counts } = await readSinogram("in/stack_prompts.npy"); // [129, 224, 3]
+ * const { data: mr } = await readImage("in/stack_mr.nii"); // MR stack divided by the volume's max
+ * const likelihood = new PoissonLikelihood(ringForwardModel(ctx, scanner, { grid }), counts);
+ * const init = await mlemInit(likelihood, 20); // host image [128, 128, 3], activity units
  * ```
  */
 export async function mlemInit(
@@ -195,6 +212,19 @@ export async function mlemInit(
  * `∂ℓ/∂ε` of the measurement-domain loss `ℓ(x̂0) = −L(y | s·max(x̂0, 0)) / ΣY` given the EM back
  * projection `bp = Aᵀ(m y / ybar)` and the sensitivity `sens = Aᵀ m` at `s·max(x̂0, 0)`:
  * `∂ℓ/∂x̂0 = s (sens − bp) / ΣY` (straight through the clamp), times `∂x̂0/∂ε = −√(1−ᾱ)/√ᾱ`.
+ *
+ * @example
+ * ```ts
+ * import { DdpmSchedule, nllLossGradEps } from "@petrel/petrel";
+ * // EM back projection and sensitivity at s·max(x̂0, 0), read back from the device
+ * const bp = Float32Array.of(1, 2, 0.5);
+ * const sens = Float32Array.of(1, 1, 1);
+ * const gradEps = nllLossGradEps(bp, sens, {
+ *   scale: 3.6, // activity per prior unit
+ *   totalCounts: 1e5, // ΣY
+ *   alphaBar: new DdpmSchedule().alphaBar(199),
+ * }); // 0 where the data are fitted (bp = sens); the input of prior.vjp for "ddip-nll"
+ * ```
  */
 export function nllLossGradEps(
   bp: Float32Array,
@@ -326,9 +356,15 @@ function checkStack(
  *
  * @example
  * ```ts
- * import { ddipStack, loadPrior } from "../../../mod.ts";
- * const prior = await loadPrior("models/fdg_prior");
- * // likelihood: a PoissonLikelihood on an [nx, ny, 3] grid; mr: the MR stack divided by its max
+ * import { ddipStack, defaultContext, directPlaneScanner, loadPrior, MMR_VOXEL_MM, mmrLike2d, PoissonLikelihood, readImage, readSinogram, ringForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * // one 3-slice stack: 3 direct planes on the centres of 2.086 mm slices, 128 × 128 × 3 voxels
+ * const scanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const { data: counts } = await readSinogram("in/stack_prompts.npy"); // [129, 224, 3]
+ * const { data: mr } = await readImage("in/stack_mr.nii"); // MR stack divided by the volume's max
+ * const likelihood = new PoissonLikelihood(ringForwardModel(ctx, scanner, { grid }), counts);
+ * const prior = await loadPrior("models/fdg_prior", { adapter: ctx.adapter });
  * const r = await ddipStack(prior, { likelihood, grid, mr }, { seed: 1, samples: 4 });
  * console.log(r.scale, r.logLikelihood, r.timings.totalMs, r.std); // std: spread over 4 chains
  * ```
@@ -377,7 +413,18 @@ export async function ddipStack(
   }
 }
 
-/** Voxel-wise mean and sample standard deviation (N − 1) of N ≥ 2 images (float64 sums). */
+/**
+ * Voxel-wise mean and sample standard deviation (N − 1) of N ≥ 2 images (float64 sums).
+ *
+ * @example
+ * ```ts
+ * import { meanAndStd } from "@petrel/petrel";
+ * // two chains' images of two voxels
+ * const { mean, std } = meanAndStd([Float32Array.of(1, 4), Float32Array.of(3, 4)]);
+ * mean; // Float32Array [2, 4]
+ * std; // Float32Array [1.4142, 0]
+ * ```
+ */
 export function meanAndStd(
   images: readonly Float32Array[],
 ): { mean: Float32Array; std: Float32Array } {
@@ -401,6 +448,18 @@ export function meanAndStd(
 /**
  * Completes a run's tally: the network fields from the prior's counters since `stats0`, the total
  * since `tStart` (a `performance.now()` reading) and the overhead (what no other field holds).
+ *
+ * @example
+ * ```ts
+ * import { finishTimings, zeroDdipTimings } from "@petrel/petrel";
+ * const timings = zeroDdipTimings();
+ * const tStart = performance.now();
+ * const stats0 = { epsCalls: 0, epsMs: 0, vjpCalls: 0, vjpMs: 0 }; // { ...prior.stats } at the start
+ * timings.emMs = 1200; // … the chain runs, timing its x-steps …
+ * const stats = { epsCalls: 25, epsMs: 2750, vjpCalls: 50, vjpMs: 21000 }; // prior.stats at the end
+ * finishTimings(timings, stats, stats0, tStart);
+ * [timings.networkCalls, timings.vjpMs]; // [25, 21000]
+ * ```
  */
 export function finishTimings(
   timings: DdipTimings,
@@ -417,7 +476,17 @@ export function finishTimings(
     timings.emMs - timings.adamMs;
 }
 
-/** Adds `b`'s fields to `a` (the tally of several chains or stacks). */
+/**
+ * Adds `b`'s fields to `a` (the tally of several chains or stacks).
+ *
+ * @example
+ * ```ts
+ * import { addTimings, zeroDdipTimings } from "@petrel/petrel";
+ * const a = { ...zeroDdipTimings(), emMs: 100, xSteps: 50 };
+ * addTimings(a, { ...zeroDdipTimings(), emMs: 20, xSteps: 50 });
+ * [a.emMs, a.xSteps]; // [120, 100]
+ * ```
+ */
 export function addTimings(a: DdipTimings, b: DdipTimings): void {
   for (const k of Object.keys(a) as (keyof DdipTimings)[]) a[k] += b[k];
 }

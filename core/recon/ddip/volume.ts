@@ -45,8 +45,11 @@ import {
  *
  * @example
  * ```ts
+ * import { directPlaneScanner, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
  * // 3 direct planes on the centres of 2.086 mm slices (what one DDIP stack sees)
- * const stackScanner = directPlaneScanner(mmrLike2d(), 3, 2.086);
+ * const stackScanner = directPlaneScanner(mmrLike2d(), 3, MMR_VOXEL_MM);
+ * stackScanner.sinogramShape; // [129, 224, 3]
+ * const grid = stackScanner.imageGrid(128, MMR_VOXEL_MM); // 128 × 128 × 3, slices on the planes
  * ```
  */
 export function directPlaneScanner(
@@ -102,7 +105,11 @@ export interface StackSetup {
  *
  * @example
  * ```ts
- * const mrStack = stackSlab(mr, 128 * 128, centre - 1); // the 3 slices of a stack
+ * import { stackSlab } from "@petrel/petrel";
+ * const mr = new Float32Array(128 * 128 * 40); // a volume, x fastest
+ * const mrStack = stackSlab(mr, 128 * 128, 19); // slices 19, 20, 21: the stack centred on 20
+ * const sino = new Float32Array(129 * 224 * 40); // one direct plane per slice
+ * const sinoStack = stackSlab(sino, 129 * 224, 19); // its three planes
  * ```
  */
 export function stackSlab(
@@ -130,8 +137,11 @@ export interface StackGeometry {
  *
  * @example
  * ```ts
- * const { grid, scanner, first } = stackGeometry(study.grid, mmrLike2d(), 40);
- * const truth = stackSlab(study.activity.fdg!, 128 * 128, first);
+ * import { centredGrid, MMR_VOXEL_MM, mmrLike2d, stackGeometry, stackSlab } from "@petrel/petrel";
+ * const volumeGrid = centredGrid([128, 128, 40], [MMR_VOXEL_MM, MMR_VOXEL_MM, MMR_VOXEL_MM]);
+ * const { grid, scanner, first } = stackGeometry(volumeGrid, mmrLike2d(), 20); // first = 19
+ * const activity = new Float32Array(128 * 128 * 40); // e.g. a simulated study's activity
+ * const truth = stackSlab(activity, 128 * 128, first); // the stack's 3 slices
  * ```
  */
 export function stackGeometry(
@@ -151,7 +161,23 @@ export function stackGeometry(
   };
 }
 
-/** Builds the forward model and likelihood of the 3-slice stack centred on slice `centre`. */
+/**
+ * Builds the forward model and likelihood of the 3-slice stack centred on slice `centre`.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, mlemInit, mmrLike2d, readImage, readSinogram, stackSetup } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const { data: counts } = await readSinogram("in/prompts.npy"); // one direct plane per slice, [129, 224, nz]
+ * const { data: mu, grid } = await readImage("in/mu.nii"); // 1/mm, [128, 128, nz] of 2.086 mm
+ * const { data: t1 } = await readImage("in/mr.nii"); // on the same grid
+ * const t1Max = t1.reduce((a, b) => Math.max(a, b), 0);
+ * const vol = { grid, scanner: mmrLike2d(), counts, mu, mr: t1.map((v) => v / t1Max) };
+ * const stack = stackSetup(ctx, vol, 20); // slices 19–21 and their three sinogram planes
+ * const init = await mlemInit(stack.likelihood, 20);
+ * stack.destroy();
+ * ```
+ */
 export function stackSetup(ctx: GpuContext, vol: DirectPlaneVolume, centre: number): StackSetup {
   const [nx, ny, nz] = vol.grid.shape;
   const { grid, scanner, first } = stackGeometry(vol.grid, vol.scanner, centre);
@@ -187,7 +213,16 @@ export function stackSetup(ctx: GpuContext, vol: DirectPlaneVolume, centre: numb
   };
 }
 
-/** Stack centres covering `nz` slices with the given stride (always including nz − 2). */
+/**
+ * Stack centres covering `nz` slices with the given stride (always including nz − 2).
+ *
+ * @example
+ * ```ts
+ * import { volumeStackCentres } from "@petrel/petrel";
+ * volumeStackCentres(7); // [1, 2, 3, 4, 5]: every interior slice is a centre
+ * volumeStackCentres(8, 3); // [1, 4, 6]: stacks touch or overlap
+ * ```
+ */
 export function volumeStackCentres(nz: number, stride = 1): number[] {
   if (nz < 3) throw new RangeError(`a volume needs at least 3 slices, got ${nz}`);
   if (!Number.isInteger(stride) || stride < 1 || stride > 3) {
@@ -238,9 +273,15 @@ export interface DdipVolumeResult {
  *
  * @example
  * ```ts
- * const prior = await loadPrior("models/fdg_prior");
- * // counts: one direct 2-D sinogram per slice, [radial, views, nz]; mr on the grid, divided by its max
- * const r = await ddipVolume(ctx, prior, { grid, scanner: mmrLike2d(), counts, additive, mu, mr }, {
+ * import { ddipVolume, defaultContext, loadPrior, mmrLike2d, readImage, readSinogram } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const { data: counts } = await readSinogram("in/prompts.npy"); // one direct plane per slice, [129, 224, nz]
+ * const { data: mu, grid } = await readImage("in/mu.nii"); // 1/mm, [128, 128, nz] of 2.086 mm
+ * const { data: t1 } = await readImage("in/mr.nii"); // on the same grid
+ * const t1Max = t1.reduce((a, b) => Math.max(a, b), 0);
+ * const vol = { grid, scanner: mmrLike2d(), counts, mu, mr: t1.map((v) => v / t1Max) };
+ * const prior = await loadPrior("models/fdg_prior", { adapter: ctx.adapter });
+ * const r = await ddipVolume(ctx, prior, vol, {
  *   stackStride: 1,
  *   samples: 2, // mean image and voxel-wise std over 2 seeds
  * });
