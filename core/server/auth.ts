@@ -66,6 +66,8 @@ export function verifyToken(token: string, stored: string): boolean {
  *
  * @example
  * ```ts
+ * import { hashToken, verifyTokenAsync } from "./auth.ts";
+ * const token = "a-long-random-token";
  * const ok = await verifyTokenAsync(token, hashToken(token, { algorithm: "scrypt" })); // true
  * ```
  */
@@ -137,8 +139,14 @@ function touch<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
  *
  * @example
  * ```ts
+ * import { Authenticator } from "./auth.ts";
+ * import { loadServerConfig } from "./config.ts";
+ * const config = await loadServerConfig("petrel-server.json");
  * const auth = new Authenticator(config.users);
- * const r = await auth.check(req, "203.0.113.7");
+ * const req = new Request("http://localhost:8787/api/jobs", {
+ *   headers: { authorization: "Bearer a-long-random-token" },
+ * });
+ * const r = await auth.check(req, "203.0.113.7"); // the client's address
  * if (r.ok) console.log(r.user.name);
  * ```
  */

@@ -13,7 +13,10 @@ import type { JobState, JobStore, StoreStats } from "./store.ts";
  *
  * @example
  * ```ts
- * const text = prometheusText(await store.stats(), { localRunning: runner.runningCount });
+ * import { prometheusText } from "./metrics.ts";
+ * import { SqliteJobStore } from "./store.ts";
+ * const store = new SqliteJobStore("data/petrel.db");
+ * const text = prometheusText(await store.stats(), { localRunning: 1 }); // JobRunner.runningCount
  * // "# TYPE petrel_jobs_queued gauge\npetrel_jobs_queued 3\n…"
  * ```
  */
