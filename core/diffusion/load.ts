@@ -30,7 +30,21 @@ import {
 import { type PriorProvider, resolveProvider } from "./provider.ts";
 import { ScorePrior } from "./prior.ts";
 
-/** Options of {@linkcode loadPrior}. */
+/**
+ * Options of {@linkcode loadPrior}.
+ *
+ * @example
+ * ```ts
+ * import { type LoadPriorOptions, loadPrior } from "@petrel/petrel";
+ * const options: LoadPriorOptions = {
+ *   provider: "wasm", // force onnxruntime-web's CPU build, e.g. for bit-identical reruns
+ *   numThreads: 1, // the default; 2 only pays off on an idle machine
+ *   loadVjp: false, // sampling only (no fine-tuning): skips vjp.onnx
+ * };
+ * const prior = await loadPrior("models/fdg_prior", options);
+ * prior.canFineTune; // false
+ * ```
+ */
 export interface LoadPriorOptions {
   /**
    * "auto" (default) picks from the adapter (see `chooseProvider` in `provider.ts`). `"native"` runs the

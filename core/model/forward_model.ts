@@ -358,7 +358,24 @@ export class ForwardModel {
   }
 }
 
-/** Options of {@linkcode ringForwardModel}. */
+/**
+ * Options of {@linkcode ringForwardModel}.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, type RingModelOptions, ringForwardModel } from "@petrel/petrel";
+ * const scanner = mmrLike2d();
+ * const options: RingModelOptions = {
+ *   subsets: 14, // ordered subsets of views (224 / 14 = 16 views each)
+ *   resolutionFwhmMm: [4.5, 4.5, 0], // image-space resolution model, mm
+ *   multiplicative: new Float32Array(scanner.bins).fill(0.95), // normalisation sinogram
+ *   additive: new Float32Array(scanner.bins).fill(0.1), // randoms + scatter, expected counts per bin
+ *   projector: "auto", // ring-planar when the geometry allows it
+ * };
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const model = ringForwardModel(await defaultContext(), scanner, { ...options, grid });
+ * ```
+ */
 export interface RingModelOptions extends ForwardModelOptions {
   /** Number of ordered subsets of views (default 1). */
   subsets?: number;

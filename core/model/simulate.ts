@@ -13,7 +13,18 @@ import type { GpuArray } from "../gpu/context.ts";
 import { Rng } from "../random.ts";
 import type { ForwardModel } from "./forward_model.ts";
 
-/** Options of {@linkcode simulateCounts}. */
+/**
+ * Options of {@linkcode simulateCounts}.
+ *
+ * @example
+ * ```ts
+ * import type { SimulationOptions } from "@petrel/petrel";
+ * // 2·10⁵ trues with 30 % of the prompts randoms, spread flat over the bins
+ * const low: SimulationOptions = { trueCounts: 2e5, randomsFraction: 0.3, seed: 1 };
+ * // the same statistics without noise: counts = expected values
+ * const noiseFree: SimulationOptions = { ...low, noiseFree: true };
+ * ```
+ */
 export interface SimulationOptions {
   /** Expected number of true (unscattered, unrandom) coincidences in the whole data set. */
   trueCounts: number;

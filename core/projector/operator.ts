@@ -8,7 +8,23 @@
 import type { GpuArray, GpuContext, KernelRecorder } from "../gpu/context.ts";
 import { mul, scale } from "../gpu/ops.ts";
 
-/** A linear map between device arrays, recorded into a command buffer. */
+/**
+ * A linear map between device arrays, recorded into a command buffer.
+ *
+ * @example
+ * ```ts
+ * import { adjointnessTest, defaultContext, type LinearOperator, scale } from "@petrel/petrel";
+ * // a custom operator: a global sensitivity factor (self-adjoint), usable wherever petrel takes one
+ * const calibration = (shape: readonly number[], factor: number): LinearOperator => ({
+ *   inShape: shape,
+ *   outShape: shape,
+ *   apply: (rec, x, out) => scale(rec, out, x, factor),
+ *   adjoint: (rec, y, out) => scale(rec, out, y, factor),
+ * });
+ * const ctx = await defaultContext();
+ * await adjointnessTest(ctx, calibration([128, 128, 1], 0.8)); // relativeError ≈ 0
+ * ```
+ */
 export interface LinearOperator {
   /** Shape of the input (fastest axis first). */
   readonly inShape: readonly number[];

@@ -17,7 +17,29 @@ import { recordEmUpdate, recordPenalisedUpdate } from "../model/kernels.ts";
 import type { NeighbourhoodPrior } from "./priors.ts";
 import { callbackDue, type IterationState, type ReconCallback } from "./callbacks.ts";
 
-/** Options shared by the algorithms. */
+/**
+ * Options shared by the algorithms.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, type EmOptions, gaussianPostFilter, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, osem, PoissonLikelihood, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * const warm = await osem(likelihood, { iterations: 2 });
+ * const options: EmOptions = {
+ *   iterations: 3,
+ *   initial: gaussianPostFilter(ctx, grid, warm, 8), // a device array: copied, not modified
+ *   submit: "subset", // one submit per sub-iteration (very large problems)
+ * };
+ * const x = await osem(likelihood, options);
+ * ```
+ */
 export interface EmOptions {
   /** Number of iterations (each iteration visits every subset once). */
   iterations: number;

@@ -24,7 +24,32 @@ export interface IterationState {
   logLikelihood?: number;
 }
 
-/** An observer of a reconstruction. */
+/**
+ * An observer of a reconstruction.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, mlem, MMR_VOXEL_MM, mmrLike2d, nemaIecPhantom, PoissonLikelihood, type ReconCallback, ringForwardModel, simulateCounts } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike2d();
+ * const grid = scanner.imageGrid(128, MMR_VOXEL_MM);
+ * const nema = nemaIecPhantom(grid);
+ * const model = ringForwardModel(ctx, scanner, { grid, muMap: nema.mu, subsets: 4 });
+ * const activity = ctx.array(grid.shape, nema.activity);
+ * const { counts } = await simulateCounts(model, activity, { trueCounts: 1e6, seed: 1 });
+ * const likelihood = new PoissonLikelihood(model, counts);
+ * // a custom observer: the image's total activity after every 5th iteration and the last
+ * const totals: number[] = [];
+ * const total: ReconCallback = {
+ *   needsImage: true,
+ *   every: 5,
+ *   onIteration(s) {
+ *     totals.push(s.image!.reduce((a, b) => a + b, 0));
+ *   },
+ * };
+ * await mlem(likelihood, { iterations: 12, callbacks: [total] }); // after 5, 10 and 12
+ * ```
+ */
 export interface ReconCallback {
   /** Read the image back before calling. */
   readonly needsImage?: boolean;

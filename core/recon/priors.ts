@@ -73,7 +73,16 @@ export function neighbourhoodOffsets(
   return out;
 }
 
-/** How anatomical weights are derived from an MR image. */
+/**
+ * How anatomical weights are derived from an MR image.
+ *
+ * @example
+ * ```ts
+ * import type { AnatomicalWeighting } from "@petrel/petrel";
+ * const bowsher: AnatomicalWeighting = { method: "bowsher", keep: 3 }; // 3 of 8 neighbours per voxel
+ * const similarity: AnatomicalWeighting = { method: "similarity", sigma: 0.1 }; // σ: 10 % of the MR range
+ * ```
+ */
 export type AnatomicalWeighting =
   | {
     /**
@@ -179,7 +188,22 @@ export function anatomicalWeights(
 /** Prior potential. */
 export type PriorKind = "quadratic" | "relative-difference";
 
-/** Options of {@linkcode NeighbourhoodPrior}. */
+/**
+ * Options of {@linkcode NeighbourhoodPrior}.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike2d, type PriorOptions, relativeDifferencePrior } from "@petrel/petrel";
+ * const options: PriorOptions = {
+ *   beta: 0.5, // objective L(x) − β R(x)
+ *   neighbours: 8, // in-plane: 4 edge + 4 diagonal neighbours
+ *   gamma: 2, // RDP edge preservation
+ *   epsilon: 1e-3, // RDP denominator offset, image units
+ * };
+ * const grid = mmrLike2d().imageGrid(128, MMR_VOXEL_MM);
+ * const rdp = relativeDifferencePrior(await defaultContext(), grid, options);
+ * ```
+ */
 export interface PriorOptions {
   /** Penalty strength β ≥ 0 (objective `L(x) − β R(x)`). */
   beta: number;
@@ -189,7 +213,7 @@ export interface PriorOptions {
   anatomical?: Float32Array;
   /** RDP edge-preservation parameter γ ≥ 0 (default 2). */
   gamma?: number;
-  /** RDP denominator offset ε > 0 in image units (default 1e-6 · the scale of the image). */
+  /** RDP denominator offset ε > 0 in image units (default 1e-6, absolute). */
   epsilon?: number;
 }
 

@@ -17,7 +17,21 @@ import type { GpuArray, KernelRecorder } from "../gpu/context.ts";
 import type { PoissonLikelihood } from "../model/likelihood.ts";
 import { recordClampCopy, recordXStepUpdate } from "../model/kernels.ts";
 
-/** Options of the x-step. */
+/**
+ * Options of the x-step.
+ *
+ * @example
+ * ```ts
+ * import type { XStepOptions } from "@petrel/petrel";
+ * // DDIP-HQS's x-step on images in activity units, scale s = 3.6: β_activity = β_prior / s²
+ * const options: XStepOptions = {
+ *   beta: 0.01 / 3.6 ** 2,
+ *   iterations: 5,
+ *   initFromTarget: true, // start from max(z, 0)
+ *   orderedSubsets: false, // one update over all data per iteration (the paper)
+ * };
+ * ```
+ */
 export interface XStepOptions {
   /** Coupling strength β > 0 (in 1/(image unit)², e.g. 0.01 for images scaled to [0, 1]). */
   beta: number;

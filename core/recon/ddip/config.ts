@@ -105,7 +105,17 @@ const FIELDS = {
  */
 export const DdipOverridesSchema = z.object(FIELDS).partial().strict();
 
-/** The constants as given (all optional). */
+/**
+ * The constants as given (all optional).
+ *
+ * @example
+ * ```ts
+ * import { type DdipConfigInput, ddipConfig } from "@petrel/petrel";
+ * // a recipe's overrides: a longer chain with a decaying coupling
+ * const overrides: DdipConfigInput = { steps: 50, beta: 0.01, betaEnd: 0.001, seed: 7 };
+ * const config = ddipConfig(overrides); // the defaults, then the overrides; lr "auto" → 0.001
+ * ```
+ */
 export type DdipConfigInput = z.input<typeof DdipOverridesSchema>;
 
 /**

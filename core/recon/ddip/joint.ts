@@ -58,7 +58,7 @@ export type DdipPhase = "mlem" | "scale" | "steps" | "done";
 
 /** Options of {@linkcode ddipJoint}. */
 export interface DdipJointOptions {
-  /** The constants (defaults: the reference). */
+  /** The constants (defaults: {@linkcode DDIP_DEFAULTS}). */
   config?: DdipConfigInput;
   /** "ddip-hqs" (default) or "dds". */
   method?: "ddip-hqs" | "dds";

@@ -67,7 +67,22 @@ export interface DdipIterationState extends IterationState {
   loss: number;
 }
 
-/** Options of {@linkcode ddipStack}. */
+/**
+ * Options of {@linkcode ddipStack}.
+ *
+ * @example
+ * ```ts
+ * import { DDIP_CPU_PRESET, type DdipStackOptions, progressCallback } from "@petrel/petrel";
+ * const options: DdipStackOptions = {
+ *   config: { ...DDIP_CPU_PRESET, seed: 3 }, // constants over the defaults
+ *   method: "ddip-hqs", // or "dds", "ddip-nll"
+ *   useMr: true, // false: the no-MR ablation
+ *   samples: 4, // mean and voxel-wise std over 4 chains
+ *   callbacks: [progressCallback({ label: "stack 20" })],
+ *   signal: AbortSignal.timeout(30 * 60_000), // stop between steps after 30 min
+ * };
+ * ```
+ */
 export interface DdipStackOptions {
   /** The constants (defaults: {@linkcode DDIP_DEFAULTS}). */
   config?: DdipConfigInput;

@@ -66,7 +66,24 @@ export function directPlaneScanner(
   });
 }
 
-/** A volume measured as direct 2-D planes, one per slice (sinograms `[radial, views, nz]`). */
+/**
+ * A volume measured as direct 2-D planes, one per slice (sinograms `[radial, views, nz]`).
+ *
+ * @example
+ * ```ts
+ * import { centredGrid, type DirectPlaneVolume, MMR_VOXEL_MM, mmrLike2d } from "@petrel/petrel";
+ * const nz = 40;
+ * const grid = centredGrid([128, 128, nz], [MMR_VOXEL_MM, MMR_VOXEL_MM, MMR_VOXEL_MM]);
+ * const vol: DirectPlaneVolume = {
+ *   grid,
+ *   scanner: mmrLike2d(), // its transaxial geometry: 224 views × 129 radial bins per slice
+ *   counts: new Float32Array(129 * 224 * nz), // measured prompts, one direct plane per slice
+ *   mu: new Float32Array(128 * 128 * nz), // 1/mm on the grid
+ *   mr: new Float32Array(128 * 128 * nz), // MR on the grid divided by its max
+ *   resolutionFwhmMm: [4.5, 4.5, 0],
+ * };
+ * ```
+ */
 export interface DirectPlaneVolume {
   /** Image grid `[nx, ny, nz]`, centred. */
   grid: ImageGrid;
@@ -82,7 +99,10 @@ export interface DirectPlaneVolume {
   mu?: Float32Array;
   /** MR on the grid, on the prior's scale (divided by its volume max). */
   mr: Float32Array;
-  /** Ordered subsets used by the baselines (the x-step always uses all data; default 1). */
+  /**
+   * Ordered subsets of each stack's forward model (default 1): used by the baselines, and by the
+   * x-step only with `xStepOrderedSubsets` (otherwise it uses all data per iteration).
+   */
   subsets?: number;
   /** Image-space resolution model FWHM (mm) of the forward model (default none). */
   resolutionFwhmMm?: readonly [number, number, number];
