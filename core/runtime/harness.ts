@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { cleanStack } from "./stack.ts";
 import { defaultContext } from "../gpu/context.ts";
-import { Rng } from "../random.ts";
+import { recipeContext } from "./context.ts";
 import {
   encodeMessage,
   type HarnessErrorKind,
@@ -22,7 +22,6 @@ import {
 import {
   loadedRecipe,
   parseParams,
-  type RecipeContext,
   RecipeInputError,
   RecipeOutputQuotaError,
   RecipeParamsError,
@@ -98,106 +97,6 @@ globalThis.addEventListener("error", (e) => {
   fail(e.error);
 });
 
-function isInside(name: string): boolean {
-  return !name.startsWith("/") && !name.split("/").some((s) => s === ".." || s === "") &&
-    !name.includes("\\");
-}
-
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(p)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-function finder(roots: readonly string[], dir: string | undefined, what: string) {
-  return (name: string): string => {
-    if (dir) return `${dir}/${name}`;
-    const hit = roots.find((r) => r.split("/").pop() === name);
-    if (hit) return hit;
-    throw new RecipeInputError(
-      `no ${what} named "${name}"; the run was given: ${roots.join(", ") || "(none)"}`,
-    );
-  };
-}
-
-async function makeContext(
-  spec: HarnessSpec,
-  params: Record<string, unknown>,
-): Promise<RecipeContext> {
-  let inDir: string | undefined;
-  for (const p of spec.inputs) if (!inDir && await isDir(p)) inDir = p;
-  let modelsDir: string | undefined;
-  for (const p of spec.models) if (!modelsDir && await isDir(p)) modelsDir = p;
-  let written = 0;
-  const inputPath = finder(spec.inputs, inDir, "input");
-  const modelPath = finder(spec.models, modelsDir, "model");
-  const ctx: RecipeContext = {
-    params,
-    inputs: spec.inputs,
-    inDir,
-    models: spec.models,
-    modelsDir,
-    outDir: spec.outDir,
-    seed: spec.seed,
-    log: (message) => console.log(message),
-    progress: (done, total) => send({ t: "progress", done, total }),
-    nondeterministic(...names) {
-      for (const name of names) {
-        if (!isInside(name)) {
-          throw new RecipeInputError(
-            `nondeterministic: "${name}" must be a relative path inside the output folder (no "..")`,
-          );
-        }
-      }
-      send({ t: "nondeterministic", paths: names.map(String) });
-    },
-    async writeOutput(name, data) {
-      if (!isInside(name)) {
-        throw new RecipeInputError(
-          `writeOutput: "${name}" must be a relative path inside the output folder (no "..")`,
-        );
-      }
-      if (name === "manifest.json") {
-        throw new RecipeInputError(
-          `writeOutput: "manifest.json" is reserved for the provenance manifest`,
-        );
-      }
-      const bytes = typeof data === "string"
-        ? encoder.encode(data)
-        : data instanceof Uint8Array
-        ? data
-        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      if (written + bytes.length > spec.maxOutputBytes) {
-        throw new RecipeOutputQuotaError(
-          `output quota exceeded: writing ${name} (${bytes.length} bytes) would bring the outputs to ${
-            written + bytes.length
-          } bytes, the limit is ${spec.maxOutputBytes}`,
-        );
-      }
-      const path = `${spec.outDir}/${name}`;
-      const slash = path.lastIndexOf("/");
-      await Deno.mkdir(path.slice(0, slash), { recursive: true });
-      const tmp = `${path}.petrel-tmp-${crypto.randomUUID().slice(0, 8)}`;
-      await Deno.writeFile(tmp, bytes);
-      await Deno.rename(tmp, path);
-      written += bytes.length;
-      return path;
-    },
-    writeJson(name, value) {
-      return this.writeOutput(name, JSON.stringify(value, null, 2) + "\n");
-    },
-    inputPath,
-    readInput: (name) => Deno.readFile(inputPath(name)),
-    modelPath,
-    gpu: () => defaultContext(),
-    rng: (stream = 0) =>
-      new Rng(stream === 0 ? spec.seed : (spec.seed ^ Math.imul(stream, 0x9e3779b9)) | 0),
-  };
-  return ctx;
-}
-
 async function main(): Promise<void> {
   const spec = JSON.parse(await new Response(Deno.stdin.readable).text()) as HarnessSpec;
   recipePath = spec.recipe;
@@ -231,7 +130,11 @@ async function main(): Promise<void> {
   }
   const params = parseParams(recipe.params, spec.params);
   send({ t: "params", params });
-  const ctx = await makeContext(spec, params);
+  const ctx = await recipeContext(spec, params, {
+    log: (message) => console.log(message),
+    progress: (done, total) => send({ t: "progress", done, total }),
+    nondeterministic: (paths) => send({ t: "nondeterministic", paths }),
+  });
   const t2 = performance.now();
   await recipe.run(ctx);
   send({ t: "done", ms: performance.now() - t2 });

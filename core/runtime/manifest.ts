@@ -177,7 +177,7 @@ export async function hashTree(roots: readonly string[]): Promise<HashedFile[]> 
 
 /**
  * sha256 over petrel's own sources that a run may load: `mod.ts`, `deno.json`, `deno.lock` (which
- * pins every npm package), `shaders/` and `core/` without `server/`. It hashes the sorted list of
+ * pins every npm package), `shaders/`, `core/` without `server/`, and `experiments/`. It hashes the sorted list of
  * `relative path, sha256` lines, so any added, removed or changed file changes it.
  *
  * @example
@@ -191,7 +191,7 @@ export async function hashTree(roots: readonly string[]): Promise<HashedFile[]> 
  */
 export async function petrelSourcesHash(root: string): Promise<string> {
   const lines: string[] = [];
-  const roots = ["mod.ts", "deno.json", "deno.lock", "shaders", "core"];
+  const roots = ["mod.ts", "deno.json", "deno.lock", "shaders", "core", "experiments"];
   for (const r of roots) {
     let files;
     try {

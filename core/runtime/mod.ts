@@ -4,6 +4,7 @@
  * @module
  */
 export * from "./recipe.ts";
+export { type InProcessOptions, type InProcessResult, runRecipeInProcess } from "./context.ts";
 export * from "./sandbox.ts";
 export * from "./manifest.ts";
 export * from "./hash.ts";

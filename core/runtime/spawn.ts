@@ -46,7 +46,8 @@ export function petrelReadPaths(root = petrelRoot()): string[] {
     core.push(`${root}/core`);
   }
   return [
-    ...["mod.ts", "deno.json", "shaders", "node_modules"].map((p) => `${root}/${p}`),
+    // experiments/: petrel's own multi-module recipes (a recipe may import its siblings there)
+    ...["mod.ts", "deno.json", "shaders", "node_modules", "experiments"].map((p) => `${root}/${p}`),
     ...core.sort(),
   ];
 }

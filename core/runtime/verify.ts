@@ -95,13 +95,15 @@ function parentOf(p: string): string {
 /**
  * The folders a manifest's roots may lie under without being allowed explicitly: the parent of
  * the manifest's folder (where a run's sibling input folders live, e.g. `sim/` beside `osem/`,
- * or a server job's `in/` beside `out-1/`), petrel's `examples/` and petrel's `models/` (the
- * shipped prior, `petrel recon ddip`'s default). The parent is not used when it is `/`.
+ * or a server job's `in/` beside `out-1/`), petrel's `examples/` and `experiments/` (its own
+ * recipes) and petrel's `models/` (the shipped prior, `petrel recon ddip`'s default). The parent
+ * is not used when it is `/`.
  *
  * @example
  * ```ts
  * import { defaultAllowedRoots } from "@petrel/petrel";
- * // [".../runs" (the manifest folder's parent), ".../petrel/examples", ".../petrel/models"]
+ * // [".../runs" (the manifest folder's parent), ".../petrel/examples", ".../petrel/experiments",
+ * //  ".../petrel/models"]
  * const roots = await defaultAllowedRoots("runs/osem/manifest.json");
  * ```
  */
@@ -110,7 +112,12 @@ export async function defaultAllowedRoots(manifestPath: string): Promise<string[
   const base = parentOf(dir);
   // petrel's own models/ holds the prior `petrel recon ddip` uses by default
   const root = petrelRoot();
-  return [...(base === "/" ? [dir] : [base]), `${root}/examples`, `${root}/models`];
+  return [
+    ...(base === "/" ? [dir] : [base]),
+    `${root}/examples`,
+    `${root}/experiments`,
+    `${root}/models`,
+  ];
 }
 
 async function checkRoots(
