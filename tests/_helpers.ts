@@ -2,6 +2,7 @@
 import { ok } from "node:assert/strict";
 import { RingScanner } from "../core/geometry/scanner.ts";
 import { centredGrid, type ImageGrid } from "../core/geometry/grid.ts";
+import { type LorSet, lorSet } from "../core/geometry/lors.ts";
 
 /** Asserts |a − b| ≤ tol · max(1, |b|). */
 export function assertClose(a: number, b: number, tol: number, what = "value"): void {
@@ -55,4 +56,17 @@ export function randomArray(n: number, seed: number): Float32Array {
     s >>>= 0;
     return s / 4294967296;
   });
+}
+
+/** `n` random oblique LORs between points of a 160 mm box flattened to ±24 mm in z (most cross a 72 mm image). */
+export function randomLors(n: number, seed: number): LorSet {
+  const r = randomArray(6 * n, seed);
+  const start: number[] = [];
+  const end: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = (k: number) => (r[6 * i + k] - 0.5) * 160;
+    start.push(p(0), p(1), p(2) * 0.3);
+    end.push(p(3), p(4), p(5) * 0.3);
+  }
+  return lorSet(start, end);
 }

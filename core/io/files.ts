@@ -7,6 +7,7 @@
  */
 
 import { constants as zlibConstants, gunzipSync, gzipSync } from "node:zlib";
+import type { z } from "zod";
 
 /**
  * Thrown for files that cannot be parsed: corrupt, truncated, wrong dtype or shape.
@@ -130,6 +131,44 @@ export async function readText(path: string): Promise<string> {
   } catch (e) {
     throw explainFileError(e, "read", path);
   }
+}
+
+/**
+ * Reads a JSON sidecar and validates it with `schema`: a {@linkcode FormatError} names the file
+ * and, for a sidecar that does not fit, the first offending field (`what` names the kind).
+ * Returns the validated sidecar and the JSON as written (to tell given fields from defaults).
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * const Sidecar = z.object({ shape: z.array(z.number().int().positive()) });
+ * const { sidecar } = await readJsonSidecar("in/prompts.json", Sidecar, "sinogram");
+ * sidecar.shape; // e.g. [129, 224, 3]
+ * ```
+ */
+export async function readJsonSidecar<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  what: string,
+): Promise<{ sidecar: z.output<S>; raw: unknown }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readText(path));
+  } catch (e) {
+    if (e instanceof SyntaxError) {
+      throw new FormatError(`${path}: not valid JSON (${e.message})`, { cause: e });
+    }
+    throw e;
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new FormatError(
+      `${path}: invalid ${what} sidecar at "${issue.path.join(".")}": ${issue.message} ` +
+        `(see docs/formats.md)`,
+    );
+  }
+  return { sidecar: r.data, raw };
 }
 
 function splitPath(path: string): { dir: string; base: string } {

@@ -17,7 +17,13 @@ import { z } from "zod";
 import type { LorSet } from "../geometry/lors.ts";
 import { RingScanner, RingScannerSchema, type RingScannerSpec } from "../geometry/scanner.ts";
 import { type TofInput, type TofParameters, tofParameters, TofSchema } from "../geometry/tof.ts";
-import { dataFileInside, FormatError, readBytes, readText, writeFilesAtomic } from "./files.ts";
+import {
+  dataFileInside,
+  FormatError,
+  readBytes,
+  readJsonSidecar,
+  writeFilesAtomic,
+} from "./files.ts";
 
 /**
  * A table of list-mode events (host arrays, one entry per event).
@@ -399,25 +405,7 @@ export async function readListMode(path: string): Promise<ListMode> {
   if (jsonPath === path && !path.endsWith(".json")) {
     throw new RangeError(`readListMode: ${path} must end in .npy or .json`);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readText(jsonPath));
-  } catch (e) {
-    if (e instanceof SyntaxError) {
-      throw new FormatError(`${jsonPath}: not valid JSON (${e.message})`, { cause: e });
-    }
-    throw e;
-  }
-  const r = ListModeSidecarSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new FormatError(
-      `${jsonPath}: invalid list-mode sidecar at "${
-        issue.path.join(".")
-      }": ${issue.message} (see docs/formats.md)`,
-    );
-  }
-  const sidecar = r.data;
+  const { sidecar } = await readJsonSidecar(jsonPath, ListModeSidecarSchema, "list-mode");
   let scanner: RingScanner | undefined;
   let tof: TofParameters | undefined;
   try {

@@ -21,7 +21,7 @@ import {
   type FiniteOptions,
   FormatError,
   gzip,
-  readText,
+  readJsonSidecar,
   writeFilesAtomic,
 } from "./files.ts";
 import { decodeNifti, encodeNifti } from "./nifti.ts";
@@ -268,24 +268,7 @@ export async function readSinogram(
   options: SinogramReadOptions = {},
 ): Promise<Sinogram> {
   const jsonPath = path.endsWith(".json") ? path : sidecarPath(path);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readText(jsonPath));
-  } catch (e) {
-    if (e instanceof SyntaxError) {
-      throw new FormatError(`${jsonPath}: not valid JSON (${e.message})`, { cause: e });
-    }
-    throw e;
-  }
-  const r = SinogramSidecarSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new FormatError(
-      `${jsonPath}: invalid sinogram sidecar at "${issue.path.join(".")}": ${issue.message} ` +
-        `(see docs/formats.md)`,
-    );
-  }
-  const sidecar = r.data;
+  const { sidecar, raw } = await readJsonSidecar(jsonPath, SinogramSidecarSchema, "sinogram");
   let scanner: RingScanner;
   try {
     scanner = new RingScanner(sidecar.scanner);

@@ -7,10 +7,10 @@
 
 import type { GpuArray, GpuContext, KernelRecorder } from "../gpu/context.ts";
 import { WORKGROUP_SIZE } from "../gpu/context.ts";
-import { recordMaxAbs } from "../gpu/ops.ts";
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { LorSet } from "../geometry/lors.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
+import { FixedPointBack } from "./fixed_point.ts";
 
 /** Options of {@linkcode JosephProjector}. */
 export interface JosephOptions {
@@ -57,8 +57,7 @@ export class JosephProjector implements LinearOperator {
   readonly grid: ImageGrid;
   readonly lorCount: number;
   #chunks: Chunk[] = [];
-  #accum: GPUBuffer;
-  #maxBits: GpuArray;
+  #back: FixedPointBack;
   #resolveParams: GPUBuffer;
   /** Uniform mirrors of the image's z-slices (CPU adapters, ≤ 4 slices of ≤ 16384 voxels). */
   #slices: GPUBuffer[] = [];
@@ -128,11 +127,7 @@ export class JosephProjector implements LinearOperator {
       });
     }
     const nvox = this.grid.shape[0] * this.grid.shape[1] * this.grid.shape[2];
-    this.#accum = ctx.device.createBuffer({
-      size: Math.max(16, nvox * 8),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    this.#maxBits = ctx.array([1], undefined, "u32");
+    this.#back = new FixedPointBack(ctx, nvox);
     this.#resolveParams = this.#params(0, log2Step);
   }
 
@@ -190,40 +185,26 @@ export class JosephProjector implements LinearOperator {
   adjoint(rec: KernelRecorder, y: GpuArray, out: GpuArray): void {
     checkShape("JosephProjector.adjoint input", y, this.outShape);
     checkShape("JosephProjector.adjoint output", out, this.inShape);
-    rec.clear(this.#accum);
-    rec.clear(this.#maxBits);
-    recordMaxAbs(rec, this.#maxBits, y);
-    for (const c of this.#chunks) {
-      rec.dispatch1d("joseph", "back", [
-        c.params,
-        c.endpoints,
-        null,
-        null,
-        { buffer: y.buffer, offset: c.first * 4, size: Math.max(4, c.count * 4) },
-        this.#accum,
-        this.#maxBits,
-      ], c.count);
-    }
-    rec.dispatch1d("joseph", "resolve", [
-      this.#resolveParams,
-      null,
-      null,
-      null,
-      null,
-      null,
-      this.#maxBits,
-      null,
-      null,
-      this.#accum,
-      out,
-    ], out.length);
+    const back = this.#back;
+    back.record(rec, "joseph", this.#resolveParams, y, out, () => {
+      for (const c of this.#chunks) {
+        rec.dispatch1d("joseph", "back", [
+          c.params,
+          c.endpoints,
+          null,
+          null,
+          { buffer: y.buffer, offset: c.first * 4, size: Math.max(4, c.count * 4) },
+          back.accum,
+          back.maxBits,
+        ], c.count);
+      }
+    });
   }
 
   /** Frees the device buffers. */
   destroy(): void {
     for (const c of this.#chunks) c.endpoints.destroy();
-    this.#accum.destroy();
-    this.#maxBits.destroy();
+    this.#back.destroy();
     for (const b of this.#slices) b.destroy();
     this.#dummy?.destroy();
   }

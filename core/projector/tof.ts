@@ -15,10 +15,10 @@
  */
 
 import type { GpuArray, GpuContext, KernelRecorder } from "../gpu/context.ts";
-import { recordMaxAbs } from "../gpu/ops.ts";
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { LorSet } from "../geometry/lors.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
+import { FixedPointBack } from "./fixed_point.ts";
 import { type TofInput, type TofParameters, tofParameters } from "../geometry/tof.ts";
 
 /** Options of the TOF projectors. */
@@ -48,8 +48,7 @@ abstract class TofJosephBase implements LinearOperator {
   readonly tof: TofParameters;
   readonly lorCount: number;
   #chunks: Chunk[] = [];
-  #accum: GPUBuffer;
-  #maxBits: GpuArray;
+  #back: FixedPointBack;
   #resolveParams: GPUBuffer;
   #binsPerLor: number;
   #name: string;
@@ -156,11 +155,7 @@ abstract class TofJosephBase implements LinearOperator {
       });
     }
     const nvox = this.grid.shape[0] * this.grid.shape[1] * this.grid.shape[2];
-    this.#accum = ctx.device.createBuffer({
-      size: Math.max(16, nvox * 8),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    this.#maxBits = ctx.array([1], undefined, "u32");
+    this.#back = new FixedPointBack(ctx, nvox);
     this.#resolveParams = this.#params(0, log2Step, tofWords, [0, 0, 0, 0]);
   }
 
@@ -201,33 +196,20 @@ abstract class TofJosephBase implements LinearOperator {
   adjoint(rec: KernelRecorder, y: GpuArray, out: GpuArray): void {
     checkShape(`${this.#name}.adjoint input`, y, this.outShape);
     checkShape(`${this.#name}.adjoint output`, out, this.inShape);
-    rec.clear(this.#accum);
-    rec.clear(this.#maxBits);
-    recordMaxAbs(rec, this.#maxBits, y);
-    for (const c of this.#chunks) {
-      rec.dispatch1d("joseph_tof", this.#entries.back, [
-        c.params,
-        c.lors,
-        c.info,
-        null,
-        y,
-        this.#accum,
-        this.#maxBits,
-      ], c.count * this.#entries.perLor);
-    }
-    rec.dispatch1d("joseph_tof", "resolve", [
-      this.#resolveParams,
-      null,
-      null,
-      null,
-      null,
-      null,
-      this.#maxBits,
-      null,
-      null,
-      this.#accum,
-      out,
-    ], out.length);
+    const back = this.#back;
+    back.record(rec, "joseph_tof", this.#resolveParams, y, out, () => {
+      for (const c of this.#chunks) {
+        rec.dispatch1d("joseph_tof", this.#entries.back, [
+          c.params,
+          c.lors,
+          c.info,
+          null,
+          y,
+          back.accum,
+          back.maxBits,
+        ], c.count * this.#entries.perLor);
+      }
+    });
   }
 
   /** Frees the device buffers. */
@@ -236,8 +218,7 @@ abstract class TofJosephBase implements LinearOperator {
       c.lors.destroy();
       c.info.destroy();
     }
-    this.#accum.destroy();
-    this.#maxBits.destroy();
+    this.#back.destroy();
   }
 }
 

@@ -276,6 +276,48 @@ CREATE TABLE IF NOT EXISTS job_logs (
 /** A database row. */
 export type Row = Record<string, unknown>;
 
+/**
+ * The values of a finishing job's update: `state, finished_at, exit_code, reason, error,
+ * manifest` (now), then the job's `id` and the claim check (`claim given?`, worker, attempt).
+ */
+export function finishValues(
+  id: string,
+  o: JobOutcome,
+  claim: JobClaim | undefined,
+): (string | number | null)[] {
+  return [
+    o.state,
+    Date.now(),
+    o.exitCode,
+    o.reason ?? null,
+    o.error ?? null,
+    o.manifest ?? null,
+    id,
+    claim ? 1 : null,
+    claim?.workerId ?? null,
+    claim?.attempt ?? null,
+  ];
+}
+
+/**
+ * The values of a new job's columns `id, user, recipe, recipe_path, params, seed, inputs,
+ * datasets, job_dir, limits`, in that order (both stores insert them so).
+ */
+export function newJobValues(job: NewJob): (string | number | null)[] {
+  return [
+    job.id,
+    job.user,
+    job.recipe,
+    job.recipePath,
+    JSON.stringify(job.params),
+    job.seed ?? null,
+    JSON.stringify(job.inputs),
+    JSON.stringify(job.datasets),
+    job.jobDir,
+    JSON.stringify(job.limits),
+  ];
+}
+
 /** A database row of `jobs` as a {@linkcode JobRecord} (shared by both stores). */
 export function toRecord(r: Row): JobRecord {
   return {
@@ -353,20 +395,7 @@ export class SqliteJobStore implements JobStore {
       this.#db.prepare(
         `INSERT INTO jobs (id, user, state, recipe, recipe_path, params, seed, inputs, datasets,
           job_dir, limits, created_at, seq) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        job.id,
-        job.user,
-        job.recipe,
-        job.recipePath,
-        JSON.stringify(job.params),
-        job.seed ?? null,
-        JSON.stringify(job.inputs),
-        JSON.stringify(job.datasets),
-        job.jobDir,
-        JSON.stringify(job.limits),
-        now,
-        seq,
-      );
+      ).run(...newJobValues(job), now, seq);
       return true;
     });
     return Promise.resolve(stored ? this.#get(job.id) : undefined);
@@ -426,18 +455,7 @@ export class SqliteJobStore implements JobStore {
       `UPDATE jobs SET state = ?, finished_at = ?, exit_code = ?, reason = ?, error = ?,
         manifest = ? WHERE id = ? AND state = 'running'
         AND (? IS NULL OR (worker_id = ? AND attempts = ?))`,
-    ).run(
-      o.state,
-      Date.now(),
-      o.exitCode,
-      o.reason ?? null,
-      o.error ?? null,
-      o.manifest ?? null,
-      id,
-      claim ? 1 : null,
-      claim?.workerId ?? null,
-      claim?.attempt ?? null,
-    );
+    ).run(...finishValues(id, o, claim));
     return Promise.resolve(Number(r.changes) === 1);
   }
 

@@ -15,6 +15,7 @@ import pg from "pg";
 import { PgBoss } from "pg-boss";
 import {
   buildStats,
+  finishValues,
   type HeartbeatAnswer,
   type JobClaim,
   type JobOutcome,
@@ -22,6 +23,7 @@ import {
   type JobStore,
   type LogLine,
   type NewJob,
+  newJobValues,
   type Row,
   type StoreStats,
   toRecord,
@@ -338,19 +340,7 @@ export class PgJobStore implements JobStore {
         `INSERT INTO ${s}.jobs (id, "user", state, recipe, recipe_path, params, seed, inputs,
           datasets, job_dir, limits, created_at)
          VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
-        [
-          job.id,
-          job.user,
-          job.recipe,
-          job.recipePath,
-          JSON.stringify(job.params),
-          job.seed ?? null,
-          JSON.stringify(job.inputs),
-          JSON.stringify(job.datasets),
-          job.jobDir,
-          JSON.stringify(job.limits),
-          Date.now(),
-        ],
+        [...newJobValues(job), Date.now()],
       );
       // A user's k-th active job gets priority -k: users with fewer jobs go first, then the oldest.
       await this.#boss.send(QUEUE, { user: job.user }, {
@@ -435,18 +425,7 @@ export class PgJobStore implements JobStore {
         `UPDATE ${s}.jobs SET state = $1, finished_at = $2, exit_code = $3, reason = $4,
           error = $5, manifest = $6 WHERE id = $7 AND state = 'running'
           AND ($8::int IS NULL OR (worker_id = $9 AND attempts = $10)) RETURNING attempts`,
-        [
-          o.state,
-          Date.now(),
-          o.exitCode,
-          o.reason ?? null,
-          o.error ?? null,
-          o.manifest ?? null,
-          id,
-          claim ? 1 : null,
-          claim?.workerId ?? null,
-          claim?.attempt ?? null,
-        ],
+        finishValues(id, o, claim),
       );
       if (!r.rows.length) return false;
       const attempt = Number(r.rows[0].attempts);

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../runtime/_assert.ts";
-import { type CliIo, main, parseSets, splitBenchArgs } from "../../cli/main.ts";
+import { parseSets, splitBenchArgs } from "../../cli/main.ts";
+import { cli } from "./_cli.ts";
 import { EXIT, exitCodeFor } from "../../cli/exit_codes.ts";
 import { etaSeconds, formatDuration, progressReporter } from "../../cli/progress.ts";
 import { valueStats } from "../../cli/info.ts";
@@ -10,15 +11,6 @@ import { RingScanner } from "../../core/geometry/scanner.ts";
 import { writeSinogram } from "../../core/io/sinogram.ts";
 import { writeInterfileImage } from "../../core/io/interfile.ts";
 import { fixture, ROOT, scratch } from "../runtime/_helpers.ts";
-
-/** Runs the CLI in-process and captures what it prints. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: CliIo = { out: (t) => (out += t), err: (t) => (err += t), tty: false };
-  const code = await main(args, io);
-  return { code, out, err };
-}
 
 Deno.test("cli: --help and --version exit 0; no command and unknown commands exit 2", async () => {
   let r = await cli("--help");

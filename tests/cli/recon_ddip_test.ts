@@ -1,7 +1,7 @@
 // `petrel recon ddip` with the shipped prior: the three bad-input cases of issue 13 are one line
 // and exit 3, before the prior's graphs are loaded.
 import { assert, assertEquals, assertMatch } from "../runtime/_assert.ts";
-import { type CliIo, main } from "../../cli/main.ts";
+import { cli } from "./_cli.ts";
 import { EXIT } from "../../cli/exit_codes.ts";
 import { centredGrid, imageGrid } from "../../core/geometry/grid.ts";
 import { MMR_VOXEL_MM, mmrLike3d } from "../../core/geometry/scanner.ts";
@@ -9,14 +9,6 @@ import { writeSinogram } from "../../core/io/sinogram.ts";
 import { writeNifti } from "../../core/io/nifti.ts";
 import { defaultAllowedRoots } from "../../core/runtime/verify.ts";
 import { ROOT } from "../runtime/_helpers.ts";
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: CliIo = { out: (t) => (out += t), err: (t) => (err += t), tty: false };
-  const code = await main(args, io);
-  return { code, out, err };
-}
 
 Deno.test("cli recon ddip: wrong grid, non-overlapping MR, unsupported voxel size: one line, exit 3", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "petrel-ddip-bad-" });
@@ -87,6 +79,7 @@ Deno.test("verify trusts petrel's models/ (the prior recon ddip uses by default)
     const roots = await defaultAllowedRoots(`${tmp}/d/manifest.json`);
     assert(roots.includes(`${ROOT}/models`), roots.join(", "));
     assert(roots.includes(`${ROOT}/examples`), roots.join(", "));
+    assert(roots.includes(`${ROOT}/experiments`), roots.join(", "));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -3,17 +3,10 @@
  * CLI with the installed (narrower) permissions restarts itself with --allow-all and answers.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../runtime/_assert.ts";
-import { type CliIo, main } from "../../cli/main.ts";
+import { cli } from "./_cli.ts";
 import { EXIT } from "../../cli/exit_codes.ts";
 import { hashToken, verifyToken } from "../../core/server/auth.ts";
 import { ROOT } from "../runtime/_helpers.ts";
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: CliIo = { out: (t) => (out += t), err: (t) => (err += t), tty: false };
-  return { code: await main(args, io), out, err };
-}
 
 Deno.test("cli serve --help and hash-token", async () => {
   const h = await cli("serve", "--help");

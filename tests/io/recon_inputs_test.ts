@@ -2,20 +2,12 @@
 // Through `petrel run examples/osem.ts` it must now fail with exit 3 and a one-line error that
 // names the file, while the same inputs with a finite μ-map reconstruct.
 import { assert, assertEquals, assertMatch } from "../runtime/_assert.ts";
-import { type CliIo, main } from "../../cli/main.ts";
+import { cli } from "../cli/_cli.ts";
 import { EXIT } from "../../cli/exit_codes.ts";
 import { RingScanner } from "../../core/geometry/scanner.ts";
 import { readNifti, writeNifti } from "../../core/io/nifti.ts";
 import { writeSinogram } from "../../core/io/sinogram.ts";
 import { ROOT } from "../runtime/_helpers.ts";
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: CliIo = { out: (t) => (out += t), err: (t) => (err += t), tty: false };
-  const code = await main(args, io);
-  return { code, out, err };
-}
 
 Deno.test("petrel run examples/osem.ts refuses a μ-map with NaN voxels (exit 3)", async () => {
   const root = await Deno.makeTempDir({ prefix: "petrel-nanmu-" });

@@ -14,22 +14,10 @@ import {
   maxAbs,
   maxAbsDiff,
   randomArray,
+  randomLors,
   smallGrid,
   smallScanner,
 } from "../_helpers.ts";
-
-/** Random oblique LORs between two spheres of radius 80 mm (most cross a 72 mm image). */
-function randomLors(n: number, seed: number) {
-  const r = randomArray(6 * n, seed);
-  const start: number[] = [];
-  const end: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const p = (k: number) => (r[6 * i + k] - 0.5) * 160;
-    start.push(p(0), p(1), p(2) * 0.3);
-    end.push(p(3), p(4), p(5) * 0.3);
-  }
-  return lorSet(start, end);
-}
 
 /**
  * Edge cases: axis-parallel along x, y, z; a miss; a zero-length LOR; one ending inside; one

@@ -12,20 +12,14 @@ import {
   tofPsToMm,
 } from "../../core/geometry/tof.ts";
 import { TofListModeProjector, TofSinogramProjector } from "../../core/projector/tof.ts";
-import { maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
-
-/** Random oblique LORs between points in a 160 mm box (flattened in z). */
-function randomLors(n: number, seed: number) {
-  const r = randomArray(6 * n, seed);
-  const start: number[] = [];
-  const end: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const p = (k: number) => (r[6 * i + k] - 0.5) * 160;
-    start.push(p(0), p(1), p(2) * 0.3);
-    end.push(p(3), p(4), p(5) * 0.3);
-  }
-  return lorSet(start, end);
-}
+import {
+  maxAbs,
+  maxAbsDiff,
+  randomArray,
+  randomLors,
+  smallGrid,
+  smallScanner,
+} from "../_helpers.ts";
 
 // Bins of 12 mm × 17 cover ±102 mm along every LOR through the 72 mm test grid (half diagonal
 // 51 mm + 3σ = 38 mm): the sum over bins must then be the non-TOF projection.

@@ -5,8 +5,6 @@ import { RingScanner } from "../../core/geometry/scanner.ts";
 import { ringForwardModel } from "../../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../../core/model/likelihood.ts";
 import { simulateCounts } from "../../core/model/simulate.ts";
-import { loadPrior } from "../../core/diffusion/load.ts";
-import type { ScorePrior } from "../../core/diffusion/prior.ts";
 import { subSeed } from "../../core/random.ts";
 import {
   type DdipIterationState,
@@ -16,29 +14,12 @@ import {
   sliceSources,
   volumeStackCentres,
 } from "../../core/recon/ddip/mod.ts";
-import { addDisc, assertIdentical } from "../model/fixtures.ts";
+import { assertIdentical } from "../model/fixtures.ts";
+import { discPhantom, tinyPrior } from "./_ddip.ts";
 import { smallScanner } from "../_helpers.ts";
 
-const DIR = new URL("../fixtures/prior", import.meta.url).pathname;
-let shared: Promise<ScorePrior> | null = null;
-function tinyPrior(): Promise<ScorePrior> {
-  shared ??= loadPrior(DIR, { provider: "wasm", numThreads: 1 });
-  return shared;
-}
-
 /** Discs whose activity changes from slice to slice (so oblique rays see different slices). */
-function phantom(grid: ImageGrid): Float32Array {
-  const [nx, ny, nz] = grid.shape;
-  const img = new Float32Array(nx * ny * nz);
-  const plane = new Float32Array(nx * ny);
-  const g2 = centredGrid([nx, ny, 1], grid.voxelSizeMm);
-  addDisc(plane, g2, { cx: 0, cy: 0, r: 24, v: 1 });
-  addDisc(plane, g2, { cx: 8, cy: 4, r: 6, v: 3 });
-  for (let k = 0; k < nz; k++) {
-    for (let t = 0; t < nx * ny; t++) img[k * nx * ny + t] = plane[t] * (1 + 0.2 * k);
-  }
-  return img;
-}
+const phantom = (grid: ImageGrid) => discPhantom(grid, 0.2);
 
 async function study(ctx: GpuContext, scanner: RingScanner, grid: ImageGrid) {
   const truth = phantom(grid);
