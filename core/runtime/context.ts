@@ -186,7 +186,7 @@ function absolute(p: string): string {
  * @example
  * ```ts
  * import { z } from "zod";
- * import { defineRecipe } from "./recipe.ts";
+ * import { defineRecipe, runRecipeInProcess } from "@petrel/petrel";
  * const recipe = defineRecipe({
  *   params: z.object({ n: z.number().int().default(3) }),
  *   async run(ctx) {

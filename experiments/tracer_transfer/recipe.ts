@@ -122,7 +122,7 @@ export const params = z.object({
   ddFwhm: z.number().min(0).finite().default(8).describe(
     "ddip-hqs-dd: FWHM of the disagreement filter (mm)",
   ),
-  ddThreshold: z.number().positive().finite().default(3).describe(
+  ddThreshold: z.number().min(0).finite().default(3).describe(
     "ddip-hqs-dd: disagreement threshold τ (robust σ)",
   ),
   samples: z.number().int().min(1).max(64).default(1).describe(
