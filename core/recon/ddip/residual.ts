@@ -19,7 +19,7 @@
  *
  * Measured on the validation subject (`docs/results.md`, "Data-disagreement lever"). An EM-ratio
  * flag (`Aᵀ(y/ȳ)/Aᵀ1 − 1` at `x̂`) was tried first and rejected: over a suppressed 5.9 mm lesion
- * it was 0.025 against a 95th percentile of 0.13 over the head (one EM iteration's ratio is
+ * it was 0.025 against a 95th percentile of 0.13 over the stack (one EM iteration's ratio is
  * diluted by the additive counts and by every other voxel on the lines of response).
  *
  * @module
