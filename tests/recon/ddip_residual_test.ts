@@ -5,8 +5,6 @@ import { josephBackReference, josephForwardReference } from "../../core/projecto
 import { ringForwardModel } from "../../core/model/forward_model.ts";
 import { PoissonLikelihood } from "../../core/model/likelihood.ts";
 import { simulateCounts } from "../../core/model/simulate.ts";
-import { loadPrior } from "../../core/diffusion/load.ts";
-import type { ScorePrior } from "../../core/diffusion/prior.ts";
 import { PenalisedEmStep } from "../../core/recon/xstep.ts";
 import { subSeed } from "../../core/random.ts";
 import { penalisedSolve } from "../../core/model/kernels.ts";
@@ -26,6 +24,7 @@ import {
   smallScanner,
 } from "../model/fixtures.ts";
 import { smallScanner as ringScanner } from "../_helpers.ts";
+import { discPhantom, tinyPrior } from "./_ddip.ts";
 
 /** 32² phantom with an "MR-invisible" hot lesion at (−6, 12) mm, r 5 mm, ×2 (and its mask). */
 function lesionProblem(grid = smallGrid()) {
@@ -224,27 +223,12 @@ Deno.test("restricted to the disagreement, the final iterations recover an erase
   }
 });
 
-const DIR = new URL("../fixtures/prior", import.meta.url).pathname;
-let shared: Promise<ScorePrior> | null = null;
-function tinyPrior(): Promise<ScorePrior> {
-  shared ??= loadPrior(DIR, { provider: "wasm", numThreads: 1 });
-  return shared;
-}
-
 Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-identical, on is the restricted step on the chain's output", async () => {
   const ctx = await defaultContext();
   const prior = await tinyPrior();
   const grid = centredGrid([16, 16, 3], [4, 4, 4]);
   const scanner = directPlaneScanner(ringScanner(), 3, 4);
-  const truth = new Float32Array(16 * 16 * 3);
-  const plane = addDisc(new Float32Array(256), centredGrid([16, 16, 1], [4, 4, 4]), {
-    cx: 0,
-    cy: 0,
-    r: 24,
-    v: 1,
-  });
-  addDisc(plane, centredGrid([16, 16, 1], [4, 4, 4]), { cx: 8, cy: 4, r: 6, v: 3 });
-  for (let k = 0; k < 3; k++) truth.set(plane, k * 256);
+  const truth = discPhantom(grid, 0);
   const model = ringForwardModel(ctx, scanner, { grid });
   const tx = ctx.array(grid.shape, truth);
   const sim = await simulateCounts(model, tx, { trueCounts: 3e4, randomsFraction: 0.2, seed: 5 });
