@@ -1,8 +1,8 @@
 // Helpers shared by the Joseph projectors (`joseph.wgsl`, `joseph_tof.wgsl`); `shaders/mod.ts`
-// prepends this file to each of them, so there is one copy of the ray clipping and of the
+// prepends this file to each of them, so there is one copy of the ray set-up and clipping and of the
 // deterministic 64-bit fixed-point accumulation. The including kernel declares `params` (a
-// `Params` with `dims` and `voxel.w`), `accum` (binding 5), `maxabs_bits` (binding 6) and
-// `image_in` (binding 7).
+// `Params` with `origin`, `voxel` and `dims`), `lors` (binding 1), `accum` (binding 5),
+// `maxabs_bits` (binding 6) and `image_in` (binding 7).
 
 fn pick(v: vec3<f32>, k: u32) -> f32 {
   return select(select(v.z, v.y, k == 1u), v.x, k == 0u);
@@ -40,6 +40,75 @@ fn clip_range(first: i32, last: i32, u0: f32, slope: f32, n: f32) -> vec2<i32> {
     if (ul <= -1.0 || ul >= n) { l = l - 1; }
   }
   return vec2<i32>(f, l);
+}
+
+// Everything one LOR needs for its traversal, as scalars (dynamic vector indexing inside the
+// loop is slow on CPU back ends). The including kernel declares `lors` (binding 1, 6 floats per
+// LOR: start and end point in mm).
+struct Ray {
+  valid: bool,
+  a: u32,             // dominant axis
+  first: i32,         // plane range along a (inclusive), clipped to where the bilinear
+  last: i32,          // footprint touches the grid: jb in [-1, nb-1], jc in [-1, nc-1]
+  ub0: f32,           // b and c coordinates at plane a = 0
+  uc0: f32,
+  slope_b: f32,       // d(ub)/d(a), d(uc)/d(a)
+  slope_c: f32,
+  sa: u32,            // image index strides along a, b, c
+  sb: u32,
+  sc: u32,
+  nb: i32,
+  nc: i32,
+  weight: f32,        // path length per plane step in mm
+  s0: f32,            // TOF position (mm from the midpoint towards p1) of plane 0 ...
+  ds: f32,            // ... and its change per plane (joseph_tof.wgsl)
+};
+
+fn setup_ray(n: u32) -> Ray {
+  var r: Ray;
+  r.valid = false;
+  let p0 = vec3<f32>(lors[6u * n], lors[6u * n + 1u], lors[6u * n + 2u]);
+  let p1 = vec3<f32>(lors[6u * n + 3u], lors[6u * n + 4u], lors[6u * n + 5u]);
+  let d = p1 - p0;
+  let ad = abs(d);
+  let len = length(d);
+  if (len == 0.0) {
+    return r;
+  }
+  var a = 0u;
+  if (ad.y > ad.x && ad.y >= ad.z) { a = 1u; }
+  if (ad.z > ad.x && ad.z > ad.y) { a = 2u; }
+  let b = axis_b(a);
+  let c = axis_c(a);
+  r.a = a;
+  let u0 = (p0 - params.origin.xyz) / params.voxel.xyz;
+  let du = d / params.voxel.xyz;
+  let dims = params.dims.xyz;
+  let ua0 = pick(u0, a);
+  let dua = pick(du, a);
+  r.slope_b = pick(du, b) / dua;
+  r.slope_c = pick(du, c) / dua;
+  r.ub0 = pick(u0, b) - ua0 * r.slope_b;
+  r.uc0 = pick(u0, c) - ua0 * r.slope_c;
+  let st = vec3<u32>(1u, dims.x, dims.x * dims.y);
+  r.sa = picku(st, a);
+  r.sb = picku(st, b);
+  r.sc = picku(st, c);
+  r.nb = i32(picku(dims, b));
+  r.nc = i32(picku(dims, c));
+  let lo = min(ua0, ua0 + dua);
+  let hi = max(ua0, ua0 + dua);
+  var range = vec2<i32>(max(i32(ceil(lo)), 0), min(i32(floor(hi)), i32(picku(dims, a)) - 1));
+  range = clip_range(range.x, range.y, r.ub0, r.slope_b, f32(r.nb));
+  range = clip_range(range.x, range.y, r.uc0, r.slope_c, f32(r.nc));
+  r.first = range.x;
+  r.last = range.y;
+  r.weight = pick(params.voxel.xyz, a) * len / pick(ad, a);
+  // Plane i sits at fraction (i − ua0) / dua of the way from p0 to p1.
+  r.ds = len / dua;
+  r.s0 = -ua0 * r.ds - 0.5 * len;
+  r.valid = r.first <= r.last;
+  return r;
 }
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {

@@ -44,67 +44,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read> maxabs_bits: array<u32>;
 @group(0) @binding(7) var<storage, read> image_in: array<f32>;
 
-struct Ray {
-  valid: bool,
-  first: i32,        // plane range along the dominant axis a (inclusive), clipped to the grid
-  last: i32,
-  ub0: f32,          // b and c coordinates at plane a = 0
-  uc0: f32,
-  slope_b: f32,
-  slope_c: f32,
-  sa: u32,
-  sb: u32,
-  sc: u32,
-  nb: i32,
-  nc: i32,
-  weight: f32,       // path length per plane step (mm)
-  s0: f32,           // TOF position (mm from the midpoint towards p1) of plane 0 ...
-  ds: f32,           // ... and its change per plane
-};
-
-fn setup_ray(n: u32) -> Ray {
-  var r: Ray;
-  r.valid = false;
-  let p0 = vec3<f32>(lors[6u * n], lors[6u * n + 1u], lors[6u * n + 2u]);
-  let p1 = vec3<f32>(lors[6u * n + 3u], lors[6u * n + 4u], lors[6u * n + 5u]);
-  let d = p1 - p0;
-  let ad = abs(d);
-  let len = length(d);
-  if (len == 0.0) { return r; }
-  var a = 0u;
-  if (ad.y > ad.x && ad.y >= ad.z) { a = 1u; }
-  if (ad.z > ad.x && ad.z > ad.y) { a = 2u; }
-  let b = axis_b(a);
-  let c = axis_c(a);
-  let u0 = (p0 - params.origin.xyz) / params.voxel.xyz;
-  let du = d / params.voxel.xyz;
-  let dims = params.dims.xyz;
-  let ua0 = pick(u0, a);
-  let dua = pick(du, a);
-  r.slope_b = pick(du, b) / dua;
-  r.slope_c = pick(du, c) / dua;
-  r.ub0 = pick(u0, b) - ua0 * r.slope_b;
-  r.uc0 = pick(u0, c) - ua0 * r.slope_c;
-  let st = vec3<u32>(1u, dims.x, dims.x * dims.y);
-  r.sa = picku(st, a);
-  r.sb = picku(st, b);
-  r.sc = picku(st, c);
-  r.nb = i32(picku(dims, b));
-  r.nc = i32(picku(dims, c));
-  let lo = min(ua0, ua0 + dua);
-  let hi = max(ua0, ua0 + dua);
-  var range = vec2<i32>(max(i32(ceil(lo)), 0), min(i32(floor(hi)), i32(picku(dims, a)) - 1));
-  range = clip_range(range.x, range.y, r.ub0, r.slope_b, f32(r.nb));
-  range = clip_range(range.x, range.y, r.uc0, r.slope_c, f32(r.nc));
-  r.first = range.x;
-  r.last = range.y;
-  r.weight = pick(params.voxel.xyz, a) * len / pick(ad, a);
-  // Plane i sits at fraction (i − ua0) / dua of the way from p0 to p1.
-  r.ds = len / dua;
-  r.s0 = -ua0 * r.ds - 0.5 * len;
-  r.valid = r.first <= r.last;
-  return r;
-}
 
 // erf with |error| ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26), odd by construction.
 fn erf_approx(x: f32) -> f32 {

@@ -6,7 +6,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../runt
 import { cli } from "./_cli.ts";
 import { EXIT } from "../../cli/exit_codes.ts";
 import { hashToken, verifyToken } from "../../core/server/auth.ts";
-import { ROOT } from "../runtime/_helpers.ts";
+import { spawnServe } from "../server/_helpers.ts";
 
 Deno.test("cli serve --help and hash-token", async () => {
   const h = await cli("serve", "--help");
@@ -43,40 +43,13 @@ Deno.test({
         users: [{ name: "alice", tokenHash: hashToken("pt_alice_serve_test_0001") }],
       }),
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      // The permissions `deno task install` gives the command.
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-run",
-        "--allow-env",
-        `${ROOT}/petrel.ts`,
-        "serve",
-        "--config",
-        config,
-        "--port",
-        "0",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const output: string[] = [];
-    let resolveUrl!: (u: string) => void;
-    const url = new Promise<string>((r) => resolveUrl = r);
-    const drain = async (s: ReadableStream<Uint8Array>) => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        output.push(chunk);
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output.join(""));
-        if (m) resolveUrl(m[1]);
-      }
-    };
-    const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+    // The permissions `deno task install` gives the command.
+    const { child, url: base, output, drained } = await spawnServe(
+      ["--allow-read", "--allow-write", "--allow-run", "--allow-env"],
+      config,
+      60_000,
+    );
     try {
-      const timer = new Promise<never>((_, rej) =>
-        setTimeout(() => rej(new Error(`no listening line: ${output.join("")}`)), 60_000)
-      );
-      const base = await Promise.race([url, timer]);
       assertEquals(await (await fetch(`${base}/api/health`)).json(), { ok: true });
       const page = await fetch(`${base}/`);
       assertStringIncludes(await page.text(), "<title>petrel serve</title>");

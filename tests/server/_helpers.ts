@@ -144,3 +144,62 @@ export function chromiumAvailable(): boolean {
     return false;
   }
 }
+
+/** A `petrel serve` subprocess: its base URL, everything it printed, and its drained pipes. */
+export interface ServeProcess {
+  child: Deno.ChildProcess;
+  url: string;
+  output: string[];
+  /** Settles when both pipes are closed (after the process exits). */
+  drained: Promise<unknown>;
+}
+
+/**
+ * Starts `deno run <permissions> petrel.ts serve --config <config> --port 0` and waits up to
+ * `timeoutMs` for its "listening on" line; without one it kills the process and throws with what
+ * it printed.
+ */
+export async function spawnServe(
+  permissions: readonly string[],
+  config: string,
+  timeoutMs: number,
+): Promise<ServeProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...permissions,
+      new URL("../../petrel.ts", import.meta.url).pathname,
+      "serve",
+      "--config",
+      config,
+      "--port",
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const output: string[] = [];
+  let resolveUrl!: (u: string) => void;
+  const url = new Promise<string>((r) => resolveUrl = r);
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      output.push(chunk);
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output.join(""));
+      if (m) resolveUrl(m[1]);
+    }
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`no listening line: ${output.join("")}`)), timeoutMs);
+  });
+  try {
+    return { child, url: await Promise.race([url, timeout]), output, drained };
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}

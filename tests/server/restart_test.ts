@@ -10,57 +10,16 @@ import {
 } from "node:assert/strict";
 import { sandboxContainment } from "../../core/runtime/contain.ts";
 import { hashToken } from "../../core/server/mod.ts";
-import { FIXTURES, TERMINAL, TOKENS } from "./_helpers.ts";
+import { FIXTURES, type ServeProcess, spawnServe, TERMINAL, TOKENS } from "./_helpers.ts";
 
-const MAIN = new URL("../../petrel.ts", import.meta.url).pathname;
 const NET = Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state === "granted";
 const RUN = Deno.permissions.querySync({ name: "run" }).state === "granted";
 
-interface Proc {
-  child: Deno.ChildProcess;
-  url: string;
-  output: string[];
-}
+type Proc = ServeProcess;
 
-async function startServer(config: string): Promise<Proc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all", // as documented: /proc/<pid> needs it (memory watch, orphan clean-up)
-      MAIN,
-      "serve",
-      "--config",
-      config,
-      "--port",
-      "0",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const output: string[] = [];
-  let resolveUrl!: (u: string) => void;
-  const url = new Promise<string>((r) => resolveUrl = r);
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      output.push(chunk);
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output.join(""));
-      if (m) resolveUrl(m[1]);
-    }
-  };
-  drain(child.stdout);
-  drain(child.stderr);
-  const timeout = new Promise<string>((_, rej) =>
-    setTimeout(() => rej(new Error(`server did not start: ${output.join("")}`)), 30_000)
-  );
-  const u = await Promise.race([
-    url,
-    timeout.catch((e) => {
-      child.kill("SIGKILL");
-      throw e;
-    }),
-  ]);
-  return { child, url: u, output };
+function startServer(config: string): Promise<Proc> {
+  // --allow-all as documented: /proc/<pid> needs it (memory watch, orphan clean-up)
+  return spawnServe(["--allow-all"], config, 30_000);
 }
 
 /** Process ids whose command line has the argument `arg` (test-side check, via /proc). */
