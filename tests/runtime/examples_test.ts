@@ -231,6 +231,51 @@ Deno.test("example ddip samples=2: ddip.nii is the mean and ddip_std.nii the std
   }
 });
 
+Deno.test("example ddip finalEmRegion=disagreement: ddip_disagreement.nii, and where it is below τ the plain chain's image", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    const study = { size: 16, voxelMm: 4, crystals: 48, rings: 3, trueCounts: 5e4 };
+    await runExample("simulate_study", `${tmp}/sim`, { params: study, seed: 2 });
+    const ddip = async (out: string, extra: Record<string, unknown>) => {
+      const r = await runSandboxed({
+        recipe: `${EXAMPLES}/ddip.ts`,
+        inputs: [`${tmp}/sim`],
+        models: [`${ROOT}/tests/fixtures/prior`],
+        outDir: `${tmp}/${out}`,
+        params: { steps: 2, startT: 6, initIterations: 2, emIterations: 2, ...extra },
+        seed: 4,
+        timeoutMs: 300_000,
+        memoryMb: 3072,
+      });
+      assertEquals(r.ok, true, `${r.reason}: ${r.error}`);
+      return (await readNifti(`${tmp}/${out}/ddip.nii`)).data;
+    };
+    const plain = await ddip("plain", {});
+    const tau = 1;
+    const kept = await ddip("dd", {
+      finalEmIterations: 3,
+      finalBeta: 1e-4,
+      finalEmRegion: "disagreement",
+      disagreementThreshold: tau,
+    });
+    const d = await readNifti(`${tmp}/dd/ddip_disagreement.nii`);
+    assertEquals(d.shape, [16, 16, 3]);
+    let same = 0, changed = 0;
+    for (let i = 0; i < plain.length; i++) {
+      if (Math.abs(d.data[i]) <= tau) {
+        assert(kept[i] === plain[i], `voxel ${i} (|d| ${Math.abs(d.data[i])} ≤ τ) changed`);
+        same++;
+      } else if (kept[i] !== plain[i]) changed++;
+    }
+    assert(same > 0 && changed > 0, `${same} kept, ${changed} changed`);
+    const info = JSON.parse(await Deno.readTextFile(`${tmp}/dd/ddip.json`));
+    assertEquals([info.config.finalEmRegion, info.config.finalEmIterations], ["disagreement", 3]);
+    assert(!(await Deno.stat(`${tmp}/plain/ddip_disagreement.nii`).then(() => true, () => false)));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("example tracer_comparison: metrics.json agrees with an independent NRMSE", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
   try {
