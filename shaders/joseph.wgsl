@@ -88,21 +88,9 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
     proj_out[n] = planar_sum(r, u32(r.uc0)) * r.weight;
     return;
   }
-  let st = vec3<u32>(r.sa, r.sb, r.sc);
   var acc = 0.0;
   for (var i = r.first; i <= r.last; i++) {
-    let fi = f32(i);
-    let ub = r.ub0 + fi * r.slope_b;
-    let uc = r.uc0 + fi * r.slope_c;
-    let fb = floor(ub);
-    let fc = floor(uc);
-    let tb = ub - fb;
-    let tc = uc - fc;
-    let jb = i32(fb);
-    let jc = i32(fc);
-    let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
-    let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
-    acc += mix(v0, v1, tc);
+    acc += sample_bilinear(r, i);
   }
   proj_out[n] = acc * r.weight;
 }
@@ -119,29 +107,7 @@ fn back(@builtin(global_invocation_id) gid: vec3<u32>,
   let to_fixed = pow2(fixed_exponent(bitcast<f32>(maxabs_bits[0]), params.voxel.w));
   let wv = val * r.weight;
   for (var i = r.first; i <= r.last; i++) {
-    let fi = f32(i);
-    let ub = r.ub0 + fi * r.slope_b;
-    let uc = r.uc0 + fi * r.slope_c;
-    let fb = floor(ub);
-    let fc = floor(uc);
-    let jb = i32(fb);
-    let jc = i32(fc);
-    let tb = ub - fb;
-    let tc = uc - fc;
-    let base = u32(i) * r.sa;
-    // corners outside the grid get zero weight (and a clamped, unused index)
-    let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
-    let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
-    let wc0 = select(0.0, wv * (1.0 - tc), jc >= 0 && jc < r.nc);
-    let wc1 = select(0.0, wv * tc, jc >= -1 && jc + 1 < r.nc);
-    let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
-    let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
-    let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
-    let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
-    fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
-    fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
-    fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
-    fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
+    scatter_bilinear(r, i, wv, to_fixed);
   }
 }
 

@@ -136,6 +136,52 @@ fn fixed_add(idx: u32, v: f32, to_fixed: f32) {
   }
 }
 
+// The bilinear sample of the image at plane i of ray r (corners outside the grid count as zero
+// and are not loaded).
+fn sample_bilinear(r: Ray, i: i32) -> f32 {
+  let st = vec3<u32>(r.sa, r.sb, r.sc);
+  let fi = f32(i);
+  let ub = r.ub0 + fi * r.slope_b;
+  let uc = r.uc0 + fi * r.slope_c;
+  let fb = floor(ub);
+  let fc = floor(uc);
+  let tb = ub - fb;
+  let tc = uc - fc;
+  let jb = i32(fb);
+  let jc = i32(fc);
+  let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
+  let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
+  return mix(v0, v1, tc);
+}
+
+// Adds w times the bilinear weights of plane i's sample of ray r to its four corner voxels (the
+// adjoint of sample_bilinear); corners outside the grid get zero weight and a clamped, unused
+// index.
+fn scatter_bilinear(r: Ray, i: i32, w: f32, to_fixed: f32) {
+  let fi = f32(i);
+  let ub = r.ub0 + fi * r.slope_b;
+  let uc = r.uc0 + fi * r.slope_c;
+  let fb = floor(ub);
+  let fc = floor(uc);
+  let jb = i32(fb);
+  let jc = i32(fc);
+  let tb = ub - fb;
+  let tc = uc - fc;
+  let base = u32(i) * r.sa;
+  let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
+  let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
+  let wc0 = select(0.0, w * (1.0 - tc), jc >= 0 && jc < r.nc);
+  let wc1 = select(0.0, w * tc, jc >= -1 && jc + 1 < r.nc);
+  let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
+  let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
+  let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
+  let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
+  fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
+  fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
+  fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
+  fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
+}
+
 // The fixed-point exponent S (value = integer * 2^-S) shared by back and resolve: the largest
 // single contribution max|y| * max step weight maps below 2^31.
 fn fixed_exponent(maxabs: f32, log2_step: f32) -> i32 {

@@ -118,23 +118,12 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>,
   }
   let b = tof_bin(n, t);
   let range = tof_range(r, b);
-  let st = vec3<u32>(r.sa, r.sb, r.sc);
   var acc = 0.0;
   for (var i = range.x; i <= range.y; i++) {
     let fi = f32(i);
     let k = tof_weight(b, r.s0 + fi * r.ds);
     if (k == 0.0) { continue; }
-    let ub = r.ub0 + fi * r.slope_b;
-    let uc = r.uc0 + fi * r.slope_c;
-    let fb = floor(ub);
-    let fc = floor(uc);
-    let tb = ub - fb;
-    let tc = uc - fc;
-    let jb = i32(fb);
-    let jc = i32(fc);
-    let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
-    let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
-    acc += k * mix(v0, v1, tc);
+    acc += k * sample_bilinear(r, i);
   }
   proj_out[out_idx] = acc * r.weight;
 }
@@ -161,28 +150,7 @@ fn back(@builtin(global_invocation_id) gid: vec3<u32>,
     let fi = f32(i);
     let k = tof_weight(b, r.s0 + fi * r.ds);
     if (k == 0.0) { continue; }
-    let ub = r.ub0 + fi * r.slope_b;
-    let uc = r.uc0 + fi * r.slope_c;
-    let fb = floor(ub);
-    let fc = floor(uc);
-    let jb = i32(fb);
-    let jc = i32(fc);
-    let tb = ub - fb;
-    let tc = uc - fc;
-    let base = u32(i) * r.sa;
-    let wk = wv * k;
-    let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
-    let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
-    let wc0 = select(0.0, wk * (1.0 - tc), jc >= 0 && jc < r.nc);
-    let wc1 = select(0.0, wk * tc, jc >= -1 && jc + 1 < r.nc);
-    let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
-    let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
-    let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
-    let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
-    fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
-    fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
-    fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
-    fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
+    scatter_bilinear(r, i, wv * k, to_fixed);
   }
 }
 
@@ -219,23 +187,12 @@ fn forward_sino(@builtin(global_invocation_id) gid: vec3<u32>,
     let c = tofinfo[2u * n + 1u];
     let all = Bin(bin_at(0.0, c).lo, bin_at(f32(nt - 1u), c).hi, 0.0, 0.0);
     let range = tof_range(r, all);
-    let st = vec3<u32>(r.sa, r.sb, r.sc);
     for (var i = range.x; i <= range.y; i++) {
       let fi = f32(i);
       let s = r.s0 + fi * r.ds;
       let win = bin_window(s, c);
       if (win.x > win.y) { continue; }
-      let ub = r.ub0 + fi * r.slope_b;
-      let uc = r.uc0 + fi * r.slope_c;
-      let fb = floor(ub);
-      let fc = floor(uc);
-      let tb = ub - fb;
-      let tc = uc - fc;
-      let jb = i32(fb);
-      let jc = i32(fc);
-      let v0 = mix(image_at(u32(i), jb, jc, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc, st, r.nb, r.nc), tb);
-      let v1 = mix(image_at(u32(i), jb, jc + 1, st, r.nb, r.nc), image_at(u32(i), jb + 1, jc + 1, st, r.nb, r.nc), tb);
-      let v = mix(v0, v1, tc);
+      let v = sample_bilinear(r, i);
       for (var t = win.x; t <= win.y; t++) {
         let k = tof_weight(bin_at(f32(t), c), s);
         if (k == 0.0) { continue; }
@@ -278,28 +235,7 @@ fn back_sino(@builtin(global_invocation_id) gid: vec3<u32>,
       ysum += y[t] * tof_weight(bin_at(f32(t), c), s);
     }
     if (ysum == 0.0) { continue; }
-    let ub = r.ub0 + fi * r.slope_b;
-    let uc = r.uc0 + fi * r.slope_c;
-    let fb = floor(ub);
-    let fc = floor(uc);
-    let jb = i32(fb);
-    let jc = i32(fc);
-    let tb = ub - fb;
-    let tc = uc - fc;
-    let base = u32(i) * r.sa;
-    let wk = r.weight * ysum;
-    let wb0 = select(0.0, 1.0 - tb, jb >= 0 && jb < r.nb);
-    let wb1 = select(0.0, tb, jb >= -1 && jb + 1 < r.nb);
-    let wc0 = select(0.0, wk * (1.0 - tc), jc >= 0 && jc < r.nc);
-    let wc1 = select(0.0, wk * tc, jc >= -1 && jc + 1 < r.nc);
-    let ib0 = u32(clamp(jb, 0, r.nb - 1)) * r.sb;
-    let ib1 = u32(clamp(jb + 1, 0, r.nb - 1)) * r.sb;
-    let ic0 = u32(clamp(jc, 0, r.nc - 1)) * r.sc;
-    let ic1 = u32(clamp(jc + 1, 0, r.nc - 1)) * r.sc;
-    fixed_add(base + ic0 + ib0, wc0 * wb0, to_fixed);
-    fixed_add(base + ic0 + ib1, wc0 * wb1, to_fixed);
-    fixed_add(base + ic1 + ib0, wc1 * wb0, to_fixed);
-    fixed_add(base + ic1 + ib1, wc1 * wb1, to_fixed);
+    scatter_bilinear(r, i, r.weight * ysum, to_fixed);
   }
 }
 

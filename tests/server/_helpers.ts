@@ -145,6 +145,29 @@ export function chromiumAvailable(): boolean {
   }
 }
 
+/**
+ * Runs a headless-browser driver (`deno run -A <driver> <args…>`) and returns the JSON of its
+ * `RESULT {…}` line; fails with everything it printed when there is none.
+ */
+export async function runDriver(driver: string, args: readonly string[]): Promise<
+  // deno-lint-ignore no-explicit-any
+  Record<string, any>
+> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", driver, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) {
+    throw new Error(
+      `driver printed no result:\n${stdout}\n${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return JSON.parse(line.slice(7));
+}
+
 /** A `petrel serve` subprocess: its base URL, everything it printed, and its drained pipes. */
 export interface ServeProcess {
   child: Deno.ChildProcess;

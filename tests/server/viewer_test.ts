@@ -11,7 +11,7 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { serve } from "../../core/server/mod.ts";
-import { chromiumAvailable, FIXTURES, testConfig, TOKENS } from "./_helpers.ts";
+import { chromiumAvailable, FIXTURES, runDriver, testConfig, TOKENS } from "./_helpers.ts";
 
 const DRIVER = new URL("./_viewer_driver.ts", import.meta.url).pathname;
 
@@ -34,15 +34,7 @@ Deno.test({
     });
     try {
       const shot = `${dir}/viewer.png`;
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", DRIVER, server.url, TOKENS.alice, shot],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
-      assert(line, `driver printed no result:\n${stdout}\n${new TextDecoder().decode(out.stderr)}`);
-      const seen = JSON.parse(line.slice(7));
+      const seen = await runDriver(DRIVER, [server.url, TOKENS.alice, shot]);
       // PETREL_VIEWER_SHOT=<file.png> keeps the screenshot (to look at it).
       const keep = Deno.env.get("PETREL_VIEWER_SHOT");
       if (keep) await Deno.copyFile(shot, keep).catch(() => {});

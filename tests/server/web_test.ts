@@ -10,7 +10,7 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { serve } from "../../core/server/mod.ts";
-import { chromiumAvailable, testConfig, TOKENS } from "./_helpers.ts";
+import { chromiumAvailable, runDriver, testConfig, TOKENS } from "./_helpers.ts";
 
 const DRIVER = new URL("./_web_driver.ts", import.meta.url).pathname;
 
@@ -29,15 +29,7 @@ Deno.test({
       onListen: () => {},
     });
     try {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", DRIVER, server.url, TOKENS.alice, TOKENS.bob],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
-      assert(line, `driver printed no result:\n${stdout}\n${new TextDecoder().decode(out.stderr)}`);
-      const seen = JSON.parse(line.slice(7));
+      const seen = await runDriver(DRIVER, [server.url, TOKENS.alice, TOKENS.bob]);
       assertEquals(seen.failure, undefined, JSON.stringify(seen));
       assertMatch(seen.wrongTokenError, /token was not accepted/);
       assertEquals(seen.appHiddenAfterWrongToken, true);
