@@ -11,6 +11,7 @@ import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { LorSet } from "../geometry/lors.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
 import { FixedPointBack } from "./fixed_point.ts";
+import { chunkBuffer } from "./chunk.ts";
 
 /** Options of {@linkcode JosephProjector}. */
 export interface JosephOptions {
@@ -108,17 +109,7 @@ export class JosephProjector implements LinearOperator {
     }
     for (let first = 0; first < lors.count; first += perChunk) {
       const count = Math.min(perChunk, lors.count - first);
-      const endpoints = ctx.device.createBuffer({
-        size: Math.max(16, count * 24),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      });
-      ctx.device.queue.writeBuffer(
-        endpoints,
-        0,
-        lors.endpoints as Float32Array<ArrayBuffer>,
-        first * 6,
-        count * 6,
-      );
+      const endpoints = chunkBuffer(ctx, lors.endpoints, first, count, 6);
       this.#chunks.push({
         first,
         count,

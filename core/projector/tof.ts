@@ -19,6 +19,7 @@ import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { LorSet } from "../geometry/lors.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
 import { FixedPointBack } from "./fixed_point.ts";
+import { chunkBuffer } from "./chunk.ts";
 import { type TofInput, type TofParameters, tofParameters } from "../geometry/tof.ts";
 
 /** Options of the TOF projectors. */
@@ -119,33 +120,11 @@ abstract class TofJosephBase implements LinearOperator {
     ];
     for (let first = 0; first < lors.count; first += perChunk) {
       const count = Math.min(perChunk, lors.count - first);
-      const lorBuf = ctx.device.createBuffer({
-        size: Math.max(16, count * 24),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      });
-      ctx.device.queue.writeBuffer(
-        lorBuf,
-        0,
-        lors.endpoints as Float32Array<ArrayBuffer>,
-        first * 6,
-        count * 6,
-      );
-      const info = ctx.device.createBuffer({
-        size: Math.max(16, count * 8),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      });
-      ctx.device.queue.writeBuffer(
-        info,
-        0,
-        init.info as Float32Array<ArrayBuffer>,
-        first * 2,
-        count * 2,
-      );
       this.#chunks.push({
         first,
         count,
-        lors: lorBuf,
-        info,
+        lors: chunkBuffer(ctx, lors.endpoints, first, count, 6),
+        info: chunkBuffer(ctx, init.info, first, count, 2),
         params: this.#params(count, log2Step, tofWords, [
           init.binsPerLor,
           lors.count,
