@@ -96,8 +96,13 @@ export function parseArgs(args: readonly string[]): ExperimentArgs {
   const program = new Command("tracer_transfer")
     .description("DDIP-HQS tracer-transfer experiment (FDG prior → FDG and amyloid-negative)")
     .exitOverride();
-  for (const [flag, key] of FLAGS) {
-    program.option(flag, params.shape[key].description ?? key);
+  for (const [flag, key, kind] of FLAGS) {
+    // the schema's default, shown as the flag would give it
+    const d = params.shape[key].safeParse(undefined).data;
+    const shown = d === undefined || kind === "switch"
+      ? ""
+      : ` (default: ${Array.isArray(d) ? d.join(",") : d})`;
+    program.option(flag, `${params.shape[key].description ?? key}${shown}`);
   }
   program
     .option("--model <dir>", "prior directory (the run's model)", "models/fdg_prior")
