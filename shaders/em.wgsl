@@ -188,6 +188,24 @@ fn voxel_pos(j: u32) -> vec3<i32> {
   return vec3<i32>(i32(j % nx), i32((j / nx) % ny), i32(j / (nx * ny)));
 }
 
+// Σ_k w_jk (φ, ∂φ/∂x_j, ∂²φ/∂x_j²)(x_j, x_k) over the neighbours k of voxel j (value xj).
+fn neighbour_sums(j: u32, xj: f32) -> vec3<f32> {
+  let p = voxel_pos(j);
+  var sx = 0.0;
+  var sy = 0.0;
+  var sz = 0.0;
+  for (var k = 0u; k < params.dims.w; k++) {
+    let nb = neighbour(p, k);
+    if (nb == 0xffffffffu) { continue; }
+    let w = pair_weight(k, j);
+    let tr = pair_terms(xj, xin[nb]);
+    sx += w * tr.x;
+    sy += w * tr.y;
+    sz += w * tr.z;
+  }
+  return vec3<f32>(sx, sy, sz);
+}
+
 // De Pierro coefficients of the prior R(x) = ½ Σ_j Σ_k w_jk φ(x_j, x_k) at the image xin:
 //   κ_j = 2 Σ_k w_jk ∂²φ/∂x_j²,  g_j = Σ_k w_jk ∂φ/∂x_j,
 //   out_a = β κ_j,  out_b = β (κ_j x_j − g_j).
@@ -198,21 +216,11 @@ fn prior_coeffs(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = idx(gid, nwg);
   if (j >= params.n) { return; }
-  let p = voxel_pos(j);
   let xj = xin[j];
-  var g = 0.0;
-  var h = 0.0;
-  for (var k = 0u; k < params.dims.w; k++) {
-    let nb = neighbour(p, k);
-    if (nb == 0xffffffffu) { continue; }
-    let w = pair_weight(k, j);
-    let tr = pair_terms(xj, xin[nb]);
-    g += w * tr.y;
-    h += w * tr.z;
-  }
-  let kappa = 2.0 * h;
+  let s = neighbour_sums(j, xj);
+  let kappa = 2.0 * s.z;
   out_a[j] = params.beta * kappa;
-  out_b[j] = params.beta * (kappa * xj - g);
+  out_b[j] = params.beta * (kappa * xj - s.y);
 }
 
 // out_a = ∂R/∂x_j (unscaled by β), out_b = ½ Σ_k w_jk φ(x_j, x_k) (Σ out_b = R(x)).
@@ -221,20 +229,9 @@ fn prior_eval(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = idx(gid, nwg);
   if (j >= params.n) { return; }
-  let p = voxel_pos(j);
-  let xj = xin[j];
-  var g = 0.0;
-  var v = 0.0;
-  for (var k = 0u; k < params.dims.w; k++) {
-    let nb = neighbour(p, k);
-    if (nb == 0xffffffffu) { continue; }
-    let w = pair_weight(k, j);
-    let tr = pair_terms(xj, xin[nb]);
-    g += w * tr.y;
-    v += w * tr.x;
-  }
-  out_a[j] = g;
-  out_b[j] = 0.5 * v;
+  let s = neighbour_sums(j, xin[j]);
+  out_a[j] = s.y;
+  out_b[j] = 0.5 * s.x;
 }
 
 // x ← x + β · bp (in place; WebGPU forbids binding one buffer as both read and read-write).
