@@ -31,7 +31,11 @@ const o = new Command("ddip_bench")
   .option("--reps <n>", "repetitions per timed call (median)", "3")
   .option("--vjp-reps <n>", "repetitions of the VJP call", "1")
   .option("--skip-vjp", "do not time the VJP graph", false)
-  .option("--threads <n>", "onnxruntime-web wasm threads (2 stalls the VJP graph in Deno)", "1")
+  .option(
+    "--threads <n>",
+    "prior threads: ORT-web wasm threads (2 stalls the VJP graph in Deno), or onnxruntime-node intra-op threads with --provider native",
+    "1",
+  )
   .option(
     "--provider <p>",
     "prior runtime: auto (ORT-web), wasm, webgpu or native (onnxruntime-node, needs --allow-ffi)",

@@ -4,7 +4,7 @@
  * it went, and a sanity check of the result (finite, log-likelihood above the MLEM start's).
  *
  *   deno run -A bench/ddip_run.ts [--preset reference|cpu] [--steps n] [--slices 3]
- *       [--stride 1] [--provider auto|wasm|webgpu|native] [--xstep-subsets S]
+ *       [--stride 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--xstep-subsets S]
  *       [--em-iterations n] [--seed n] [--json]
  *
  * `--slices 3` runs one stack (`ddipStack`); more runs `ddipVolume` over overlapping stacks
@@ -35,6 +35,11 @@ const o = new Command("ddip_run")
   .option("--slices <n>", "slices: 3 = one stack, more = a volume", "3")
   .option("--stride <n>", "distance between stack centres in a volume (1–3)", "1")
   .option("--provider <p>", "prior runtime: auto, wasm, webgpu or native", "auto")
+  .option(
+    "--threads <n>",
+    "prior threads: onnxruntime-node intra-op threads with --provider native (not bit-identical to 1 thread; faster only on an otherwise idle machine), ORT-web wasm threads otherwise (keep 1)",
+    "1",
+  )
   .option("--xstep-subsets <s>", "x-step over S ordered subsets (config.xStepOrderedSubsets)", "1")
   .option("--em-iterations <n>", "override the x-step's penalised-EM iterations")
   .option("--seed <n>", "override the chain's seed")
@@ -62,6 +67,7 @@ const ctx = await defaultContext();
 const prior = await loadPrior(String(o.model), {
   adapter: ctx.adapter,
   provider: String(o.provider) as "auto" | "wasm" | "webgpu" | "native",
+  numThreads: Number(o.threads),
 });
 log(`adapter ${ctx.adapter.description}; prior on ${prior.provider} ${prior.providerNote}`);
 const stack = await benchStack(ctx, 128, slices);

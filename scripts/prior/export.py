@@ -4,6 +4,11 @@
 Usage:
   export.py --ckpt out/prior/ckpt.pt --out models/fdg_prior [--check-dir out/prior/check]
   export.py --random --base 8 --mults 1 2 --out tests/fixtures/prior --fixtures
+  export.py --from-prior models/fdg_prior --out /tmp/fdg_prior_new   (re-export a shipped prior)
+
+--vjp-form split (default) or merged: how the VJP graph computes (onnx_export.py; the same
+function up to float rounding, split is faster). --from-prior rebuilds the model from an exported
+prior (from_prior.py) and keeps its training and grid metadata.
 
 Writes into --out:
   denoiser.onnx   inputs x_t [B,3,H,W], t [B], mr [B,3,H,W], p.<param>...; output eps [B,3,H,W]
@@ -31,14 +36,20 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import BETA_END, BETA_START, T_STEPS, UNet, load_checkpoint  # noqa: E402
-from onnx_export import (export_denoiser, export_vjp, grad_name, input_name, op_histogram,  # noqa
-                         prepare, reference_vjp, trace_vjp)
+from onnx_export import (VJP_FORMS, export_denoiser, export_vjp, grad_name, input_name,  # noqa
+                         op_histogram, prepare, reference_vjp, trace_vjp)
 from tensor_io import write_bundle  # noqa: E402
+from from_prior import model_from_prior  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def load_model(args) -> tuple:
+    if args.from_prior:
+        model, meta = model_from_prior(args.from_prior)
+        args.rank = model.config["rank"]
+        args.source_meta = meta
+        return model, meta["training"]
     if args.random:
         torch.manual_seed(args.seed)
         model = UNet(args.base, args.mults, args.n_res, args.rank)
@@ -67,6 +78,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", help="training checkpoint (train.py)")
     ap.add_argument("--random", action="store_true", help="random weights (test model)")
+    ap.add_argument("--from-prior", default=None,
+                    help="rebuild the model from an exported prior folder (denoiser.onnx + lora_init)")
+    ap.add_argument("--vjp-form", choices=VJP_FORMS, default="split",
+                    help="how the VJP graph computes (onnx_export.py); default split")
     ap.add_argument("--base", type=int, default=8)
     ap.add_argument("--mults", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n-res", type=int, default=1)
@@ -87,7 +102,8 @@ def main() -> None:
     t_start = time.time()
 
     model, train_info = load_model(args)
-    model.enable_lora(args.lora_seed)
+    if not args.from_prior:  # a rebuilt prior keeps its shipped LoRA initial values
+        model.enable_lora(args.lora_seed)
     names = prepare(model)
     init = model.adaptable_params()
     init_list = [init[n].detach().clone() for n in names]
@@ -124,7 +140,14 @@ def main() -> None:
         },
         "training": train_info,
     }
-    if not args.random:
+    metadata["export"] = {"vjp_form": args.vjp_form}
+    if args.from_prior:
+        src = args.source_meta
+        metadata["lora"]["init"]["rule"] = src["lora"]["init"]["rule"]
+        metadata["export"]["rebuilt_from"] = "an exported prior (scripts/prior/from_prior.py)"
+    if args.from_prior and "grid" in args.source_meta:
+        metadata["grid"] = args.source_meta["grid"]
+    elif not args.random:
         # what the runtime checks a study's grid against (core/diffusion/grid.ts)
         metadata["grid"] = {"voxel_mm": [args.voxel_mm] * 3, "rel_tolerance": 0.05,
                             "note": "voxel size of the training stacks; a study's grid must be within "
@@ -150,7 +173,7 @@ def main() -> None:
             ps.append(p0 + 0.01 * torch.randn(p0.shape, generator=gen))
 
     print("tracing the VJP ...", flush=True)
-    gm = trace_vjp(model, names, [x_t, t, mr, *ps, g])
+    gm = trace_vjp(model, names, [x_t, t, mr, *ps, g], args.vjp_form)
     traced = gm(x_t, t, mr, *ps, g)
     eps_ref, grads_ref = reference_vjp(model, names, x_t, t, mr, ps, g)
     gscale = max(float(gr.abs().max()) for gr in grads_ref)

@@ -3,6 +3,17 @@
 denoiser.onnx: (x_t, t, mr, *adaptable) -> eps                   (dynamic B, H, W)
 vjp.onnx:      (x_t, t, mr, *adaptable, grad_eps) -> (eps, *grad) (fixed B, H, W; traced with make_fx)
 
+The VJP graph is traced in the "split" form by default (`vjp_form="split"`): each LoRA convolution
+computes `conv(x, W) + conv(conv(x, down), up) + bias` instead of `conv(x, W + up @ down, bias)`
+(the same function), so the frozen base weight `W` stays a constant, and the input gradient of a
+stride-1 "same" convolution is traced as a convolution with the flipped, transposed kernel instead
+of a ConvTranspose. The gradients of `down` and `up` then come from rank-r tensors instead of the
+full weight gradient of every LoRA layer, and onnxruntime's CPU provider runs the constant-weight
+convolutions in its blocked (NCHWc) layout: 0.80× the VJP's CPU time on onnxruntime-node and 0.91×
+on onnxruntime-web wasm for the 128² fdg prior (docs/performance.md), equal to the "merged" form up
+to float rounding. The denoiser keeps the merged form (it is faster there: its weights are
+dynamic either way).
+
 Adaptable parameter input names are `p.<module>.lora_down|lora_up|bias`, gradient outputs
 `grad.<module>.lora_down|...`. The frozen base weights are baked into the graphs as initialisers.
 
@@ -12,6 +23,7 @@ for the backward ops that have no ONNX form (see shared/docs/platform-notes.md).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import json
@@ -24,7 +36,7 @@ from torch._decomp import get_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.nn.utils.stateless import functional_call
 
-from model import UNet
+from model import LoraConv, UNet
 
 aten = torch.ops.aten
 OPSET = 14
@@ -46,6 +58,26 @@ def _conv_backward(grad_out, inp, weight, bias_sizes, stride, padding, dilation,
         g_w = gw[:, :, :k_h, :k_w].transpose(0, 1)
     if output_mask[2]:
         g_b = grad_out.sum(dim=(0, 2, 3))
+    return g_in, g_w, g_b
+
+
+def _conv_backward_flipped(grad_out, inp, weight, bias_sizes, stride, padding, dilation,
+                           transposed, output_padding, groups, output_mask):
+    """As _conv_backward, but the input gradient of a stride-1 "same" convolution (odd kernel,
+    padding k // 2) is the convolution of grad_out with the flipped kernel, transposed in its
+    channel axes: a Conv, which onnxruntime runs in its fast blocked layout when the kernel is a
+    constant, where ConvTranspose has no such path."""
+    k_h, k_w = weight.shape[2], weight.shape[3]
+    same = (list(stride) == [1, 1] and k_h % 2 == 1 and k_w % 2 == 1
+            and list(padding) == [k_h // 2, k_w // 2] and list(dilation) == [1, 1])
+    if not (output_mask[0] and same):
+        return _conv_backward(grad_out, inp, weight, bias_sizes, stride, padding, dilation,
+                              transposed, output_padding, groups, output_mask)
+    assert not transposed and groups == 1, "only plain convolutions"
+    g_in = F.conv2d(grad_out, weight.flip(2, 3).transpose(0, 1), None, 1, padding)
+    _, g_w, g_b = _conv_backward(grad_out, inp, weight, bias_sizes, stride, padding, dilation,
+                                 transposed, output_padding, groups,
+                                 [False, output_mask[1], output_mask[2]])
     return g_in, g_w, g_b
 
 
@@ -99,10 +131,11 @@ def _group_norm_backward(grad_out, x, mean, rstd, weight, n, c, hxw, group, outp
     return g_in, g_w, g_b
 
 
-def decomposition_table() -> Dict:
+def decomposition_table(vjp_form: str = "split") -> Dict:
     table = get_decompositions([aten.native_group_norm.default])
     table.update({
-        aten.convolution_backward.default: _conv_backward,
+        aten.convolution_backward.default:
+            _conv_backward_flipped if vjp_form == "split" else _conv_backward,
         aten.upsample_nearest2d_backward.vec: _upsample_nearest_backward,
         aten.slice_backward.default: _slice_backward,
         aten.select_backward.default: _select_backward,
@@ -206,9 +239,39 @@ def export_denoiser(model: UNet, names: Sequence[str], example: Tuple, metadata:
     onnx.save(proto, path)
 
 
-def trace_vjp(model: UNet, names: Sequence[str], example: Tuple) -> torch.fx.GraphModule:
+VJP_FORMS = ("split", "merged")
+
+
+def _split_lora_conv_forward(self, x):
+    """LoraConv.forward in the split form: the same function as `conv(x, W + up @ down, bias)`."""
+    p = self.k // 2
+    y = F.conv2d(x, self.weight, None, padding=p)
+    if self.lora_enabled:
+        y = y + F.conv2d(F.conv2d(x, self.lora_down, None, padding=p), self.lora_up)
+    return y + self.bias.reshape(1, -1, 1, 1)
+
+
+@contextlib.contextmanager
+def lora_conv_form(vjp_form: str):
+    """Within the block, LoraConv layers compute in `vjp_form` ("merged": the model's own forward)."""
+    if vjp_form not in VJP_FORMS:
+        raise ValueError(f"vjp_form must be one of {VJP_FORMS}, got {vjp_form!r}")
+    if vjp_form == "merged":
+        yield
+        return
+    saved = LoraConv.forward
+    LoraConv.forward = _split_lora_conv_forward
+    try:
+        yield
+    finally:
+        LoraConv.forward = saved
+
+
+def trace_vjp(model: UNet, names: Sequence[str], example: Tuple,
+              vjp_form: str = "split") -> torch.fx.GraphModule:
     f = vjp_function(model, names)
-    gm = make_fx(f, decomposition_table=decomposition_table())(*example)
+    with lora_conv_form(vjp_form):
+        gm = make_fx(f, decomposition_table=decomposition_table(vjp_form))(*example)
     # drop no-op nodes that the ONNX exporter does not know
     for node in list(gm.graph.nodes):
         if node.op == "call_function" and node.target in (aten.detach.default, aten.alias.default):

@@ -16,7 +16,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import UNet, linear_schedule  # noqa: E402
-from onnx_export import prepare, reference_vjp, trace_vjp  # noqa: E402
+from from_prior import model_from_prior  # noqa: E402
+from onnx_export import VJP_FORMS, prepare, reference_vjp, trace_vjp  # noqa: E402
 from tensor_io import read_bundle, write_bundle  # noqa: E402
 
 torch.set_num_threads(1)
@@ -56,8 +57,13 @@ class PriorTests(unittest.TestCase):
         self.assertLess(float((with_lora - base).abs().max()), 1e-6)
 
     def test_traced_vjp_matches_autograd_and_finite_difference(self) -> None:
+        for form in VJP_FORMS:
+            with self.subTest(vjp_form=form):
+                self._check_traced_vjp(form)
+
+    def _check_traced_vjp(self, form: str) -> None:
         model, names, ps, x, t, mr, g = tiny()
-        gm = trace_vjp(model, names, [x, t, mr, *ps, g])
+        gm = trace_vjp(model, names, [x, t, mr, *ps, g], form)
         out = gm(x, t, mr, *ps, g)
         eps, grads = reference_vjp(model, names, x, t, mr, ps, g)
         scale = max(float(gr.abs().max()) for gr in grads)
@@ -79,6 +85,24 @@ class PriorTests(unittest.TestCase):
             fd = float(((f(1) - f(-1)) / (2 * h) * g.double()).sum())
         an = float(sum((gr.double() * dd).sum() for gr, dd in zip(out[1:], d)))
         self.assertLess(abs(fd - an) / max(1e-8, abs(fd)), 1e-3)
+
+    def test_model_from_prior_reproduces_the_fixture(self) -> None:
+        # the tiny test prior rebuilt from its ONNX files gives PyTorch's recorded outputs
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                              "fixtures", "prior")
+        model, meta = model_from_prior(folder)
+        names = prepare(model)
+        self.assertEqual(len(names), len(meta["lora"]["params"]))
+        ref = read_bundle(os.path.join(folder, "fixture.json"))
+        x, t, mr = (torch.from_numpy(ref[f"case0.{k}"]) for k in ("x_t", "t", "mr"))
+        with torch.no_grad():
+            init_eps = model(x, t, mr)  # lora_init: up = 0, the base model
+        self.assertLess(float((init_eps - torch.from_numpy(ref["init.out.eps"])).abs().max()), 1e-5)
+        ps = [torch.from_numpy(ref[f"case0.p.{n}"]) for n in names]
+        eps, grads = reference_vjp(model, names, x, t, mr, ps, torch.from_numpy(ref["case0.grad_eps"]))
+        self.assertLess(float((eps - torch.from_numpy(ref["case0.out.eps"])).abs().max()), 1e-5)
+        for n, gr in zip(names, grads):
+            self.assertLess(float((gr - torch.from_numpy(ref[f"case0.out.grad.{n}"])).abs().max()), 1e-4)
 
     def test_bundle_roundtrip(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
