@@ -14,10 +14,10 @@
  * `timings.json` (wall-clock; the one output `petrel verify` does not compare). With `samples` N > 1
  * it runs N chains (seeds `seed`, then `subSeed(seed, "sample-k")`, as `ddipStack` does), writes
  * their voxel-wise mean as `ddip.nii` and their standard deviation as `ddip_std.nii`: where that
- * spread is large, data and prior leave the image uncertain. With `finalEmIterations` > 0 and
- * `finalEmRegion=disagreement` the final iterations act only where the data disagree with the
- * output (lesions the MR does not show), and that disagreement is written as
- * `ddip_disagreement.nii`.
+ * spread is large, data and prior leave the image uncertain. By default (`finalEmIterations` 20,
+ * `finalEmRegion=disagreement`) a final data-consistency x-step is kept only where the data
+ * disagree with the chain's output (lesions the MR does not show), and that disagreement is
+ * written as `ddip_disagreement.nii`; `--set finalEmIterations=0` runs the chain alone.
  */
 import { z } from "zod";
 import type { RecipeContext } from "../core/runtime/recipe.ts";

@@ -5,8 +5,10 @@
  * mMR-like data with attenuation, normalisation, randoms and scatter, against OSEM + post-filter
  * (best iteration/FWHM), MAP-EM with the relative-difference prior (best β), DDS (no fine-tuning),
  * the ablations (DDIP without MR, DDIP with the measurement-domain loss) and the levers of issue 15
- * (`ddip-hqs-dc`: a final data-consistency x-step; `ddip-hqs-late`: a weaker late coupling;
- * `ddip-hqs-dd`: the final x-step only where the data disagree with the output).
+ * (`ddip-hqs` is the library default, whose final x-step is kept only where the data disagree
+ * with the chain's output; `ddip-hqs-chain`: the chain alone; `ddip-hqs-dc`: a final
+ * data-consistency x-step everywhere; `ddip-hqs-late`: a weaker late coupling; `ddip-hqs-dd`: the
+ * disagreement lever with its own flags).
  *
  * Every reconstruction is a 3-slice stack (three direct 2-D planes) through a hot lesion; the
  * data come from the fine simulator by default (`--simulator fine,operator` adds the inverse-crime

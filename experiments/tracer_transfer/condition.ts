@@ -64,7 +64,7 @@ export interface ExperimentSettings {
   seed: number;
   ddip: DdipConfigInput;
   nll: DdipConfigInput;
-  /** Overrides of the lever rows ("ddip-hqs-dc", "ddip-hqs-late", "ddip-hqs-dd"). */
+  /** Overrides of the lever rows ("ddip-hqs-dc", "ddip-hqs-late", "ddip-hqs-dd"); "ddip-hqs-chain" sets finalEmIterations 0. */
   levers: { dc: DdipConfigInput; late: DdipConfigInput; dd: DdipConfigInput };
   /** Chains per DDIP-HQS reconstruction (≥ 2: mean image and voxel-wise std). */
   samples: number;
@@ -95,6 +95,12 @@ export function diffusionMethods(
       useMr: true,
       label: "DDIP, NLL loss (no HQS)",
       config: s.nll,
+    },
+    "ddip-hqs-chain": {
+      method: "ddip-hqs",
+      useMr: true,
+      label: "DDIP-HQS, chain alone (no final step)",
+      config: { ...s.ddip, finalEmIterations: 0 },
     },
     "ddip-hqs-dc": {
       method: "ddip-hqs",

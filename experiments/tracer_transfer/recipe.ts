@@ -42,7 +42,7 @@ import { conditionKey, readRows, type Row, table } from "./report.ts";
 /** The base seed of the published runs (`deno task experiment` uses it unless `--seed`). */
 export const EXPERIMENT_SEED = 2026;
 
-/** Every method the experiment knows; the last five are ablations and levers. */
+/** Every method the experiment knows; the last six are ablations and levers. */
 export const METHODS = [
   "osem",
   "map-rdp",
@@ -50,6 +50,7 @@ export const METHODS = [
   "ddip-hqs",
   "ddip-hqs-nomr",
   "ddip-nll",
+  "ddip-hqs-chain",
   "ddip-hqs-dc",
   "ddip-hqs-late",
   "ddip-hqs-dd",
@@ -57,6 +58,7 @@ export const METHODS = [
 const ABLATIONS: readonly string[] = [
   "ddip-hqs-nomr",
   "ddip-nll",
+  "ddip-hqs-chain",
   "ddip-hqs-dc",
   "ddip-hqs-late",
   "ddip-hqs-dd",
@@ -178,7 +180,7 @@ export function experimentSettings(
     // (25.7 dB) and degraded at 5e-4 (20.8) and 2e-3 (16.0), see docs/results.md
     nll: { ...ddip, ...(p.nllSteps !== undefined ? { steps: p.nllSteps } : {}), lr: p.nllLr },
     levers: {
-      dc: { finalEmIterations: p.dcIterations, finalBeta: p.dcBeta },
+      dc: { finalEmIterations: p.dcIterations, finalBeta: p.dcBeta, finalEmRegion: "all" },
       late: { betaEnd: p.betaEnd },
       dd: {
         finalEmIterations: p.ddIterations,

@@ -238,8 +238,16 @@ Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-i
   const mr = Float32Array.from(truth, (v) => (v > 0 ? 0.5 : 0));
   const p = { likelihood, grid, mr };
   try {
-    const cfg = { startT: 40, steps: 2, fineTuneIterations: 1, emIterations: 2, initIterations: 3 };
-    assert(ddipConfig().finalEmRegion === "all", "default region");
+    const cfg = {
+      startT: 40,
+      steps: 2,
+      fineTuneIterations: 1,
+      emIterations: 2,
+      initIterations: 3,
+      finalEmIterations: 0,
+    };
+    // the library default keeps its final x-step only where the data disagree (issue 15)
+    assert(ddipConfig().finalEmRegion === "disagreement", "default region");
     const plain = await ddipStack(prior, p, { config: cfg, seed: 3 });
     // the region alone (no final iterations) and a threshold nothing reaches change nothing
     const off = await ddipStack(prior, p, {
@@ -258,7 +266,7 @@ Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-i
       seed: 3,
     });
     assertIdentical(high.image, plain.image, "threshold above every disagreement");
-    const dcAll = { ...cfg, finalEmIterations: 3, finalBeta: 1e-4 };
+    const dcAll = { ...cfg, finalEmIterations: 3, finalBeta: 1e-4, finalEmRegion: "all" as const };
     const all = await ddipStack(prior, p, { config: dcAll, seed: 3 });
     const lever = {
       ...dcAll,

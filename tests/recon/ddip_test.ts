@@ -46,13 +46,24 @@ async function problem(ctx: GpuContext): Promise<DdipStackProblem & { truth: Flo
   return { likelihood, grid: GRID, mr, truth };
 }
 
-const FAST = { startT: 40, steps: 4, fineTuneIterations: 2, emIterations: 3, initIterations: 3 };
+// the chain alone (finalEmIterations 0): the default final step is tested on its own below
+const FAST = {
+  startT: 40,
+  steps: 4,
+  fineTuneIterations: 2,
+  emIterations: 3,
+  initIterations: 3,
+  finalEmIterations: 0,
+};
 
 Deno.test("DDIP config: tuned defaults, the paper preset, lr scaled to the AdamW steps, layers, readable errors", () => {
   // the library default: the validated 25-step chain, lr "auto" = 0.1 / 50 AdamW steps
   const c = ddipConfig();
   assert(c.startT === 200 && c.steps === 25 && c.fineTuneIterations === 2 && c.lr === 2e-3);
-  assert(c.emIterations === 5 && c.beta === 0.01 && c.eta === 0.85 && c.finalEmIterations === 0);
+  assert(c.emIterations === 5 && c.beta === 0.01 && c.eta === 0.85);
+  // the data-disagreement lever after the chain (issue 15); the paper runs the chain alone
+  assert(c.finalEmIterations === 20 && c.finalBeta === 1e-4 && c.finalEmRegion === "disagreement");
+  assert(c.disagreementFwhmMm === 8 && c.disagreementThreshold === 3);
   assert(c.xStepOrderedSubsets === false);
   assert(c.initIterations === 20 && c.clipNorm === 1 && c.fineTuneEvery === 1);
   assert(c.scaleHeadroom === 1.8 && c.scalePercentile === 99.5 && c.betaEnd === undefined);
@@ -61,7 +72,9 @@ Deno.test("DDIP config: tuned defaults, the paper preset, lr scaled to the AdamW
   // the paper's constants: 200 steps at lr 5e-4, otherwise the same
   const paper = ddipConfig(DDIP_PAPER);
   assert(paper.steps === 200 && paper.lr === 5e-4);
-  assert(JSON.stringify({ ...c, steps: 200, lr: 5e-4 }) === JSON.stringify(paper));
+  assert(
+    JSON.stringify({ ...c, steps: 200, lr: 5e-4, finalEmIterations: 0 }) === JSON.stringify(paper),
+  );
   // lr "auto": lrBudget / (ceil(steps / fineTuneEvery) × fineTuneIterations)
   assert(ddipConfig({ steps: 100 }).lr === 0.1 / 200);
   assert(ddipConfig({ steps: 100, fineTuneEvery: 3, fineTuneIterations: 1 }).lr === 0.1 / 34);
@@ -257,7 +270,7 @@ Deno.test("DDIP levers and uncertainty: final data-consistency EM raises L, samp
     // penalised EM started at the chain's output never lowers L(x) − (β/2)‖x − z‖², which is L(z)
     // at the start, so the final image's likelihood is at least the plain chain's
     const dc = await ddipStack(prior, p, {
-      config: { ...cfg, finalEmIterations: 3, finalBeta: 1e-4 },
+      config: { ...cfg, finalEmIterations: 3, finalBeta: 1e-4, finalEmRegion: "all" },
     });
     assert(dc.logLikelihood.final > plain.logLikelihood.final, "final EM raises L");
     assert(dc.timings.xSteps === plain.timings.xSteps + 1);

@@ -172,9 +172,14 @@ Deno.test("example ddip: DDIP-HQS on a simulated 5-slice volume (3 stacks) with 
     assertEquals([info.method, info.losses.length, info.stackCentres], ["ddip-hqs", 3, [1, 2, 3]]);
     assertEquals(info.gridSource, "mu.nii");
     const timings = JSON.parse(await Deno.readTextFile(`${tmp}/ddip/timings.json`));
-    assertEquals([timings.steps, timings.xSteps, timings.stepMs.length], [3, 3, 3]);
-    // The result is s · clip(x̂0, 0, 1): bounded by the scale, finite, not all zero.
-    assert(x.data.every((v) => Number.isFinite(v) && v >= 0 && v <= info.scale * (1 + 1e-6)));
+    // 3 reverse steps with 1 x-step each, then the default final data-consistency x-step
+    assertEquals([timings.steps, timings.xSteps, timings.stepMs.length], [3, 4, 3]);
+    // The chain's result is s · clip(x̂0, 0, 1); the default final step (issue 15) changes it only
+    // where the data disagree by more than τ = 3 robust σ, so there it stays bounded by the scale.
+    const d = await readNifti(`${tmp}/ddip/ddip_disagreement.nii`);
+    assertEquals(d.shape, [16, 16, 5]);
+    assert(x.data.every((v) => Number.isFinite(v) && v >= 0));
+    assert(x.data.every((v, i) => Math.abs(d.data[i]) > 3 || v <= info.scale * (1 + 1e-6)));
     assert(sum(x.data) > 0);
     // Wall-clock timings are declared nondeterministic: verify skips them, everything else is
     // reproduced bit for bit (the test prior lies outside the default roots: allowed here).
@@ -250,7 +255,7 @@ Deno.test("example ddip finalEmRegion=disagreement: ddip_disagreement.nii, and w
       assertEquals(r.ok, true, `${r.reason}: ${r.error}`);
       return (await readNifti(`${tmp}/${out}/ddip.nii`)).data;
     };
-    const plain = await ddip("plain", {});
+    const plain = await ddip("plain", { finalEmIterations: 0 }); // the chain alone
     const tau = 1;
     const kept = await ddip("dd", {
       finalEmIterations: 3,

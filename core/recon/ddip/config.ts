@@ -208,7 +208,11 @@ export const DDIP_REFERENCE: DdipConfigInput = DDIP_PAPER;
  * 0.1 / 50 = 2e-3 here and scales down for longer chains so they cannot drift further. 2e-3 at
  * 25 steps was chosen on a validation condition (BrainWeb 50, amyloid-negative, 1·10⁵
  * counts/slice; not one of the test subjects 51–53): PSNR 31.33 / 32.82 / 32.67 dB at lr 5e-4 /
- * 2e-3 / 5e-3 (`docs/results.md`, "Tuning").
+ * 2e-3 / 5e-3 (`docs/results.md`, "Tuning"). After the chain, 20 penalised-EM iterations
+ * (β 1e-4) are kept only where they disagree with its output (`finalEmRegion: "disagreement"`,
+ * τ 3 robust σ after an 8 mm filter): on the validation stacks of subject 50 this raised the
+ * recovery of MR-invisible hot lesions on amyloid from 0.60–0.63 to 0.86–0.87 (OSEM 0.75–0.78)
+ * at −0.3 to +0.4 dB; {@linkcode DDIP_PAPER} runs the chain alone.
  *
  * @example
  * ```ts
@@ -227,9 +231,11 @@ export const DDIP_DEFAULTS: Readonly<z.input<typeof DdipConfigSchema>> = Object.
     scalePercentile: 99.5,
     scaleFilterFwhmMm: 4,
     scaleHeadroom: 1.8,
-    finalEmIterations: 0,
-    finalBeta: 0.01,
-    finalEmRegion: "all",
+    // the data-disagreement lever (issue 15), chosen on validation subject 50: keeps MR-invisible
+    // hot lesions on amyloid at no mean PSNR cost (docs/results.md, "Data-disagreement lever")
+    finalEmIterations: 20,
+    finalBeta: 1e-4,
+    finalEmRegion: "disagreement",
     disagreementFwhmMm: 8,
     disagreementThreshold: 3,
     seed: 0,
