@@ -9,9 +9,9 @@ computes `conv(x, W) + conv(conv(x, down), up) + bias` instead of `conv(x, W + u
 stride-1 "same" convolution is traced as a convolution with the flipped, transposed kernel instead
 of a ConvTranspose. The gradients of `down` and `up` then come from rank-r tensors instead of the
 full weight gradient of every LoRA layer, and onnxruntime's CPU provider runs the constant-weight
-convolutions in its blocked (NCHWc) layout: 0.80× the VJP's CPU time on onnxruntime-node and 0.91×
-on onnxruntime-web wasm for the 128² fdg prior (docs/performance.md), equal to the "merged" form up
-to float rounding. The denoiser keeps the merged form (it is faster there: its weights are
+convolutions in its blocked (NCHWc) layout: 0.79–0.81× the VJP's CPU time on onnxruntime-node and
+0.70–0.77× on onnxruntime-web wasm for the 128² fdg prior (docs/performance.md), equal to the
+"merged" form up to float rounding. The denoiser keeps the merged form (it is faster there: its weights are
 dynamic either way).
 
 Adaptable parameter input names are `p.<module>.lora_down|lora_up|bias`, gradient outputs
