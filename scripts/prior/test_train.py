@@ -286,5 +286,83 @@ class ResumeTests(unittest.TestCase):
             self.assertIn("differs from the command line", r.stderr)
 
 
+FIXTURE_PRIOR = os.path.join(HERE, "..", "..", "tests", "fixtures", "prior")
+
+
+class InitFromPriorTests(unittest.TestCase):
+    """train.py --init-from-prior: the model and EMA start as the shipped prior's graphs.
+
+    With PETREL_INIT_EPS_OUT set, the ε of the initialised model and EMA on the fixture's inputs
+    (case0 and the dynamic-shape case) is written there as a tensor bundle, so that
+    tests/diffusion/prior_training_test.ts compares it with the ONNX denoiser run by onnxruntime."""
+
+    def run_train(self, data: str, out: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--data", data, "--out", out,
+                               "--crop", "16", "--batch", "2", "--warmup", "2", "--augment", "all",
+                               "--log-every", "1", *extra], capture_output=True, text=True)
+
+    def test_init_from_prior(self) -> None:
+        import torch
+        from model import UNet, load_checkpoint
+        from tensor_io import read_bundle, write_bundle
+        ref = read_bundle(os.path.join(FIXTURE_PRIOR, "fixture.json"))
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            write_stacks(data)
+            out = os.path.join(tmp, "run")
+            r = self.run_train(data, out, "--base", "8", "--mults", "1", "2", "--max-steps", "0",
+                               "--init-from-prior", FIXTURE_PRIOR)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("initialised model and EMA from", r.stdout)
+            ck = load_checkpoint(os.path.join(out, "ckpt.pt"))
+            self.assertEqual(ck["step"], 0)
+            self.assertEqual(ck["train_info"]["init_from"]["prior"], FIXTURE_PRIOR)
+            outputs = []
+            for key in ("model", "ema"):
+                net = UNet(**ck["config"])
+                net.load_state_dict(ck[key])
+                net.eval()
+                with torch.no_grad():
+                    for case in ("case0", "dyn"):
+                        x, t, mr = (torch.from_numpy(ref[f"{case}.{k}"]) for k in ("x_t", "t", "mr"))
+                        outputs.append((f"{key}.{case}.eps", net(x, t, mr).numpy()))
+            # PyTorch's own record of the prior before export (the ONNX graphs are checked against it)
+            eps = dict(outputs)
+            for key in ("model", "ema"):
+                np.testing.assert_allclose(eps[f"{key}.case0.eps"], ref["init.out.eps"], rtol=0, atol=1e-5)
+            # a random-weight model of the same shape is far from it: the weights were really loaded
+            torch.manual_seed(5)
+            rand = UNet(**ck["config"])
+            with torch.no_grad():
+                x, t, mr = (torch.from_numpy(ref[f"case0.{k}"]) for k in ("x_t", "t", "mr"))
+                self.assertGreater(float(np.abs(rand(x, t, mr).numpy() - ref["init.out.eps"]).max()), 1e-2)
+            dest = os.environ.get("PETREL_INIT_EPS_OUT")
+            if dest:
+                write_bundle(dest, outputs)
+            # training from it moves away from it (the optimiser has the weights), and a resume
+            # keeps the checkpoint's weights and the record of the initialisation
+            r = self.run_train(data, out, "--base", "8", "--mults", "1", "2", "--max-steps", "2",
+                               "--init-from-prior", FIXTURE_PRIOR)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("ignored: resuming from", r.stdout)
+            ck2 = load_checkpoint(os.path.join(out, "ckpt.pt"))
+            self.assertEqual(ck2["step"], 2)
+            self.assertEqual(ck2["train_info"]["init_from"], ck["train_info"]["init_from"])
+            self.assertFalse(all(torch.equal(v, ck["model"][k]) for k, v in ck2["model"].items()))
+            # an architecture that differs from the prior's is refused, naming both, before training
+            bad = os.path.join(tmp, "bad")
+            r = self.run_train(data, bad, "--base", "16", "--mults", "1", "2", "--max-steps", "1",
+                               "--init-from-prior", FIXTURE_PRIOR)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("--init-from-prior", r.stderr)
+            self.assertIn("differs from the command line", r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(bad, "ckpt.pt")))
+            # a folder without a prior is refused
+            r = self.run_train(data, bad, "--base", "8", "--mults", "1", "2", "--max-steps", "1",
+                               "--init-from-prior", data)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("no " + os.path.join(data, "denoiser.onnx"), r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

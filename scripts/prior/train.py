@@ -15,7 +15,9 @@ Timesteps: with probability --p-low uniform in [0, --t-low), else uniform in [0,
 stays T = 1000 linear 1e-4..0.02. --augment legacy (default): random crops and left-right flips
 (the shipped prior's recipe); --augment all|tracer,lesion,mr,rot,flip: scripts/prior/augment.py.
 Stacks of --exclude-subjects (default the validation subject 50 and the test subjects 51-53) are
-never trained on.
+never trained on. --init-from-prior DIR starts the model and its EMA from a shipped prior's graphs
+(rebuilt exactly by from_prior.model_from_prior; the architecture flags must match it), e.g. to
+fine-tune models/fdg_prior on the augmented set (docs/model_card.md "prior v3").
 """
 
 from __future__ import annotations
@@ -51,6 +53,28 @@ def lr_at(args, step: int, deadline) -> float:
         left = (deadline - time.time()) / (60 * args.decay_minutes)
         lr *= 0.1 + 0.9 * min(1.0, max(0.0, left))
     return lr
+
+
+def init_from_prior(folder: str, model: UNet, ema: UNet) -> dict:
+    """Load a shipped prior's weights (its exported EMA) into `model` and `ema`; returns what the
+    checkpoint records of it. Exits with a clear message when the architecture differs."""
+    from from_prior import model_from_prior  # needs onnx; only imported when asked for
+    path = os.path.join(folder, "denoiser.onnx")
+    if not os.path.exists(path):
+        sys.exit(f"--init-from-prior {folder}: no {path}")
+    try:
+        prior, meta = model_from_prior(folder)
+    except (ValueError, KeyError, OSError) as e:
+        sys.exit(f"--init-from-prior {folder}: cannot rebuild the model: {e}")
+    if prior.config != model.config:
+        sys.exit(f"--init-from-prior {folder}: its architecture {prior.config} differs from the command "
+                 f"line's {model.config} (set --base/--mults/--n-res/--rank to the prior's)")
+    sd = prior.state_dict()
+    model.load_state_dict(sd)
+    ema.load_state_dict(sd)
+    tr = meta.get("training") or {}
+    return {"prior": folder, "steps": tr.get("steps"), "seconds": tr.get("seconds"),
+            "data": tr.get("data"), "command": tr.get("command"), "weights": tr.get("weights")}
 
 
 def parse_deadline(s: str | None) -> float | None:
@@ -97,6 +121,10 @@ def main() -> None:
     ap.add_argument("--total-steps", type=int, default=0, help="length of the cosine schedule")
     ap.add_argument("--exclude-subjects", default=EXCLUDED_DEFAULT,
                     help="comma list of subjects whose stacks are never trained on ('' for none)")
+    ap.add_argument("--init-from-prior", default=None, metavar="DIR",
+                    help="start the model and its EMA from a shipped prior (denoiser.onnx + lora_init, "
+                         "scripts/prior/from_prior.py) instead of random weights; the architecture flags "
+                         "must match it. Ignored when resuming (the checkpoint holds the weights)")
     ap.add_argument("--resume", default="auto",
                     help="auto (<out>/ckpt.pt when it exists), none (start afresh) or a checkpoint path")
     ap.add_argument("--deterministic", action="store_true",
@@ -174,6 +202,7 @@ def main() -> None:
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     csv_path = os.path.join(args.out, "loss.csv")
     step, elapsed = 0, 0.0
+    prev_info: dict = {}
     gen = torch.Generator().manual_seed(args.seed + 1)
     resume = (ckpt_path if os.path.exists(ckpt_path) else None) if args.resume == "auto" else (
         None if args.resume == "none" else args.resume)
@@ -187,9 +216,17 @@ def main() -> None:
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["train_info"]["seconds"]
+        prev_info = ck["train_info"]
         rng.bit_generator.state = ck["np_rng"]
         gen.set_state(ck["torch_rng"])
         print(f"resumed from {resume} at step {step} ({elapsed:.0f} s trained)", flush=True)
+    init_from = None
+    if resume is not None and args.init_from_prior:
+        print(f"--init-from-prior {args.init_from_prior} ignored: resuming from {resume}", flush=True)
+    elif args.init_from_prior:
+        init_from = init_from_prior(args.init_from_prior, model, ema)
+        print(f"initialised model and EMA from {args.init_from_prior} "
+              f"({init_from.get('steps')} steps, {init_from.get('seconds')} s trained)", flush=True)
     new_csv = not os.path.exists(csv_path) or step == 0
     csv_file = open(csv_path, "w" if new_csv else "a", newline="")
     writer = csv.writer(csv_file)
@@ -216,6 +253,8 @@ def main() -> None:
                              if device.type == "cpu" else
                              f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, amp {args.amp}"),
                 "command": command}
+        if init_from is not None or "init_from" in prev_info:
+            info["init_from"] = init_from if init_from is not None else prev_info["init_from"]
         tmp = ckpt_path + ".tmp"
         torch.save({"config": model.config, "model": model.state_dict(), "ema": ema.state_dict(),
                     "opt": opt.state_dict(), "step": step,
