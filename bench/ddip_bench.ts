@@ -19,6 +19,7 @@ import { Command } from "commander";
 import { defaultContext } from "../core/gpu/context.ts";
 import { benchStack, stackLikelihood } from "./_stack.ts";
 import { RingPlanarProjector } from "../core/projector/ring.ts";
+import { RingObliqueProjector } from "../core/projector/ring_oblique.ts";
 import { loadPrior } from "../core/diffusion/load.ts";
 import { AdamW } from "../core/diffusion/adamw.ts";
 import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts";
@@ -141,7 +142,10 @@ const cpu = ddipConfig(DDIP_CPU_PRESET);
 const result = {
   device: ctx.adapter.description,
   provider: prior.provider,
-  projector: model.subsets[0].geometric instanceof RingPlanarProjector ? "ring" : "joseph",
+  projector: model.subsets[0].geometric instanceof RingPlanarProjector ||
+      model.subsets[0].geometric instanceof RingObliqueProjector
+    ? "ring"
+    : "joseph",
   model: String(o.model),
   image: [n, n, 3],
   sinogram: scanner.sinogramShape,

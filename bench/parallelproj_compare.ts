@@ -30,7 +30,8 @@ import { MMR_VOXEL_MM } from "../core/geometry/scanner.ts";
 import type { ImageGrid } from "../core/geometry/grid.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
-import { RingPlanarProjector, ringPlanarUnsupported } from "../core/projector/ring.ts";
+import type { LinearOperator } from "../core/projector/operator.ts";
+import { ringProjector, ringProjectorUnsupported } from "../core/projector/ring_oblique.ts";
 
 /** How to get the library this benchmark needs (printed when `--parallelproj-lib` is missing). */
 export const BUILD_HINT = [
@@ -386,12 +387,12 @@ async function runCases(
         back: () => pp.timed("back"),
         pair: () => pp.timed("pair"),
       };
-      const ringWhy = ringPlanarUnsupported(scanner, grid);
+      const ringWhy = ringProjectorUnsupported(scanner, grid);
       const petrel: { side: Side; agree: Agreement; destroy: () => void }[] = [];
       for (const kind of o.projectors) {
-        if (kind === "ring" && ringWhy) continue; // e.g. 3d: oblique planes
+        if (kind === "ring" && ringWhy) continue;
         const P = kind === "ring"
-          ? new RingPlanarProjector(ctx, scanner, grid)
+          ? ringProjector(ctx, scanner, grid)
           : new JosephProjector(ctx, lors, grid);
         const x = ctx.array(P.inShape, image);
         const y = ctx.array(P.outShape);
@@ -488,7 +489,7 @@ interface Agreement {
 /** petrel's forward of `x` against parallelproj's, and its back projection of parallelproj's sinogram. */
 async function agreement(
   ctx: GpuContext,
-  P: JosephProjector | RingPlanarProjector,
+  P: LinearOperator,
   x: GpuArray,
   y: GpuArray,
   b: GpuArray,

@@ -12,8 +12,9 @@
  * Cases (from issue 2): `2d` one mMR-like slice (28 896 LORs, 128²), `stack3` three direct
  * slices (128²×3), `3d` 32 rings, max ring difference 7 (12.25 M LORs, 128²×32).
  * The 3d TypeScript reference is timed on every 64th LOR and scaled up (marked "extrapolated").
- * `ring` ({@linkcode RingPlanarProjector}) covers direct-plane sinograms only, so 3d runs Joseph
- * alone; `pair cpu / joseph` is its pair CPU time over Joseph's in the same run.
+ * `ring` is the ring-sinogram projector (`ringProjector`: RingPlanarProjector for the direct-plane
+ * cases, RingObliqueProjector for 3d); `pair cpu / joseph` is its pair CPU time over Joseph's in
+ * the same run.
  *
  * @module
  */
@@ -24,7 +25,7 @@ import { defaultContext } from "../core/gpu/context.ts";
 import { MMR_VOXEL_MM } from "../core/geometry/scanner.ts";
 import type { LorSet } from "../core/geometry/lors.ts";
 import { JosephProjector } from "../core/projector/joseph.ts";
-import { RingPlanarProjector, ringPlanarUnsupported } from "../core/projector/ring.ts";
+import { ringProjector, ringProjectorUnsupported } from "../core/projector/ring_oblique.ts";
 import { josephBackReference, josephForwardReference } from "../core/projector/reference.ts";
 import type { ImageGrid } from "../core/geometry/grid.ts";
 
@@ -89,12 +90,12 @@ export async function main(args: string[]): Promise<void> {
     const ref = args.includes("--no-reference")
       ? { fwd: NaN, back: NaN }
       : timeReference(lors, grid, c.referenceStride);
-    const ringWhy = ringPlanarUnsupported(scanner, grid);
+    const ringWhy = ringProjectorUnsupported(scanner, grid);
     let jointPair = NaN;
     for (const kind of projectors) {
-      if (kind === "ring" && ringWhy) continue; // e.g. 3d: oblique planes
+      if (kind === "ring" && ringWhy) continue;
       const P = kind === "ring"
-        ? new RingPlanarProjector(ctx, scanner, grid)
+        ? ringProjector(ctx, scanner, grid)
         : new JosephProjector(ctx, lors, grid);
       const x = ctx.array(P.inShape, new Float32Array(P.inShape.reduce((a, b) => a * b)).fill(1));
       const y = ctx.array(P.outShape);

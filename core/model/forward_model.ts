@@ -17,6 +17,7 @@ import { type ImageGrid, imageGrid, voxelCount } from "../geometry/grid.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
 import { JosephProjector } from "../projector/joseph.ts";
 import { RingPlanarProjector, ringPlanarUnsupported } from "../projector/ring.ts";
+import { RingObliqueProjector, ringObliqueUnsupported } from "../projector/ring_oblique.ts";
 import { GaussianFilter } from "../projector/gaussian.ts";
 import { compose, type LinearOperator } from "../projector/operator.ts";
 import { recordAttenuationFactors, recordAxpyInPlace, recordExpected } from "./kernels.ts";
@@ -384,10 +385,14 @@ export interface RingModelOptions extends ForwardModelOptions {
   /** Passed to each {@linkcode JosephProjector} (tests force chunking with it). */
   maxLorsPerChunk?: number;
   /**
-   * `"ring"`: {@linkcode RingPlanarProjector} (direct-plane sinograms of a circular scanner with
-   * one slice per ring; about 2× faster than Joseph's on CPU adapters, see docs/performance.md);
-   * `"joseph"`: {@linkcode JosephProjector} on the scanner's LORs (any geometry); `"auto"`
-   * (default): ring where the geometry allows it and no `maxLorsPerChunk` is given.
+   * `"ring"`: the ring-sinogram projectors of a circular scanner: {@linkcode RingPlanarProjector}
+   * for direct-plane sinograms with one slice per ring (about 2× faster than Joseph's on CPU
+   * adapters, see docs/performance.md), else {@linkcode RingObliqueProjector} (oblique planes,
+   * any z grid; several times faster than Joseph's on CPU adapters); `"joseph"`:
+   * {@linkcode JosephProjector} on the scanner's LORs (any geometry); `"auto"` (default): the
+   * planar ring projector where the geometry allows it, the oblique one where it allows that and
+   * the adapter is a fallback (CPU) one, else Joseph's; never a ring projector when
+   * `maxLorsPerChunk` is given.
    */
   projector?: "auto" | "ring" | "joseph";
 }
@@ -429,14 +434,13 @@ export function ringForwardModel(
     : null;
   const inputs: SubsetInput[] = [];
   const owned: { destroy(): void }[] = [];
-  const kind = options.projector ?? "auto";
-  const why = ringPlanarUnsupported(scanner, grid);
-  if (kind === "ring" && why) throw new RangeError(`ringForwardModel: projector "ring": ${why}`);
-  const ring = kind === "ring" || (kind === "auto" && !why && !options.maxLorsPerChunk);
+  const kind = ringProjectorKind(ctx, scanner, grid, options);
   for (let k = 0; k < nsub; k++) {
     const views = scanner.subsetViews(k, nsub);
-    const p = ring
+    const p = kind === "planar"
       ? new RingPlanarProjector(ctx, scanner, grid, { views })
+      : kind === "oblique"
+      ? new RingObliqueProjector(ctx, scanner, grid, { views })
       : new JosephProjector(ctx, scanner.lors(views), grid, {
         maxLorsPerChunk: options.maxLorsPerChunk,
       });
@@ -453,4 +457,41 @@ export function ringForwardModel(
   const model = new ForwardModel(ctx, inputs, { ...options, dataShape: scanner.sinogramShape });
   for (const o of owned) model.own(o);
   return model;
+}
+
+/**
+ * The projector {@linkcode ringForwardModel} builds for `scanner` on `grid` with `options`
+ * (see {@linkcode RingModelOptions.projector}): `"planar"` ({@linkcode RingPlanarProjector}),
+ * `"oblique"` ({@linkcode RingObliqueProjector}) or `"joseph"` ({@linkcode JosephProjector}).
+ * Throws when `projector: "ring"` is asked for a geometry neither ring projector covers.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, MMR_VOXEL_MM, mmrLike3d, ringProjectorKind } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const scanner = mmrLike3d({ rings: 4, maxRingDifference: 3 });
+ * ringProjectorKind(ctx, scanner, scanner.imageGrid(128, MMR_VOXEL_MM)); // "oblique" on a CPU adapter
+ * ```
+ */
+export function ringProjectorKind(
+  ctx: GpuContext,
+  scanner: RingScanner,
+  grid: ImageGrid,
+  options: Pick<RingModelOptions, "projector" | "maxLorsPerChunk"> = {},
+): "planar" | "oblique" | "joseph" {
+  const kind = options.projector ?? "auto";
+  if (kind === "joseph") return "joseph";
+  const planar = ringPlanarUnsupported(scanner, grid);
+  const oblique = ringObliqueUnsupported(scanner, grid);
+  if (kind === "ring") {
+    if (!planar) return "planar";
+    if (!oblique) return "oblique";
+    throw new RangeError(`ringForwardModel: projector "ring": ${planar}; ${oblique}`);
+  }
+  if (options.maxLorsPerChunk) return "joseph";
+  if (!planar) return "planar";
+  // On GPUs Joseph's atomic scatter is cheap and the oblique kernels' private per-invocation
+  // arrays (up to 512 planes) would spill: the oblique ring projector is a CPU-adapter path.
+  if (!oblique && ctx.adapter.isFallback) return "oblique";
+  return "joseph";
 }

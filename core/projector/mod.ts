@@ -7,6 +7,7 @@
 export * from "./operator.ts";
 export * from "./joseph.ts";
 export * from "./ring.ts";
+export * from "./ring_oblique.ts";
 export * from "./gaussian.ts";
 export * from "./reference.ts";
 export * from "./tof.ts";
