@@ -220,11 +220,11 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     });
   }
   if (chains[0].disagreement) {
-    // where the data disagreed with the chain's output (smoothed EM ratio − 1; first chain)
+    // where the data disagreed with the chain's output (smoothed change in robust σ; first chain)
     await writeNifti(`${ctx.outDir}/ddip_disagreement.nii`, {
       data: chains[0].disagreement,
       grid,
-    }, { description: "petrel DDIP data disagreement (EM ratio - 1)" });
+    }, { description: "petrel DDIP data disagreement (robust sigma)" });
   }
   await writeReconResults({
     outDir: ctx.outDir,

@@ -66,7 +66,11 @@ export interface ExperimentSettings {
   nll: DdipConfigInput;
   /** Overrides of the lever rows ("ddip-hqs-dc", "ddip-hqs-late", "ddip-hqs-dd"); "ddip-hqs-chain" sets finalEmIterations 0. */
   levers: { dc: DdipConfigInput; late: DdipConfigInput; dd: DdipConfigInput };
-  /** Chains per DDIP-HQS reconstruction (≥ 2: mean image and voxel-wise std). */
+  /**
+   * Chains per DDIP-HQS reconstruction. With ≥ 2 the row still scores chain 0 (the single-seed
+   * image); the mean image and the voxel-wise std over the chains are extra fields
+   * ({@linkcode spreadFields}, per lesion `sd`) and figure panels.
+   */
   samples: number;
   osem: { subsets: number; iterations: number; fwhmMm: number[] };
   rdp: { betas: number[]; iterations: number };
@@ -294,6 +298,34 @@ export function lesionKind(l: Lesion): string {
   }`;
 }
 
+/**
+ * Row fields of a reconstruction over several seeds: the mean image's PSNR and SSIM, the spread's
+ * mean over all voxels and its median over the head (voxels where the mean image exceeds 10 % of
+ * its maximum, the support of the disagreement lever's σ), for comparison with each lesion's.
+ */
+export function spreadFields(
+  truth: Float32Array,
+  spread: { mean: Float32Array; std: Float32Array },
+  shape: number[],
+): { meanPsnr: number; meanSsim: number; meanStd: number; sdMedian: number } {
+  const { mean, std } = spread;
+  let max = 0;
+  for (const v of mean) max = Math.max(max, v);
+  const head = Float64Array.from(std.filter((_, j) => mean[j] > 0.1 * max)).sort();
+  const n = head.length;
+  const sdMedian = n === 0
+    ? NaN
+    : n % 2
+    ? head[(n - 1) / 2]
+    : 0.5 * (head[n / 2 - 1] + head[n / 2]);
+  return {
+    meanPsnr: psnr(truth, mean),
+    meanSsim: ssim(truth, mean, { shape }),
+    meanStd: std.reduce((a, b) => a + b, 0) / std.length,
+    sdMedian,
+  };
+}
+
 function best(sweep: Sweep, truth: Float32Array): { image: Float32Array; setting: string } {
   let bestV = -Infinity;
   let out = sweep.images[0];
@@ -323,20 +355,35 @@ export type FineCache = Map<
   }
 >;
 
+/** One condition's data and scoring references ({@linkcode simulateCondition}). */
+export interface ConditionData {
+  /** The stack's data and forward model (the caller destroys both `likelihood` and its model). */
+  likelihood: PoissonLikelihood;
+  grid: ImageGrid;
+  /** The MR stack on the prior's scale. */
+  mr: Float32Array;
+  /** The scoring truth in the units of the reconstructions. */
+  truth: Float32Array;
+  /** The seed of the condition's noise (and of its DDIP chains). */
+  noiseSeed: number;
+  /** First slice of the stack in the volume. */
+  first: number;
+  /** Masks of the lesion the stack is centred on (null when it misses the stack). */
+  target: { lesion: Uint8Array; background: Uint8Array } | null;
+  /** Every lesion reaching into the stack, with its masks. */
+  others: { l: Lesion; m: { lesion: Uint8Array; background: Uint8Array } }[];
+}
+
 /**
- * Runs the methods `todo` on one condition; returns one row per method and, when `figure` is
- * given, fills it with the images (and the truth, MR and DDIP-HQS std).
+ * Simulates one condition's data (the fine simulator or the reconstruction operator, see the
+ * module notes) and its scoring truth and lesion masks: what {@linkcode runCondition} reconstructs.
  */
-export async function runCondition(
+export async function simulateCondition(
   ctx: GpuContext,
-  prior: ScorePrior | null,
   s: ExperimentSettings,
   info: ConditionInfo,
-  todo: readonly string[],
-  log: (m: string) => void,
   cache: FineCache,
-  figure: Map<string, Float32Array> | null = null,
-): Promise<Row[]> {
+): Promise<ConditionData> {
   const study = info.subject.study;
   const g = study.grid;
   const plane = g.shape[0] * g.shape[1];
@@ -427,10 +474,31 @@ export async function runCondition(
     counts = sim.counts;
     truthC = Float32Array.from(truth, (v) => v * sim.scale);
   }
-  const lik = new PoissonLikelihood(model, counts);
+  const likelihood = new PoissonLikelihood(model, counts);
   const target = lesionMasks(study, info.lesion, first);
-  const others = study.lesions.map((l) => ({ l, m: lesionMasks(study, l, first) }))
+  const others = study.lesions.map((l) => ({ l, m: lesionMasks(study, l, first)! }))
     .filter((x) => x.m !== null);
+  return { likelihood, grid, mr, truth: truthC, noiseSeed, first, target, others };
+}
+
+/**
+ * Runs the methods `todo` on one condition; returns one row per method and, when `figure` is
+ * given, fills it with the images (and the truth, MR and DDIP-HQS std).
+ */
+export async function runCondition(
+  ctx: GpuContext,
+  prior: ScorePrior | null,
+  s: ExperimentSettings,
+  info: ConditionInfo,
+  todo: readonly string[],
+  log: (m: string) => void,
+  cache: FineCache,
+  figure: Map<string, Float32Array> | null = null,
+): Promise<Row[]> {
+  const { likelihood: lik, grid, mr, truth: truthC, noiseSeed, target, others } =
+    await simulateCondition(ctx, s, info, cache);
+  const model = lik.model;
+  const g = info.subject.study.grid;
   const shape = [g.shape[0], g.shape[1], 3];
   const cond =
     `${info.simulator} ${info.subject.id} c${info.centre} ${info.tracer} ${info.counts}/slice r${info.realisation}`;
@@ -451,12 +519,20 @@ export async function runCondition(
     setting: string,
     seconds: number,
     extra = {},
+    spread?: { mean: Float32Array; std: Float32Array },
   ) => {
     const lesions: LesionRow[] = others.map(({ l, m }) => ({
       kind: lesionKind(l),
       radiusMm: l.radiusMm,
       recovery: roiMean(image, m!.lesion) / roiMean(truthC, m!.lesion),
       crc: contrastRecovery(image, { lesion: m!.lesion, background: m!.background, truth: truthC }),
+      ...(spread
+        ? {
+          meanRecovery: roiMean(spread.mean, m!.lesion) / roiMean(truthC, m!.lesion),
+          sd: roiMean(spread.std, m!.lesion),
+          sdBackground: roiMean(spread.std, m!.background),
+        }
+        : {}),
     }));
     const row: Row = {
       subject: info.subject.id,
@@ -480,6 +556,7 @@ export async function runCondition(
       seconds,
       lesions,
       ...extra,
+      ...(spread ? spreadFields(truthC, spread, shape) : {}),
     };
     rows.push(row);
     figure?.set(method, image);
@@ -524,16 +601,25 @@ export async function runCondition(
         });
         const sec = (performance.now() - t1) / 1000 + initS;
         const tm = r.timings;
-        if (r.std) figure?.set(`${key}-std`, r.std);
-        add(key, r.image, `scale=${r.scale.toPrecision(4)}`, sec, {
+        // with samples > 1 the row still scores chain 0 (the single-seed image, so the rows keep
+        // their meaning); the mean over the chains and their spread go into extra fields
+        const spread = r.std ? { mean: r.image, std: r.std } : undefined;
+        const image = r.sampleImages?.[0] ?? r.image;
+        if (spread) {
+          figure?.set(`${key}-std`, spread.std);
+          figure?.set(`${key}-mean`, spread.mean);
+        }
+        if (r.disagreement) figure?.set(`${key}-disagreement`, r.disagreement);
+        add(key, image, `scale=${r.scale.toPrecision(4)}`, sec, {
           scaleRatio: r.scale / truthMax,
           networkS: tm.networkMs / 1000,
           vjpS: tm.vjpMs / 1000,
           emS: tm.emMs / 1000,
           llInit: r.logLikelihood.init,
-          llFinal: r.logLikelihood.final,
-          ...(r.std ? { meanStd: r.std.reduce((a, b) => a + b, 0) / r.std.length } : {}),
-        });
+          ...(spread
+            ? { samples: r.samples, llFinalMean: r.logLikelihood.final }
+            : { llFinal: r.logLikelihood.final }),
+        }, spread);
       }
     }
     figure?.set("truth", truthC);

@@ -121,7 +121,7 @@ export const params = z.object({
     "ddip-hqs-dd: disagreement threshold τ (robust σ)",
   ),
   samples: z.number().int().min(1).max(64).default(1).describe(
-    "DDIP-HQS chains per condition (≥ 2: mean and std image)",
+    "DDIP-HQS chains per condition (≥ 2: the row still scores chain 0; the mean and the voxel-wise std are extra fields and figure panels)",
   ),
   provider: z.enum(["auto", ...PRIOR_PROVIDERS]).default("auto").describe(
     "prior runtime (native needs FFI: not in the sandbox)",

@@ -14,6 +14,12 @@ export interface LesionRow {
   recovery: number;
   /** CRC against the local background shell. */
   crc: number;
+  /** With several seeds (`--samples`): recovery of the mean image over the chains. */
+  meanRecovery?: number;
+  /** With several seeds: mean voxel-wise std over the chains in the lesion (activity units). */
+  sd?: number;
+  /** With several seeds: the same in the lesion's background shell. */
+  sdBackground?: number;
 }
 
 /** One reconstruction of one condition. */
@@ -110,7 +116,7 @@ export function table(rows: Row[], labels: Record<string, string>): string {
         } | ${f("seconds", 1)} | ${rs.length} |`,
       );
     }
-    lines.push(...paired(sub, labels), ...lesionTable(sub, labels));
+    lines.push(...paired(sub, labels), ...lesionTable(sub, labels), ...spreadTable(sub, labels));
   }
   return lines.join("\n") + "\n";
 }
@@ -165,6 +171,36 @@ export function lesionTable(sub: Row[], labels: Record<string, string>): string[
       }), n ${of.length}`;
     });
     out.push(`| ${labels[method] ?? method} | ${cells.join(" | ")} |`);
+  }
+  return out;
+}
+
+/**
+ * Rows run over several seeds (`--samples`): per lesion the recovery of chain 0 (the row's image)
+ * and of the mean over the chains, and the chains' voxel-wise std in the lesion, in its background
+ * shell and over the head (median), so one can see whether the spread flags a lesion.
+ */
+export function spreadTable(sub: Row[], labels: Record<string, string>): string[] {
+  const rs = sub.filter((r) => typeof r.sdMedian === "number");
+  if (rs.length === 0) return [];
+  const out = [
+    "",
+    "| seeds: method, condition | lesion | recovery (chain 0 / mean) | std in lesion | std in shell | std, head median |",
+    "|---|---|---|---|---|---|",
+  ];
+  for (const r of rs) {
+    for (const l of r.lesions ?? []) {
+      if (l.sd === undefined) continue;
+      out.push(
+        `| ${
+          labels[r.method] ?? r.method
+        } ×${r.samples}, ${r.subject} c${r.centre} r${r.realisation} | ${l.kind} ${
+          l.radiusMm.toFixed(1)
+        } mm | ${l.recovery.toFixed(3)} / ${l.meanRecovery!.toFixed(3)} | ${
+          l.sd.toPrecision(3)
+        } | ${l.sdBackground!.toPrecision(3)} | ${(r.sdMedian as number).toPrecision(3)} |`,
+      );
+    }
   }
   return out;
 }

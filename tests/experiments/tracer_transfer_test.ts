@@ -18,7 +18,9 @@ import recipe, {
   params,
 } from "../../experiments/tracer_transfer/recipe.ts";
 import { FLAGS, parseArgs } from "../../experiments/tracer_transfer/cli.ts";
-import { lesionKind } from "../../experiments/tracer_transfer/condition.ts";
+import { lesionKind, spreadFields } from "../../experiments/tracer_transfer/condition.ts";
+import { type Row, spreadTable } from "../../experiments/tracer_transfer/report.ts";
+import { psnr, ssim } from "../../core/metrics/image.ts";
 
 async function transfer(out: string, p: Record<string, unknown>) {
   const lines: string[] = [];
@@ -154,4 +156,64 @@ Deno.test("tracer_transfer command line: one flag per parameter, readable refusa
   assertThrows(() => parseArgs(["--provider", "cuda"]), /--provider/);
   assertThrows(() => parseArgs(["--steps", "many"]), /--steps/);
   assertThrows(() => parseArgs(["--seed", "1.5"]), /--seed must be an integer/);
+});
+
+Deno.test("tracer_transfer --samples: the spread's fields and table (mean image scored, std median over the head)", () => {
+  // 12 × 12 × 3: the mean image is 10 on 6 voxels (the head), 0.5 elsewhere (below 10 % of its max)
+  const n = 432;
+  const head = [0, 5, 170, 300, 401, 431];
+  const mean = new Float32Array(n).fill(0.5);
+  const std = Float32Array.from({ length: n }, (_, j) => 100 + j); // outside the head: large
+  head.forEach((j, k) => {
+    mean[j] = 10;
+    std[j] = [3, 1, 4, 1, 5, 9][k];
+  });
+  const truth = Float32Array.from(mean, (v, j) => v + (j % 3) * 0.1);
+  const f = spreadFields(truth, { mean, std }, [12, 12, 3]);
+  // the head's std values sorted: 1 1 3 4 5 9, median (3 + 4) / 2
+  assert(f.sdMedian === 3.5, `median ${f.sdMedian}`);
+  assert(
+    f.meanPsnr === psnr(truth, mean) && f.meanSsim === ssim(truth, mean, { shape: [12, 12, 3] }),
+  );
+  const sum = Array.from(std).reduce((a, b) => a + b, 0);
+  assert(Math.abs(f.meanStd - sum / n) < 1e-9 * sum);
+  const row: Row = {
+    subject: "51",
+    centre: 54,
+    tracer: "amyloid_neg",
+    counts: 1e5,
+    realisation: 0,
+    simulator: "fine",
+    method: "ddip-hqs",
+    setting: "",
+    psnr: 30,
+    ssim: 0.9,
+    nrmse: 0.1,
+    crc: 0.5,
+    seconds: 1,
+    samples: 4,
+    ...f,
+    lesions: [{
+      kind: "hot mr-invisible",
+      radiusMm: 7.8,
+      recovery: 0.57,
+      crc: 0,
+      meanRecovery: 0.58,
+      sd: 0.25,
+      sdBackground: 0.5,
+    }],
+  };
+  const md = spreadTable(
+    [row, { ...row, method: "osem", samples: undefined, sdMedian: undefined }],
+    {
+      "ddip-hqs": "DDIP-HQS",
+    },
+  ).join("\n");
+  assert(
+    md.includes(
+      "| DDIP-HQS ×4, 51 c54 r0 | hot mr-invisible 7.8 mm | 0.570 / 0.580 | 0.250 | 0.500 | 3.50 |",
+    ),
+    md,
+  );
+  assert(!md.includes("osem"), "rows without seeds are not listed");
 });

@@ -300,6 +300,9 @@ Deno.test("DDIP levers and uncertainty: final data-consistency EM raises L, samp
       spread += sd;
     }
     assert(spread > 0, "different seeds spread");
+    // each chain's image comes back, chain 0 bit-identical to the single-seed run
+    assert(ens.sampleImages?.length === 3 && plain.sampleImages === undefined);
+    ens.sampleImages.forEach((im, k) => assertIdentical(im, runs[k], `chain ${k}`));
     assert(ens.timings.steps === 3 * plain.timings.steps);
     await assertRejects(() => ddipStack(prior, p, { config: cfg, samples: 0 }), /samples/);
   } finally {

@@ -105,8 +105,8 @@ export interface DdipJointResult {
   config: DdipConfig;
   seed: number;
   /**
-   * The disagreement image (smoothed EM ratio − 1 at the combined output, `residual.ts`) when the
-   * final iterations ran with `finalEmRegion: "disagreement"`.
+   * The disagreement image (the final iterations' in-plane smoothed change in robust standard
+   * deviations, `residual.ts`) when they ran with `finalEmRegion: "disagreement"`.
    */
   disagreement?: Float32Array;
 }

@@ -191,8 +191,14 @@ export interface DdipStackResult {
   /** Voxel-wise standard deviation over the chains (activity units; only when samples > 1). */
   std?: Float32Array;
   /**
-   * The disagreement image (smoothed EM ratio − 1 at the chain's output, `residual.ts`) when the
-   * final iterations ran with `finalEmRegion: "disagreement"` (of the first chain when samples > 1).
+   * Each chain's image, chain 0 (the one seeded `seed`, bit-identical to the `samples: 1` run)
+   * first; only when samples > 1.
+   */
+  sampleImages?: Float32Array[];
+  /**
+   * The disagreement image (the final iterations' in-plane smoothed change in robust standard
+   * deviations, `residual.ts`) when they ran with `finalEmRegion: "disagreement"` (of the first
+   * chain when samples > 1).
    */
   disagreement?: Float32Array;
 }
@@ -418,6 +424,7 @@ export async function ddipStack(
       ...first,
       image: mean,
       std,
+      sampleImages: runs.map((r) => r.image),
       samples,
       logLikelihood: { init: first.logLikelihood.init, final: await dev.logLikelihood(mean) },
       losses: runs.flatMap((r) => r.losses),
