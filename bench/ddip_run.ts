@@ -4,13 +4,14 @@
  * it went, and a sanity check of the result (finite, log-likelihood above the MLEM start's).
  *
  *   deno run -A bench/ddip_run.ts [--preset reference|cpu] [--steps n] [--slices 3]
- *       [--stride 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--xstep-subsets S]
- *       [--em-iterations n] [--seed n] [--json]
+ *       [--stride 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--inter-op 1]
+ *       [--xstep-subsets S] [--em-iterations n] [--seed n] [--json]
  *
  * `--slices 3` runs one stack (`ddipStack`); more runs `ddipVolume` over overlapping stacks
  * (`--stride` between their centres). Progress goes to stderr every 10 % of the steps.
  * `--xstep-subsets S` (one stack) runs the x-steps over S ordered subsets; `nrmseToTruth` (after
- * the best scale) compares such variants on this phantom.
+ * the best scale) compares such variants on this phantom. `imageSha256` (the output's bytes)
+ * tells whether a change left the result bit-identical.
  *
  * @module
  */
@@ -38,6 +39,11 @@ const o = new Command("ddip_run")
   .option(
     "--threads <n>",
     "prior threads: onnxruntime-node intra-op threads with --provider native (not bit-identical to 1 thread; faster only on an otherwise idle machine), ORT-web wasm threads otherwise (keep 1)",
+    "1",
+  )
+  .option(
+    "--inter-op <n>",
+    "onnxruntime-node inter-op threads with --provider native (parallel executor; same results as 1)",
     "1",
   )
   .option("--xstep-subsets <s>", "x-step over S ordered subsets (config.xStepOrderedSubsets)", "1")
@@ -68,6 +74,7 @@ const prior = await loadPrior(String(o.model), {
   adapter: ctx.adapter,
   provider: String(o.provider) as "auto" | "wasm" | "webgpu" | "native",
   numThreads: Number(o.threads),
+  interOpThreads: Number(o.interOp),
 });
 log(`adapter ${ctx.adapter.description}; prior on ${prior.provider} ${prior.providerNote}`);
 const stack = await benchStack(ctx, 128, slices);
@@ -132,6 +139,12 @@ for (let i = 0; i < image.length; i++) {
   e2 += (a * image[i] - stack.truth[i]) ** 2;
   t2 += stack.truth[i] ** 2;
 }
+const digest = await crypto.subtle.digest(
+  "SHA-256",
+  image.buffer.slice(image.byteOffset, image.byteOffset + image.byteLength) as ArrayBuffer,
+);
+const imageSha256 = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"))
+  .join("");
 const result = {
   device: ctx.adapter.description,
   fallbackAdapter: ctx.adapter.isFallback,
@@ -148,7 +161,9 @@ const result = {
   finite,
   xStepSubsets: xsub,
   emIterations: config.emIterations ?? 5,
+  interOpThreads: Number(o.interOp),
   nrmseToTruth: +Math.sqrt(e2 / t2).toFixed(5),
+  imageSha256,
   ...sanity,
 };
 if (o.json) console.log(JSON.stringify(result, null, 1));

@@ -64,6 +64,14 @@ export interface LoadPriorOptions {
    * 2 threads only pay off on an otherwise idle machine.
    */
   numThreads?: number;
+  /**
+   * onnxruntime-node (`provider: "native"`) only: threads that run independent nodes of a graph
+   * at the same time (ORT's parallel executor; default 1, sequential). The results are the same
+   * as with 1 (each node still runs on `numThreads` intra-op threads); it pays off only where a
+   * core would otherwise idle during the network calls (`docs/performance.md`). Ignored by the
+   * other providers.
+   */
+  interOpThreads?: number;
   /** ORT's WebAssembly binary, if the caller has it (avoids any read of node_modules). */
   wasmBinary?: Uint8Array;
   /** Set to false to skip `vjp.onnx` even when it exists (sampling only). */
@@ -220,6 +228,10 @@ export async function loadPrior(
 
   let provider = await resolveProvider(options.provider, options.adapter);
   const threads = options.numThreads ?? 1;
+  const interOp = options.interOpThreads ?? 1;
+  if (!Number.isInteger(interOp) || interOp < 1) {
+    throw new RangeError(`interOpThreads must be an integer ≥ 1, got ${interOp}`);
+  }
   let loaded = await loadOrt(provider, threads, options.wasmBinary);
   let denoiserSession = await createSession(
     loaded.ort,
@@ -227,6 +239,7 @@ export async function loadPrior(
     bytes.denoiser,
     label,
     loaded.threads,
+    interOp,
   );
   let providerNote = "";
   if (provider === "webgpu" && options.crossCheck !== false) {
@@ -260,7 +273,14 @@ export async function loadPrior(
   let vjpSession: OrtSession | null = null;
   if (vjpBytes) {
     try {
-      vjpSession = await createSession(loaded.ort, provider, vjpBytes, vjpLabel, loaded.threads);
+      vjpSession = await createSession(
+        loaded.ort,
+        provider,
+        vjpBytes,
+        vjpLabel,
+        loaded.threads,
+        interOp,
+      );
     } catch (e) {
       await denoiserSession.release();
       throw e;

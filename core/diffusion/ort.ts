@@ -110,13 +110,19 @@ function explainOrtError(e: unknown, what: string, provider: PriorProvider): Err
   return new Error(`onnxruntime-web (${provider}) failed on ${what}: ${msg}`, { cause: e });
 }
 
-/** Creates an inference session on `provider`; errors name `what` and what to grant. */
+/**
+ * Creates an inference session on `provider`; errors name `what` and what to grant.
+ * `interOpThreads` > 1 (native only) runs independent graph nodes concurrently
+ * (`executionMode: "parallel"`, the pool not spinning while idle); every node still runs on
+ * `threads` intra-op threads, so the values are the same as sequential execution's.
+ */
 export async function createSession(
   ort: Ort,
   provider: PriorProvider,
   model: Uint8Array,
   what: string,
   threads = 1,
+  interOpThreads = 1,
 ): Promise<OrtSession> {
   try {
     return await ort.InferenceSession.create(model, {
@@ -124,9 +130,21 @@ export async function createSession(
       graphOptimizationLevel: "all",
       logSeverityLevel: 3, // errors only (ORT warns about shape ops it keeps on the CPU)
       // native only (ORT-web takes its threads from env.wasm): a fixed intra-op thread count
-      // and sequential execution keep the results reproducible run to run
+      // keeps the results reproducible run to run (a second intra-op thread changes them);
+      // inter-op parallelism does not (tests/diffusion/prior_test.ts)
       ...(provider === "native"
-        ? { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" as const }
+        ? interOpThreads > 1
+          ? {
+            intraOpNumThreads: threads,
+            interOpNumThreads: interOpThreads,
+            executionMode: "parallel" as const,
+            extra: { session: { inter_op: { allow_spinning: "0" } } },
+          }
+          : {
+            intraOpNumThreads: threads,
+            interOpNumThreads: 1,
+            executionMode: "sequential" as const,
+          }
         : {}),
     });
   } catch (e) {

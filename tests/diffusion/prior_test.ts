@@ -353,3 +353,33 @@ Deno.test("the native provider with 2 intra-op threads agrees with PyTorch and w
     await two.release();
   }
 });
+
+Deno.test("the native provider with 2 inter-op threads (parallel executor) is bit-identical to sequential", async () => {
+  // every node still runs on 1 intra-op thread, so only the order of independent nodes changes
+  const seq = await loadPrior(DIR, { provider: "native" });
+  const par = await loadPrior(DIR, { provider: "native", interOpThreads: 2 });
+  try {
+    const ps = case0Params(seq);
+    const pp = case0Params(par);
+    const es = await seq.eps(x, t, mr, ps);
+    const ep = await par.eps(x, t, mr, pp);
+    assert(maxAbsDiff(ep, fx("case0.out.eps").data) < TOL.eps_abs, "ε vs PyTorch");
+    assert(es.every((v, i) => Object.is(v, ep[i])), "ε bit-identical");
+    const g = fx("case0.grad_eps").data;
+    const vs = await seq.vjp(x, t, mr, ps, g);
+    const vp = await par.vjp(x, t, mr, pp, g);
+    assert(vs.eps.every((v, i) => Object.is(v, vp.eps[i])), "VJP ε bit-identical");
+    for (const name of ps.names) {
+      const a = vs.grads.get(name)!;
+      const b = vp.grads.get(name)!;
+      assert(a.every((v, i) => Object.is(v, b[i])), `${name}: bit-identical`);
+    }
+  } finally {
+    await seq.release();
+    await par.release();
+  }
+  await assertRejects(
+    () => loadPrior(DIR, { provider: "native", interOpThreads: 0 }),
+    /interOpThreads must be an integer ≥ 1, got 0/,
+  );
+});

@@ -7,6 +7,7 @@ import { simulateCounts } from "../../core/model/simulate.ts";
 import { tweedie, tweedieLossGrad } from "../../core/diffusion/sampler.ts";
 import { Rng, subSeed } from "../../core/random.ts";
 import {
+  combineStacks,
   DDIP_CPU_PRESET,
   DDIP_PAPER,
   ddipConfig,
@@ -347,6 +348,61 @@ Deno.test("DDIP volume: overlapping stacks cover every slice, volume scale, repr
   const u = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3, samples: 2 });
   assert(u.std !== undefined && u.std.length === truth.length && u.std.every((v) => v >= 0));
   assert(u.std.some((v) => v > 0) && a.std === undefined);
+});
+
+Deno.test("combineStacks: centre and average against a plain per-slice reference", () => {
+  const nx = 2, ny = 3, nz = 7, plane = nx * ny;
+  // stack at first f, slice d: values 100 f + 10 d + voxel (init: the negative, std: + 0.5)
+  const stack = (f: number) => ({
+    first: f,
+    image: Float32Array.from(
+      { length: 3 * plane },
+      (_, i) => 100 * f + 10 * Math.floor(i / plane) + (i % plane),
+    ),
+    init: Float32Array.from(
+      { length: 3 * plane },
+      (_, i) => -(100 * f + 10 * Math.floor(i / plane)),
+    ),
+    std: new Float32Array(3 * plane).fill(0.5 + f),
+  });
+  for (const stride of [1, 2, 3]) {
+    const stacks = volumeStackCentres(nz, stride).map((c) => stack(c - 1));
+    for (const combine of ["centre", "average"] as const) {
+      const r = combineStacks([nx, ny, nz], stacks, combine);
+      for (let k = 0; k < nz; k++) {
+        const covering = stacks.filter((s) => k >= s.first && k < s.first + 3);
+        // the reference: the stack centred on k (or holding an end slice) if any, else the mean
+        // of the covering ones; "average": the mean of all covering stacks
+        const centred = covering.find((s) => s.first + 1 === k || k === 0 || k === nz - 1);
+        const used = combine === "average" || !centred ? covering : [centred];
+        for (let v = 0; v < plane; v++) {
+          const want = used.reduce((a, s) => a + s.image[(k - s.first) * plane + v], 0) /
+            used.length;
+          const wantStd = used.reduce((a, s) => a + s.std[0], 0) / used.length;
+          const wantInit = used.reduce((a, s) => a + s.init[(k - s.first) * plane + v], 0) /
+            used.length;
+          assert(
+            Math.abs(r.image[k * plane + v] - want) < 1e-4,
+            `stride ${stride} ${combine} slice ${k}`,
+          );
+          assert(Math.abs(r.init[k * plane + v] - wantInit) < 1e-4);
+          assert(Math.abs(r.std![k * plane + v] - wantStd) < 1e-6);
+        }
+      }
+    }
+  }
+  // stride 3 on 7 slices: centres 1, 4, 5; slice 3 comes from the stack centred on 4
+  const s3 = combineStacks(
+    [nx, ny, nz],
+    volumeStackCentres(nz, 3).map((c) => stack(c - 1)),
+    "centre",
+  );
+  assert(s3.image[3 * plane] === 300, `slice 3: ${s3.image[3 * plane]}`);
+  assertThrows(
+    () => combineStacks([nx, ny, nz], [stack(0)], "centre"),
+    /slices 3, 4, 5, 6 are covered by no stack/,
+  );
+  assertThrows(() => combineStacks([nx, ny, nz], [stack(5)], "average"), /does not fit 7 slices/);
 });
 
 Deno.test("DDIP xStepOrderedSubsets: bit-identical with one subset; with two, the x-steps run per subset", async () => {

@@ -288,6 +288,108 @@ export interface DdipVolumeResult {
   std?: Float32Array;
 }
 
+/** One reconstructed 3-slice stack of a volume, for {@linkcode combineStacks}. */
+export interface StackImages {
+  /** First slice of the stack in the volume. */
+  first: number;
+  /** The stack's image `[nx, ny, 3]`. */
+  image: Float32Array;
+  /** Its MLEM initialisation `[nx, ny, 3]`. */
+  init: Float32Array;
+  /** Its voxel-wise standard deviation over chains, when there is one. */
+  std?: Float32Array;
+}
+
+/**
+ * Combines overlapping 3-slice stacks (in processing order) into a volume of `shape`, as
+ * {@linkcode ddipVolume} does: `"centre"` takes each slice from the stack centred on it (the end
+ * slices 0 and nz − 1 count as centres of the stacks holding them) and averages the stacks covering
+ * a slice no stack is centred on (stride 2 and 3); `"average"` averages every stack covering the
+ * slice. Sums in float64. Throws when a slice is not covered.
+ *
+ * @example
+ * ```ts
+ * import { combineStacks } from "@petrel/petrel";
+ * const plane = 2 * 2;
+ * const stack = (first: number, v: number) => ({
+ *   first,
+ *   image: new Float32Array(3 * plane).fill(v),
+ *   init: new Float32Array(3 * plane),
+ * });
+ * // 6 slices, stacks centred on 1 and 4 (stride 3): every slice from exactly one stack
+ * const { image } = combineStacks([2, 2, 6], [stack(0, 1), stack(3, 2)], "centre");
+ * image[5 * plane]; // 2
+ * ```
+ */
+export function combineStacks(
+  shape: readonly number[],
+  stacks: readonly StackImages[],
+  combine: "centre" | "average",
+): { image: Float32Array; init: Float32Array; std?: Float32Array } {
+  const [nx, ny, nz] = shape;
+  const plane = nx * ny;
+  const withStd = stacks.length > 0 && stacks.every((s) => s.std !== undefined);
+  const sum = new Float64Array(plane * nz);
+  const initSum = new Float64Array(plane * nz);
+  const stdSum = withStd ? new Float64Array(plane * nz) : null;
+  const weight = new Float64Array(nz);
+  const fromCentre = new Uint8Array(nz);
+  for (const st of stacks) {
+    if (!Number.isInteger(st.first) || st.first < 0 || st.first + 3 > nz) {
+      throw new RangeError(`a stack starting at slice ${st.first} does not fit ${nz} slices`);
+    }
+    for (const [name, a] of [["image", st.image], ["init", st.init], ["std", st.std]] as const) {
+      if (a && a.length !== 3 * plane) {
+        throw new RangeError(
+          `the ${name} of the stack at slice ${st.first} has ${a.length} voxels, expected ${
+            3 * plane
+          }`,
+        );
+      }
+    }
+    for (let d = 0; d < 3; d++) {
+      const slice = st.first + d;
+      const isCentre = d === 1 || (slice === 0) || (slice === nz - 1);
+      let use: boolean;
+      let reset = false;
+      if (combine === "average") use = true;
+      else if (isCentre && !fromCentre[slice]) {
+        use = true;
+        reset = true;
+        fromCentre[slice] = 1;
+      } else use = !fromCentre[slice];
+      if (!use) continue;
+      if (reset) {
+        sum.fill(0, slice * plane, (slice + 1) * plane);
+        initSum.fill(0, slice * plane, (slice + 1) * plane);
+        stdSum?.fill(0, slice * plane, (slice + 1) * plane);
+        weight[slice] = 0;
+      }
+      for (let t = 0; t < plane; t++) {
+        sum[slice * plane + t] += st.image[d * plane + t];
+        initSum[slice * plane + t] += st.init[d * plane + t];
+        if (stdSum) stdSum[slice * plane + t] += st.std![d * plane + t];
+      }
+      weight[slice]++;
+    }
+  }
+  const missing = [...weight.keys()].filter((k) => weight[k] === 0);
+  if (missing.length) {
+    throw new RangeError(`slices ${missing.join(", ")} are covered by no stack`);
+  }
+  const image = new Float32Array(plane * nz);
+  const init = new Float32Array(plane * nz);
+  const std = stdSum ? new Float32Array(plane * nz) : undefined;
+  for (let k = 0; k < nz; k++) {
+    for (let t = k * plane; t < (k + 1) * plane; t++) {
+      image[t] = sum[t] / weight[k];
+      init[t] = initSum[t] / weight[k];
+      if (std) std[t] = stdSum![t] / weight[k];
+    }
+  }
+  return std ? { image, init, std } : { image, init };
+}
+
 /**
  * Reconstructs a whole volume with overlapping 3-slice DDIP stacks (see the module notes).
  *
@@ -342,13 +444,9 @@ export async function ddipVolume(
     throw new RangeError(`volume scale must be a finite number > 0, got ${scale}`);
   }
   // 2. the stacks
-  const sum = new Float64Array(plane * nz);
-  const initSum = new Float64Array(plane * nz);
-  const stdSum = (options.samples ?? 1) > 1 ? new Float64Array(plane * nz) : null;
-  const weight = new Float64Array(nz);
-  const fromCentre = new Uint8Array(nz);
   const shared = scope === "volume" ? options.params ?? prior.createParams() : null;
   const timings = zeroDdipTimings();
+  const stacks: StackImages[] = [];
   for (const [i, c] of centres.entries()) {
     const st = stackSetup(ctx, vol, c);
     let result: DdipStackResult;
@@ -365,42 +463,9 @@ export async function ddipVolume(
       st.destroy();
     }
     addTimings(timings, result.timings);
-    for (let d = 0; d < 3; d++) {
-      const slice = st.first + d;
-      const isCentre = d === 1 || (slice === 0) || (slice === nz - 1);
-      let use: boolean;
-      let reset = false;
-      if (combine === "average") use = true;
-      else if (isCentre && !fromCentre[slice]) {
-        use = true;
-        reset = true;
-        fromCentre[slice] = 1;
-      } else use = !fromCentre[slice];
-      if (!use) continue;
-      if (reset) {
-        sum.fill(0, slice * plane, (slice + 1) * plane);
-        initSum.fill(0, slice * plane, (slice + 1) * plane);
-        stdSum?.fill(0, slice * plane, (slice + 1) * plane);
-        weight[slice] = 0;
-      }
-      for (let t = 0; t < plane; t++) {
-        sum[slice * plane + t] += result.image[d * plane + t];
-        initSum[slice * plane + t] += result.init[d * plane + t];
-        if (stdSum) stdSum[slice * plane + t] += result.std![d * plane + t];
-      }
-      weight[slice]++;
-    }
+    stacks.push({ first: st.first, image: result.image, init: result.init, std: result.std });
     await options.onStack?.({ index: i, count: centres.length, centre: c, result });
   }
-  const image = new Float32Array(plane * nz);
-  const init = new Float32Array(plane * nz);
-  const std = stdSum ? new Float32Array(plane * nz) : undefined;
-  for (let k = 0; k < nz; k++) {
-    for (let t = k * plane; t < (k + 1) * plane; t++) {
-      image[t] = sum[t] / weight[k];
-      init[t] = initSum[t] / weight[k];
-      if (std) std[t] = stdSum![t] / weight[k];
-    }
-  }
+  const { image, init, std } = combineStacks(vol.grid.shape, stacks, combine);
   return { image, init, scale, centres, timings, std };
 }
