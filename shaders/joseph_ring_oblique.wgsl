@@ -134,7 +134,7 @@ fn fwd_lines(@builtin(global_invocation_id) gid: vec3<u32>,
   var yacc: array<f32, MAX_PLANES>;
   for (var p = 0u; p < np; p++) { yacc[p] = 0.0; }
   var col: array<f32, MAX_SLICES + 3u>;
-  for (var k = 0u; k < MAX_SLICES + 3u; k++) { col[k] = 0.0; }
+  for (var k = 0u; k < nz + 3u; k++) { col[k] = 0.0; }
   let range = plane_range(g.na, g.ub0, g.slope, f32(g.nb));
   for (var i = range.x; i <= range.y; i++) {
     let ub = g.ub0 + f32(i) * g.slope;
@@ -199,7 +199,7 @@ fn back_lines_z(@builtin(global_invocation_id) gid: vec3<u32>,
       }
       continue;
     }
-    for (var k = 0u; k < MAX_SLICES + 3u; k++) { zacc[k] = 0.0; }
+    for (var k = 0u; k < nz + 3u; k++) { zacc[k] = 0.0; }
     let t = lt.x + f32(i) * lt.y;
     for (var p = 0u; p < np; p++) {
       let pl = planes[p0 + p];

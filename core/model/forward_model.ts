@@ -390,9 +390,10 @@ export interface RingModelOptions extends ForwardModelOptions {
    * adapters, see docs/performance.md), else {@linkcode RingObliqueProjector} (oblique planes,
    * any z grid; several times faster than Joseph's on CPU adapters); `"joseph"`:
    * {@linkcode JosephProjector} on the scanner's LORs (any geometry); `"auto"` (default): the
-   * planar ring projector where the geometry allows it, the oblique one where it allows that and
-   * the adapter is a fallback (CPU) one, else Joseph's; never a ring projector when
-   * `maxLorsPerChunk` is given.
+   * planar ring projector where the geometry allows it, the oblique one where it allows that, the
+   * adapter is a fallback (CPU) one and there are at least {@linkcode OBLIQUE_PLANES_PER_SLICE}
+   * sinogram planes per image slice (where it is measured faster), else Joseph's; never a ring
+   * projector when `maxLorsPerChunk` is given.
    */
   projector?: "auto" | "ring" | "joseph";
 }
@@ -460,6 +461,19 @@ export function ringForwardModel(
 }
 
 /**
+ * `projector: "auto"` uses {@linkcode RingObliqueProjector} (on CPU adapters) from this many
+ * sinogram planes per image slice; below, Joseph's is faster there.
+ *
+ * @example
+ * ```ts
+ * import { mmrLike3d, OBLIQUE_PLANES_PER_SLICE } from "@petrel/petrel";
+ * const s = mmrLike3d({ rings: 2, maxRingDifference: 1 }); // 4 planes
+ * s.planes.length >= OBLIQUE_PLANES_PER_SLICE * 3; // false: on 3 slices auto keeps Joseph's
+ * ```
+ */
+export const OBLIQUE_PLANES_PER_SLICE = 1.75;
+
+/**
  * The projector {@linkcode ringForwardModel} builds for `scanner` on `grid` with `options`
  * (see {@linkcode RingModelOptions.projector}): `"planar"` ({@linkcode RingPlanarProjector}),
  * `"oblique"` ({@linkcode RingObliqueProjector}) or `"joseph"` ({@linkcode JosephProjector}).
@@ -491,7 +505,16 @@ export function ringProjectorKind(
   if (options.maxLorsPerChunk) return "joseph";
   if (!planar) return "planar";
   // On GPUs Joseph's atomic scatter is cheap and the oblique kernels' private per-invocation
-  // arrays (up to 512 planes) would spill: the oblique ring projector is a CPU-adapter path.
-  if (!oblique && ctx.adapter.isFallback) return "oblique";
+  // arrays (up to 512 planes) would spill: the oblique ring projector is a CPU-adapter path. It
+  // pays per chord and plane step for all slices, so it wins when there are clearly more
+  // sinogram planes than slices (measured on llvmpipe, docs/performance.md: pair CPU 0.12× of
+  // Joseph's at 424 planes / 32 slices, 0.69× at 16 / 7, 0.75× at 4 / 2, 0.85× at 9 / 5, but
+  // 1.55× at 4 planes / 3 slices).
+  const slices = imageGrid(grid).shape[2];
+  if (
+    !oblique && ctx.adapter.isFallback && scanner.planes.length >= OBLIQUE_PLANES_PER_SLICE * slices
+  ) {
+    return "oblique";
+  }
   return "joseph";
 }

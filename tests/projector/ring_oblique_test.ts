@@ -158,6 +158,12 @@ Deno.test("ringForwardModel: auto picks the oblique ring projector on CPU adapte
   assertEquals(ringProjectorKind(ctx, scanner, grid, { projector: "ring" }), "oblique");
   assertEquals(ringProjectorKind(ctx, smallScanner(4, 0), grid), "planar");
   assertEquals(ringProjectorKind(ctx, scanner, grid, { maxLorsPerChunk: 1024 }), "joseph");
+  // 4 planes on 3 slices: fewer planes per slice than OBLIQUE_PLANES_PER_SLICE, Joseph's is faster
+  assertEquals(ringProjectorKind(ctx, smallScanner(2, 1), smallGrid(3, 2)), "joseph");
+  assertEquals(
+    ringProjectorKind(ctx, smallScanner(2, 1), smallGrid(3, 2), { projector: "ring" }),
+    "oblique",
+  );
   const mu = new Float32Array(24 * 24 * 4).fill(0.0096);
   const x = ctx.array(grid.shape, randomArray(24 * 24 * 4, 8));
   const expected = async (projector: "ring" | "joseph") => {
