@@ -4,7 +4,7 @@
  * it went, and a sanity check of the result (finite, log-likelihood above the MLEM start's).
  *
  *   deno run -A bench/ddip_run.ts [--preset reference|cpu] [--steps n] [--slices 3]
- *       [--stride 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--inter-op 1]
+ *       [--stride 1] [--concurrency 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--inter-op 1]
  *       [--xstep-subsets S] [--em-iterations n] [--seed n] [--json]
  *
  * `--slices 3` runs one stack (`ddipStack`); more runs `ddipVolume` over overlapping stacks
@@ -35,6 +35,7 @@ const o = new Command("ddip_run")
   .option("--steps <n>", "override the number of reverse steps")
   .option("--slices <n>", "slices: 3 = one stack, more = a volume", "3")
   .option("--stride <n>", "distance between stack centres in a volume (1–3)", "1")
+  .option("--concurrency <n>", "stacks of a volume reconstructed at the same time (1 or 2)", "1")
   .option("--provider <p>", "prior runtime: auto, wasm, webgpu or native", "auto")
   .option(
     "--threads <n>",
@@ -116,6 +117,7 @@ if (slices === 3) {
   }, {
     config,
     stackStride: Number(o.stride),
+    concurrency: Number(o.concurrency),
     onStack: ({ index, count }) => log(`stack ${index + 1}/${count} done`),
   });
   timings = r.timings;
@@ -154,6 +156,7 @@ const result = {
   steps,
   slices,
   stride: Number(o.stride),
+  concurrency: Number(o.concurrency),
   wallSeconds: +wallS.toFixed(2),
   timingsMs: Object.fromEntries(
     Object.entries(timings).map(([k, v]) => [k, k.endsWith("Ms") ? Math.round(v) : v]),

@@ -344,6 +344,27 @@ Deno.test("DDIP volume: overlapping stacks cover every slice, volume scale, repr
   }
   const b = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3 });
   assertIdentical(a.image, b.image, "volume rerun");
+  // two stacks at a time: each stack bit-identical, so the volume too (3 stacks: the queue runs dry)
+  const one = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 1 });
+  const order: number[] = [];
+  const two = await ddipVolume(ctx, prior, vol, {
+    config: cfg,
+    stackStride: 1,
+    concurrency: 2,
+    onStack: ({ centre }) => void order.push(centre),
+  });
+  assertIdentical(one.image, two.image, "concurrency 2 vs 1");
+  assertIdentical(one.init, two.init, "concurrency 2 vs 1 (init)");
+  assert(order.sort().join() === "1,2,3" && two.timings.steps === one.timings.steps);
+  assert(two.timings.networkCalls === one.timings.networkCalls, "per-chain network tally");
+  await assertRejects(
+    () => ddipVolume(ctx, prior, vol, { config: cfg, concurrency: 3 }),
+    /concurrency must be 1 or 2/,
+  );
+  await assertRejects(
+    () => ddipVolume(ctx, prior, vol, { config: cfg, concurrency: 2, loraScope: "volume" }),
+    /needs loraScope "stack"/,
+  );
   // the spread over 2 seeds, combined like the image
   const u = await ddipVolume(ctx, prior, vol, { config: cfg, stackStride: 3, samples: 2 });
   assert(u.std !== undefined && u.std.length === truth.length && u.std.every((v) => v >= 0));

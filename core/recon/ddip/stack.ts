@@ -534,7 +534,30 @@ async function ddipChain(
   const sched = prior.schedule;
   const steps = sched.reverseSteps(config.startT, config.steps);
   const tStart = performance.now();
-  const stats0 = { ...prior.stats };
+  // this chain's own network tally (the prior's counters also count other chains in flight,
+  // e.g. the concurrent stacks of ddipVolume)
+  const zero = { epsCalls: 0, epsMs: 0, vjpCalls: 0, vjpMs: 0 };
+  const own = { ...zero };
+  const net = {
+    eps: async (xt: Float32Array, t: number): Promise<Float32Array> => {
+      const t0 = performance.now();
+      try {
+        return await prior.eps(xt, t, mr, params, callOpts);
+      } finally {
+        own.epsCalls++;
+        own.epsMs += performance.now() - t0;
+      }
+    },
+    vjp: async (xt: Float32Array, t: number, gradEps: Float32Array) => {
+      const t0 = performance.now();
+      try {
+        return await prior.vjp(xt, t, mr, params, gradEps, callOpts);
+      } finally {
+        own.vjpCalls++;
+        own.vjpMs += performance.now() - t0;
+      }
+    },
+  };
   const timings = zeroDdipTimings();
   const timed = async <T>(key: TimedKey, fn: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -592,9 +615,9 @@ async function ddipChain(
       });
       let loss = NaN;
       for (let k = 0; k < config.fineTuneIterations; k++) {
-        const z = tweedie(xt, await prior.eps(xt, t, mr, params, callOpts), ab);
+        const z = tweedie(xt, await net.eps(xt, t), ab);
         const g = await lossGrad(z, ab);
-        const { grads } = await prior.vjp(xt, t, mr, params, g.gradEps, callOpts);
+        const { grads } = await net.vjp(xt, t, g.gradEps);
         await timed("adamMs", () => opt.step(params, grads));
         loss = g.loss;
         if (!Number.isNaN(loss)) losses.push(loss);
@@ -632,7 +655,7 @@ async function ddipChain(
       // a. adapt θ to the data (x-step + AdamW inside, for DDIP-HQS)
       const loss = fineTunes && i % config.fineTuneEvery === 0 ? await fineTune(t, ab) : NaN;
       // b. Tweedie estimate with the adapted network; DDS anchors it by the x-step instead
-      const eps = await prior.eps(xt, t, mr, params, callOpts);
+      const eps = await net.eps(xt, t);
       x0 = tweedie(xt, eps, ab);
       if (method === "dds") x0 = await xStep(x0);
       // c. sample: the DDIM step to t_prev
@@ -661,7 +684,7 @@ async function ddipChain(
       } else image = dc;
     }
     const llFinal = await dev.logLikelihood(image);
-    finishTimings(timings, prior.stats, stats0, tStart);
+    finishTimings(timings, own, zero, tStart);
     return {
       image,
       init,
