@@ -4,7 +4,7 @@
  * it went, and a sanity check of the result (finite, log-likelihood above the MLEM start's).
  *
  *   deno run -A bench/ddip_run.ts [--preset reference|cpu] [--steps n] [--slices 3]
- *       [--stride 1] [--concurrency 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--inter-op 1]
+ *       [--stride 2] [--concurrency 1] [--provider auto|wasm|webgpu|native] [--threads 1] [--inter-op 1]
  *       [--xstep-subsets S] [--em-iterations n] [--seed n] [--json]
  *
  * `--slices 3` runs one stack (`ddipStack`); more runs `ddipVolume` over overlapping stacks
@@ -34,7 +34,7 @@ const o = new Command("ddip_run")
   .option("--preset <p>", "reference (200 steps) or cpu (25 steps)", "reference")
   .option("--steps <n>", "override the number of reverse steps")
   .option("--slices <n>", "slices: 3 = one stack, more = a volume", "3")
-  .option("--stride <n>", "distance between stack centres in a volume (1–3)", "1")
+  .option("--stride <n>", "distance between stack centres in a volume (1–3)", "2")
   .option("--concurrency <n>", "stacks of a volume reconstructed at the same time (1 or 2)", "1")
   .option("--provider <p>", "prior runtime: auto, wasm, webgpu or native", "auto")
   .option(

@@ -5,8 +5,8 @@
  * thickness, so the planes sit on the slice centres), and the stacks' slices are combined.
  *
  * Choices (documented in docs/ddip.md):
- * - Stack centres `1, 1 + stride, …` and always `nz − 2`; with stride 1 (default) every interior
- *   slice is the centre of one stack. `combine: "centre"` (default) takes each slice from the
+ * - Stack centres `1, 1 + stride, …` and always `nz − 2`; with stride 1 every interior slice is the
+ *   centre of one stack; the default stride 2 needs half the stacks. `combine: "centre"` (default) takes each slice from the
  *   stack centred on it (the two end slices from the first/last stack), `"average"` averages every
  *   stack covering the slice.
  * - The intensity scale is chosen once for the volume (the prior was trained on PET divided by
@@ -258,7 +258,11 @@ export function volumeStackCentres(nz: number, stride = 1): number[] {
 
 /** Options of {@linkcode ddipVolume}. */
 export interface DdipVolumeOptions extends Omit<DdipStackOptions, "init" | "callbacks"> {
-  /** Distance between stack centres (1, 2 or 3; default 1). */
+  /**
+   * Distance between stack centres (1, 2 or 3; default 2: half the stacks of stride 1 and, on
+   * validation subject 50, no worse: the slices between two centres are the mean of two stacks;
+   * stride 3 lost up to 0.9 dB on the slices at the stacks' edges; `docs/performance.md`).
+   */
   stackStride?: number;
   /** How overlapping stacks are combined (default "centre"). */
   combine?: "centre" | "average";
@@ -412,7 +416,7 @@ export function combineStacks(
  * const vol = { grid, scanner: mmrLike2d(), counts, mu, mr: t1.map((v) => v / t1Max) };
  * const prior = await loadPrior("models/fdg_prior", { adapter: ctx.adapter });
  * const r = await ddipVolume(ctx, prior, vol, {
- *   stackStride: 1,
+ *   stackStride: 2, // the default: stacks centred on every second slice
  *   samples: 2, // mean image and voxel-wise std over 2 seeds
  * });
  * console.log(r.centres, r.scale, r.std !== undefined);
@@ -427,7 +431,7 @@ export async function ddipVolume(
   const config = ddipConfig(options.config);
   const [nx, ny, nz] = vol.grid.shape;
   const plane = nx * ny;
-  const centres = volumeStackCentres(nz, options.stackStride ?? 1);
+  const centres = volumeStackCentres(nz, options.stackStride ?? 2);
   const combine = options.combine ?? "centre";
   const scope = options.loraScope ?? "stack";
   const concurrency = options.concurrency ?? 1;
