@@ -21,7 +21,11 @@
 #   On a fallback adapter (Mesa llvmpipe, no GPU) it runs a short version by itself (2d and
 #   stack3, the test-fixture prior, 2 DDIP steps, a 5-slice volume of 1 step) so that the script
 #   can be checked on the CPU machines; --short forces it, --full forbids it.
-#   GPU_CHECK_PACK=0 ignores .gpu/ (network path); =1 requires it.
+#   On an NVIDIA machine where WebGPU finds no GPU it stops after the adapter steps (exit 3) so
+#   that a lease is not spent on CPU figures; --short or --full runs the benchmarks anyway.
+#   GPU_CHECK_PACK=0 ignores .gpu/ (network path); =1 requires it. GPU_CHECK_DEB_ROOT unpacks the
+#   pack's .debs elsewhere than / (a rehearsal on a shared machine; no ldconfig then).
+#   docs/gpu.md: the device tool call that runs this.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +36,7 @@ for a in "$@"; do
     --short) MODE=short ;;
     --full) MODE=full ;;
     -h | --help)
-      sed -n '2,26p' "$0"
+      sed -n '2,30p' "$0"
       exit 0
       ;;
     -*)
@@ -75,6 +79,7 @@ step() {
     return 0
   fi
   local cmd="$*"
+  cmd="${cmd//$'\n'/ }"
   say "$name: start (cap ${t} s): ${cmd:0:160}"
   local s0 rc status
   s0=$(date +%s)
@@ -178,9 +183,11 @@ if [[ -e /dev/nvidia0 ]] || command -v nvidia-smi >/dev/null 2>&1; then HAS_NVID
 if ((HAS_NVIDIA)) && ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
   if ((USE_PACK)) && compgen -G "$PACK/debs/*.deb" >/dev/null; then
     # the device tool's recipe: the loaders' .debs unpacked onto / (libvulkan1, libegl1, ...)
-    say "NVIDIA GPU without libvulkan.so.1: unpacking $PACK/debs/*.deb onto /"
-    for f in "$PACK"/debs/*.deb; do dpkg -x "$f" / || say "dpkg -x $f failed"; done
-    ldconfig
+    # (GPU_CHECK_DEB_ROOT: another folder than /, for rehearsing this on a shared machine)
+    root="${GPU_CHECK_DEB_ROOT:-/}"
+    say "NVIDIA GPU without libvulkan.so.1: unpacking $PACK/debs/*.deb onto $root"
+    for f in "$PACK"/debs/*.deb; do dpkg -x "$f" "$root" || say "dpkg -x $f failed"; done
+    [[ $root == / ]] && ldconfig
   else
     say "NVIDIA GPU without libvulkan.so.1: installing libvulkan1 with apt"
     (apt-get update -qq && apt-get install -y -qq --no-install-recommends libvulkan1) \
@@ -236,49 +243,66 @@ step adapter 45 "$DENO" eval "${DENO_FLAGS[@]}" "$ADAPTER_JS"
 # the same with wgpu restricted to Vulkan: on a GPU machine this names the NVIDIA GPU too
 DENO_WEBGPU_BACKEND=vulkan step adapter_vulkan 45 "$DENO" eval "${DENO_FLAGS[@]}" "$ADAPTER_JS"
 FALLBACK=1
-if grep -q '"isFallbackAdapter":false' "$WORK/adapter.json" 2>/dev/null; then FALLBACK=0; fi
+if grep -q '"isFallbackAdapter":false' "$WORK/adapter.json" 2>/dev/null; then
+  FALLBACK=0
+elif grep -q '"isFallbackAdapter":false' "$WORK/adapter_vulkan.json" 2>/dev/null; then
+  # wgpu's default pick was a fallback (e.g. Mesa's GL) but Vulkan reaches the GPU: keep Vulkan
+  FALLBACK=0
+  export DENO_WEBGPU_BACKEND=vulkan
+  say "the default adapter is a fallback, the Vulkan one is not: DENO_WEBGPU_BACKEND=vulkan from here"
+fi
+STOP=0
+if ((HAS_NVIDIA && FALLBACK)); then
+  say "an NVIDIA GPU is present but WebGPU did not find it: see nvidia.txt and adapter*.log in" \
+    "steps.tar.gz (Vulkan loader and NVIDIA ICD; containers need NVIDIA_DRIVER_CAPABILITIES with graphics)"
+  # CPU figures on a lent GPU machine are worth nothing: stop, so that the lease is left for a fix
+  if [[ $MODE == auto ]]; then
+    STOP=1
+    MODE=stopped
+    say "stopping before the benchmarks (--short or --full runs them anyway)"
+  fi
+fi
 if [[ $MODE == auto ]]; then
   if ((FALLBACK)); then MODE=short; else MODE=full; fi
 fi
 if [[ $MODE == full ]] && ((FALLBACK)); then
   say "warning: --full on a fallback adapter (no GPU): the figures are CPU figures"
 fi
-say "mode: $MODE (fallback adapter: $FALLBACK)"
-if ((HAS_NVIDIA && FALLBACK)); then
-  say "an NVIDIA GPU is present but WebGPU did not find it: see nvidia.txt and adapter*.log in" \
-    "steps.tar.gz (Vulkan loader and NVIDIA ICD; containers need NVIDIA_DRIVER_CAPABILITIES with graphics)"
+((STOP)) || say "mode: $MODE (fallback adapter: $FALLBACK)"
+
+if ((STOP == 0)); then
+  RUN=("$DENO" run -A "${DENO_FLAGS[@]}")
+  # 4. projectors
+  if [[ $MODE == full ]]; then
+    step projector 120 "${RUN[@]}" bench/projector_bench.ts --json --no-reference \
+      --cases 2d,stack3,3d
+  else
+    step projector 120 "${RUN[@]}" bench/projector_bench.ts --json --no-reference \
+      --cases 2d,stack3 --repeats 3
+  fi
+  # 5. the prior on WebGPU against wasm
+  if [[ $MODE == full ]]; then
+    step prior_webgpu 150 "${RUN[@]}" bench/prior_webgpu_check.ts --json --reps 3
+  else
+    # (creating ORT's WebGPU session on llvmpipe alone took 2–3 min under load)
+    step prior_webgpu 240 "${RUN[@]}" bench/prior_webgpu_check.ts --json --quick \
+      --model tests/fixtures/prior
+  fi
+  # 6.–7. DDIP-HQS (prior provider auto: WebGPU on a GPU when it passes the cross-check, else wasm;
+  # never onnxruntime-node, which the offline pack leaves out)
+  if [[ $MODE == full ]]; then
+    step ddip_stack_reference 170 "${RUN[@]}" bench/ddip_run.ts --json --preset reference \
+      --provider auto
+    step ddip_volume_preset 170 "${RUN[@]}" bench/ddip_run.ts --json --preset cpu \
+      --slices 87 --stride 3 --provider auto
+  else
+    step ddip_stack_reference 150 "${RUN[@]}" bench/ddip_run.ts --json --preset reference \
+      --steps 2 --provider wasm
+    step ddip_volume_preset 150 "${RUN[@]}" bench/ddip_run.ts --json --preset cpu \
+      --slices 5 --stride 3 --steps 1 --provider wasm
+  fi
 fi
 
-RUN=("$DENO" run -A "${DENO_FLAGS[@]}")
-# 4. projectors
-if [[ $MODE == full ]]; then
-  step projector 120 "${RUN[@]}" bench/projector_bench.ts --json --no-reference \
-    --cases 2d,stack3,3d
-else
-  step projector 120 "${RUN[@]}" bench/projector_bench.ts --json --no-reference \
-    --cases 2d,stack3 --repeats 3
-fi
-# 5. the prior on WebGPU against wasm
-if [[ $MODE == full ]]; then
-  step prior_webgpu 150 "${RUN[@]}" bench/prior_webgpu_check.ts --json --reps 3
-else
-  # (creating ORT's WebGPU session on llvmpipe alone took 2–3 min under load)
-  step prior_webgpu 240 "${RUN[@]}" bench/prior_webgpu_check.ts --json --quick \
-    --model tests/fixtures/prior
-fi
-# 6.–7. DDIP-HQS (prior provider auto: WebGPU on a GPU when it passes the cross-check, else wasm;
-# never onnxruntime-node, which the offline pack leaves out)
-if [[ $MODE == full ]]; then
-  step ddip_stack_reference 170 "${RUN[@]}" bench/ddip_run.ts --json --preset reference \
-    --provider auto
-  step ddip_volume_preset 170 "${RUN[@]}" bench/ddip_run.ts --json --preset cpu \
-    --slices 87 --stride 3 --provider auto
-else
-  step ddip_stack_reference 150 "${RUN[@]}" bench/ddip_run.ts --json --preset reference \
-    --steps 2 --provider wasm
-  step ddip_volume_preset 150 "${RUN[@]}" bench/ddip_run.ts --json --preset cpu \
-    --slices 5 --stride 3 --steps 1 --provider wasm
-fi
 # summary.md / summary.json from the step outputs
 SUMMARY_JS='
 const [dir, outDir, mode, pack] = Deno.args;
@@ -304,4 +328,5 @@ Deno.writeTextFileSync(`${outDir}/summary.md`, L.join("\n") + "\n");
 console.log(L.join("\n"));'
 "$DENO" eval "${DENO_FLAGS[@]}" "$SUMMARY_JS" "$WORK" "$OUT_DIR" "$MODE" "$USE_PACK" || say "summary failed"
 bundle
+((STOP)) && exit 3
 say "done in $(($(date +%s) - START)) s; figures in $OUT_DIR (summary.md, summary.json, steps.tar.gz)"

@@ -4,8 +4,8 @@
 # HERE, with the npm registry and Debian apt reachable, in the checkout the device tool sends:
 #   .gpu/deno.xz              Deno 2.9.6 (xz; gpu_check.sh unpacks it to /tmp)
 #   .gpu/node_modules.tar.xz  a pruned node_modules: zod, commander, onnxruntime-common and the
-#                             onnxruntime-web files the wasm and WebGPU providers load (the two
-#                             bundles and their two .wasm binaries). No onnxruntime-node (CPU
+#                             onnxruntime-web files the wasm and WebGPU providers load (two
+#                             entry modules, their glue and two .wasm binaries). No onnxruntime-node (CPU
 #                             only, 288 MB): the check's steps run the prior on webgpu or wasm.
 #   .gpu/debs/*.deb           the Vulkan / EGL loaders (libvulkan1, libegl1, libglvnd0, ...)
 #   .gpu/manifest.txt         versions, sizes and checksums
@@ -98,9 +98,12 @@ ln -s "../../onnxruntime-common@$ORT_VERSION/node_modules/onnxruntime-common" \
   "$ort_dst/onnxruntime-common"
 ln -s ".deno/onnxruntime-web@$ORT_VERSION/node_modules/onnxruntime-web" "$nm/onnxruntime-web"
 cp -a "$ort/package.json" "$ort_dst/onnxruntime-web/"
-# "onnxruntime-web" -> ort.bundle.min.mjs + ort-wasm-simd-threaded.wasm (wasm provider),
-# "onnxruntime-web/webgpu" -> ort.webgpu.bundle.min.mjs + the .asyncify.wasm (core/diffusion/ort.ts)
-for f in ort.bundle.min.mjs ort.webgpu.bundle.min.mjs ort-wasm-simd-threaded.wasm \
+# What Deno loads (it resolves with the "node" condition): "onnxruntime-web" -> ort.node.min.mjs,
+# which imports onnxruntime-common and ort-wasm-simd-threaded.mjs (wasm provider);
+# "onnxruntime-web/webgpu" -> ort.webgpu.bundle.min.mjs (it embeds the .asyncify.mjs glue); the
+# two .wasm binaries come in as bytes imports (core/diffusion/ort.ts). The .asyncify.mjs is for
+# ORT's own fetch of the glue where the bundle is not used.
+for f in ort.node.min.mjs ort.webgpu.bundle.min.mjs ort-wasm-simd-threaded.wasm \
   ort-wasm-simd-threaded.asyncify.wasm ort-wasm-simd-threaded.mjs \
   ort-wasm-simd-threaded.asyncify.mjs; do
   cp -a "$ort/dist/$f" "$ort_dst/onnxruntime-web/dist/" || die "$ort/dist/$f is missing"
