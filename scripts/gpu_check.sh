@@ -25,6 +25,8 @@
 #   that a lease is not spent on CPU figures; --short or --full runs the benchmarks anyway.
 #   GPU_CHECK_PACK=0 ignores .gpu/ (network path); =1 requires it. GPU_CHECK_DEB_ROOT unpacks the
 #   pack's .debs elsewhere than / (a rehearsal on a shared machine; no ldconfig then).
+#   GPU_CHECK_CAP_SCALE=n multiplies every step's cap (a rehearsal on a loaded CPU machine; raise
+#   GPU_CHECK_BUDGET_S with it).
 #   docs/gpu.md: the device tool call that runs this.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +38,7 @@ for a in "$@"; do
     --short) MODE=short ;;
     --full) MODE=full ;;
     -h | --help)
-      sed -n '2,30p' "$0"
+      sed -n '2,32p' "$0"
       exit 0
       ;;
     -*)
@@ -50,6 +52,11 @@ OUT_DIR="${OUT_DIR:-${OUT:-out/gpu_check}}"
 mkdir -p "$OUT_DIR" || exit 2
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 BUDGET="${GPU_CHECK_BUDGET_S:-570}"
+CAP_SCALE="${GPU_CHECK_CAP_SCALE:-1}" # step caps × this (rehearsals on a loaded CPU machine)
+[[ $CAP_SCALE =~ ^[1-9][0-9]*$ ]] || {
+  echo "gpu_check.sh: GPU_CHECK_CAP_SCALE must be a positive integer, got $CAP_SCALE" >&2
+  exit 2
+}
 START=$(date +%s)
 # per-step files live in WORK and travel as one bundle, steps.tar.gz
 WORK="$(mktemp -d /tmp/gpu_check.XXXXXX)" || exit 2
@@ -69,6 +76,7 @@ step() {
   local name="$1" cap="$2"
   shift 2
   local t
+  cap=$((cap * CAP_SCALE))
   t=$(left)
   t=$((t - 5))
   ((t > cap)) && t=$cap
