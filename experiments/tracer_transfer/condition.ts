@@ -359,6 +359,8 @@ export type FineCache = Map<
 export interface ConditionData {
   /** The stack's data and forward model (the caller destroys both `likelihood` and its model). */
   likelihood: PoissonLikelihood;
+  /** The prompts the likelihood holds. */
+  counts: Float32Array;
   grid: ImageGrid;
   /** The MR stack on the prior's scale. */
   mr: Float32Array;
@@ -478,7 +480,7 @@ export async function simulateCondition(
   const target = lesionMasks(study, info.lesion, first);
   const others = study.lesions.map((l) => ({ l, m: lesionMasks(study, l, first)! }))
     .filter((x) => x.m !== null);
-  return { likelihood, grid, mr, truth: truthC, noiseSeed, first, target, others };
+  return { likelihood, counts, grid, mr, truth: truthC, noiseSeed, first, target, others };
 }
 
 /**
