@@ -131,6 +131,15 @@ export DENO_NO_UPDATE_CHECK=1
 DENO=""
 DENO_FLAGS=()
 if ((USE_PACK)); then
+  # the pack must hold the versions deno.json imports (gpu_pack.sh writes them to manifest.txt)
+  v() { sed -n "s|.*\"npm:$1@\([^\"/]*\)\".*|\1|p" deno.json | head -n 1; }
+  want_pkgs="packages onnxruntime-web@$(v onnxruntime-web) zod@$(v zod) commander@$(v commander)"
+  have_pkgs="$(grep '^packages ' "$PACK/manifest.txt" 2>/dev/null)"
+  if [[ $have_pkgs != "$want_pkgs" ]]; then
+    say "$PACK/manifest.txt has '${have_pkgs:-no packages line}' but deno.json wants '$want_pkgs':" \
+      "rebuild the pack with scripts/gpu_pack.sh"
+    exit 1
+  fi
   # Deno from the pack, unpacked once to /tmp (kept while its checksum matches)
   want="$(cat "$PACK/deno.sha256" 2>/dev/null)"
   DENO=/tmp/petrel_gpu_deno/deno

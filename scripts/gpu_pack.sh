@@ -13,7 +13,8 @@
 # (onnxruntime-node, pg, ...) are never fetched. Prints the sizes and fails when the working tree
 # plus the pack exceed GPU_PACK_LIMIT_MIB (default 60; the device tool's limit is 64 MiB).
 #
-# Usage: scripts/gpu_pack.sh [--force]   (--force: recompress Deno even if unchanged, ~3 min)
+# Usage: scripts/gpu_pack.sh [--force]   (--force: recompress Deno and node_modules even if
+#   unchanged; each is recompressed only when its content changed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -25,7 +26,7 @@ for a in "$@"; do
   case "$a" in
     --force) FORCE=1 ;;
     -h | --help)
-      sed -n '2,17p' "$0"
+      sed -n '2,18p' "$0"
       exit 0
       ;;
     *)
@@ -108,9 +109,18 @@ for f in ort.node.min.mjs ort.webgpu.bundle.min.mjs ort-wasm-simd-threaded.wasm 
   ort-wasm-simd-threaded.asyncify.mjs; do
   cp -a "$ort/dist/$f" "$ort_dst/onnxruntime-web/dist/" || die "$ort/dist/$f is missing"
 done
-say "compressing the pruned node_modules ($(du -sh "$nm" | cut -f1))"
-tar -C "$stage" -cf - node_modules | xz -9 -T1 >"$PACK/node_modules.tar.xz.part"
-mv "$PACK/node_modules.tar.xz.part" "$PACK/node_modules.tar.xz"
+# a reproducible tar (sorted names, fixed times and owners): recompressed only when it changed
+nm_tar() { tar -C "$stage" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - node_modules; }
+nm_sum="$(nm_tar | sha256sum | cut -d' ' -f1)"
+if ((FORCE)) || [[ ! -s "$PACK/node_modules.tar.xz" ]] ||
+  [[ "$(cat "$PACK/node_modules.sha256" 2>/dev/null)" != "$nm_sum" ]]; then
+  say "compressing the pruned node_modules ($(du -sh "$nm" | cut -f1); xz -9, a few minutes)"
+  nm_tar | xz -9 -T1 >"$PACK/node_modules.tar.xz.part"
+  mv "$PACK/node_modules.tar.xz.part" "$PACK/node_modules.tar.xz"
+  echo "$nm_sum" >"$PACK/node_modules.sha256"
+else
+  say "node_modules.tar.xz is up to date"
+fi
 
 # 3. the Vulkan / EGL loaders, as the device tool's README says (amd64, a private apt list)
 rm -rf "$PACK/debs"
@@ -125,7 +135,8 @@ n_debs=$(find "$PACK/debs" -name '*.deb' | wc -l)
 # 4. manifest and sizes
 {
   echo "deno $DENO_VERSION sha256 $sum"
-  echo "onnxruntime-web $ORT_VERSION, onnxruntime-common $ORT_VERSION, zod $ZOD_VERSION, commander $CMD_VERSION"
+  # gpu_check.sh compares this line with deno.json's imports and refuses a stale pack
+  echo "packages onnxruntime-web@$ORT_VERSION zod@$ZOD_VERSION commander@$CMD_VERSION"
   echo "built $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)"
   (cd "$PACK" && find . -type f ! -name manifest.txt -printf '%P\n' | sort | xargs sha256sum)
 } >"$PACK/manifest.txt"
