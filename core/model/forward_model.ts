@@ -505,7 +505,7 @@ export function ringProjectorKind(
   if (options.maxLorsPerChunk) return "joseph";
   if (!planar) return "planar";
   // On GPUs Joseph's atomic scatter is cheap and the oblique kernels' private per-invocation
-  // arrays (up to 512 planes) would spill: the oblique ring projector is a CPU-adapter path. It
+  // arrays (up to 256 planes) would spill: the oblique ring projector is a CPU-adapter path. It
   // pays per chord and plane step for all slices, so it wins when there are clearly more
   // sinogram planes than slices (measured on llvmpipe, docs/performance.md: pair CPU 0.12× of
   // Joseph's at 424 planes / 32 slices, 0.69× at 16 / 7, 0.75× at 4 / 2, 0.85× at 9 / 5, but

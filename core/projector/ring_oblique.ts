@@ -14,7 +14,7 @@ import type { RingScanner } from "../geometry/scanner.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
 import { RingPlanarProjector, ringPlanarUnsupported } from "./ring.ts";
 
-const MAX_PLANES = 512; // sinogram planes per pass (joseph_ring_oblique.wgsl)
+const MAX_PLANES = 256; // sinogram planes per pass (joseph_ring_oblique.wgsl; see there why not more)
 const MAX_SLICES = 64; // image slices
 const MAX_LINE = 256; // nx, ny
 const UNIFORM_VEC4 = 4096; // 64 KiB uniform tables
@@ -84,7 +84,7 @@ export function ringObliqueUnsupported(
  * chord and step, in chunks of views), then gathered per image row and column like
  * {@linkcode RingPlanarProjector}'s: deterministic and without atomics. Built for CPU (fallback)
  * adapters, where it replaces Joseph's 4 storage loads or atomics per (LOR, plane step) by private
- * arithmetic; on GPUs its per-invocation private arrays (512 planes) are a poor fit.
+ * arithmetic; on GPUs its per-invocation private arrays (256 planes) are a poor fit.
  *
  * @example
  * ```ts
