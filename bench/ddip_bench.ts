@@ -26,9 +26,10 @@ import { ddimStep, tweedie, tweedieLossGrad } from "../core/diffusion/sampler.ts
 import { DDIP_CPU_PRESET, DDIP_PAPER, ddipConfig, mlemInit } from "../core/recon/ddip/mod.ts";
 import { PenalisedEmStep } from "../core/recon/xstep.ts";
 import { Rng } from "../core/random.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 
 const o = new Command("ddip_bench")
-  .option("--model <dir>", "prior directory", "models/fdg_prior")
+  .option("--model <dir>", "prior directory", DEFAULT_PRIOR_DIR)
   .option("--reps <n>", "repetitions per timed call (median)", "3")
   .option("--vjp-reps <n>", "repetitions of the VJP call", "1")
   .option("--skip-vjp", "do not time the VJP graph", false)

@@ -28,9 +28,10 @@ import {
   ddipVolume,
 } from "../core/recon/ddip/mod.ts";
 import { benchStack, stackLikelihood } from "./_stack.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 
 const o = new Command("ddip_run")
-  .option("--model <dir>", "prior directory", "models/fdg_prior")
+  .option("--model <dir>", "prior directory", DEFAULT_PRIOR_DIR)
   .option("--preset <p>", "reference (200 steps) or cpu (25 steps)", "reference")
   .option("--steps <n>", "override the number of reverse steps")
   .option("--slices <n>", "slices: 3 = one stack, more = a volume", "3")

@@ -42,9 +42,10 @@ import { fineLineIntegrals, simulateFineCounts } from "../core/sim/fine.ts";
 import type { TracerName } from "../core/sim/tracers.ts";
 import { Rng, subSeed } from "../core/random.ts";
 import { psnr, ssimSlices } from "../core/metrics/image.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 
 const o = new Command("ddip_volume_stride")
-  .option("--model <dir>", "prior directory", "models/fdg_prior")
+  .option("--model <dir>", "prior directory", DEFAULT_PRIOR_DIR)
   .option("--brainweb <dir>", "BrainWeb label volumes", "../shared/data/brainweb")
   .option("--subject <id>", "BrainWeb subject (50: the validation subject)", "50")
   .option("--slices <n>", "slices of the volume (odd)", "11")

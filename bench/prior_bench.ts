@@ -23,12 +23,13 @@ import { parsePriorMetadata } from "../core/diffusion/metadata.ts";
 import { readOnnxHeader } from "../core/diffusion/onnx_proto.ts";
 import { ddimStep, tweedie } from "../core/diffusion/sampler.ts";
 import { Rng } from "../core/random.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 
 const o = new Command("prior_bench")
   .option(
     "--model <dir>",
     "prior directory (denoiser.onnx, vjp.onnx, lora_init)",
-    "models/fdg_prior",
+    DEFAULT_PRIOR_DIR,
   )
   .option("--reps <n>", "timed repetitions", "5")
   .option("--warmup <n>", "untimed warm-up calls", "2")

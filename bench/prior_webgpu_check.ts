@@ -18,9 +18,10 @@ import { loadPrior } from "../core/diffusion/load.ts";
 import { probeAdapter } from "../core/diffusion/provider.ts";
 import type { ScorePrior } from "../core/diffusion/prior.ts";
 import { median } from "./_timing.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 
 const o = new Command("prior_webgpu_check")
-  .option("--model <dir>", "prior directory", "models/fdg_prior")
+  .option("--model <dir>", "prior directory", DEFAULT_PRIOR_DIR)
   .option("--reps <n>", "timed repetitions", "3")
   .option("--quick", "only the 16² cross-check of loadPrior", false)
   .option("--json", "print JSON", false)

@@ -17,6 +17,7 @@ import {
 } from "../core/runtime/sandbox.ts";
 import { type Manifest, MANIFEST_NAME, readManifest } from "../core/runtime/manifest.ts";
 import { verifyManifest, type VerifyReport } from "../core/runtime/verify.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 import { EXIT, exitCodeFor } from "./exit_codes.ts";
 import { describeFile, formatInfo } from "./info.ts";
 import { progressReporter } from "./progress.ts";
@@ -54,7 +55,7 @@ export const BUILTIN_RECIPES = {
 } as const;
 
 /** The prior `petrel recon ddip` uses when no `--models` is given (relative to petrel's root). */
-export const DEFAULT_DDIP_MODELS = "models/fdg_prior";
+export const DEFAULT_DDIP_MODELS: string = DEFAULT_PRIOR_DIR;
 /** Wall-clock limit (s) of `petrel recon ddip` when no `--timeout` is given. */
 export const DDIP_TIMEOUT_S = 7200;
 

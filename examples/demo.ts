@@ -8,7 +8,7 @@
  *    Poisson noise (seeded).
  * 3. Reconstructions on the WebGPU device: OSEM (+ Gaussian post-filter), MAP-EM with the
  *    relative-difference prior, MAP-RDP with Bowsher-like MR weights, and DDIP-HQS with the
- *    shipped FDG prior (`models/fdg_prior`) at the library defaults (25 reverse steps; the paper's
+ *    default prior (`models/fdg_prior_v3`) at the library defaults (25 reverse steps; the paper's
  *    chain has 200) — kept to 3 slices so that the whole demo takes a few minutes on 2 cores.
  * 4. Writes NIfTI images, a PNG montage with colour bars (`montage.png`) and a metrics table
  *    (PSNR, NRMSE, SSIM against the truth) into `out/demo/`.
@@ -45,6 +45,7 @@ import { writeNifti } from "../core/io/nifti.ts";
 import { writeOrthoMontage } from "../core/io/png.ts";
 import { writeFileAtomic } from "../core/io/files.ts";
 import { nrmse, psnr, ssim } from "../core/metrics/image.ts";
+import { DEFAULT_PRIOR_DIR } from "../core/diffusion/default_prior.ts";
 
 function option(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
@@ -193,7 +194,7 @@ export async function main(args: string[]): Promise<Record<string, string | numb
 
   if (ddipSteps > 0) {
     lap();
-    const priorDir = new URL("../models/fdg_prior", import.meta.url).pathname;
+    const priorDir = new URL(`../${DEFAULT_PRIOR_DIR}`, import.meta.url).pathname;
     log(`DDIP-HQS: loading the prior (${priorDir})…`);
     const prior = await loadPrior(priorDir, { adapter: ctx.adapter });
     checkPriorGrid(grid, priorGridSupport(prior.meta), priorDir);
@@ -284,7 +285,7 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     `\nTruth: procedural brain phantom (FDG), 3 slices, seed ${seed}; ${counts} trues per slice, ` +
     `${lik.totalCounts} prompts; ${scanner.spec.name}; ${subsets} subsets; RDP β = ${
       beta.toPrecision(3)
-    } (${betaRel} × mean sensitivity), γ = 2. DDIP-HQS: models/fdg_prior, library defaults, ${ddipSteps} ` +
+    } (${betaRel} × mean sensitivity), γ = 2. DDIP-HQS: ${DEFAULT_PRIOR_DIR}, library defaults, ${ddipSteps} ` +
     `steps (the reference has 200). PSNR/NRMSE inside the head, SSIM over the stack, ` +
     `data range of the truth. Adapter: ${ctx.adapter.description}.\n`;
   await writeFileAtomic(`${outDir}/metrics.md`, new TextEncoder().encode(table + notes));

@@ -6,7 +6,7 @@
  * - `phantom=brain`: the procedural brain (FDG, T1-like MR, μ) on an mMR-like scanner: 448
  *   crystals on 330 mm, `rings` (default 2) rings of the mMR's 64 at its 4.0625 mm pitch, span 1
  *   with every oblique segment, crystal efficiencies (`norm.npy`), on a 128² grid of 2.086 mm with
- *   2·rings − 1 slices of half the ring pitch (2.031 mm) — the grid `models/fdg_prior` supports,
+ *   2·rings − 1 slices of half the ring pitch (2.031 mm) — the grid the shipped priors support,
  *   and what `petrel recon ddip` reconstructs without further settings.
  * - `phantom=brainweb` (`petrel simulate --brainweb <dir> --subject N`): the same from BrainWeb
  *   subject N's label volume (`subjectNN_crisp.nii.gz` in the input folder).

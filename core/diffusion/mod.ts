@@ -34,5 +34,6 @@ export * from "./metadata.ts";
 export * from "./provider.ts";
 export * from "./prior.ts";
 export * from "./load.ts";
+export * from "./default_prior.ts";
 export * from "./tensor_bundle.ts";
 export * from "./grid.ts";

@@ -39,6 +39,7 @@ import { runRecipeInProcess } from "../../core/runtime/context.ts";
 import { defineRecipe } from "../../core/runtime/recipe.ts";
 import type { ScorePrior } from "../../core/diffusion/prior.ts";
 import recipe, { EXPERIMENT_SEED, params, runExperiment } from "./recipe.ts";
+import { DEFAULT_PRIOR_DIR } from "../../core/diffusion/default_prior.ts";
 
 /** How a flag's value becomes a parameter: a list, a number, a string or a switch. */
 type Kind = "list" | "numbers" | "number" | "string" | "switch";
@@ -107,7 +108,7 @@ export function parseArgs(args: readonly string[]): ExperimentArgs {
     program.option(flag, `${params.shape[key].description ?? key}${shown}`);
   }
   program
-    .option("--model <dir>", "prior directory (the run's model)", "models/fdg_prior")
+    .option("--model <dir>", "prior directory (the run's model)", DEFAULT_PRIOR_DIR)
     .option(
       "--brainweb <dir>",
       "BrainWeb label volumes (the run's input)",

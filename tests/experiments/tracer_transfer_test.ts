@@ -5,6 +5,7 @@
  * methods, so no diffusion run is needed). Lesion rows carry recovery and CRC per lesion class.
  * The command line maps each flag onto one parameter of the recipe's schema.
  */
+import { DEFAULT_PRIOR_DIR } from "../../core/diffusion/default_prior.ts";
 import {
   deepEqual as assertEquals,
   ok as assert,
@@ -128,7 +129,7 @@ Deno.test("tracer_transfer command line: one flag per parameter, readable refusa
   );
   const none = parseArgs([]);
   assertEquals(none.params, {}, "absent flags leave the schema's defaults");
-  assert(none.seed === EXPERIMENT_SEED && none.model === "models/fdg_prior");
+  assert(none.seed === EXPERIMENT_SEED && none.model === DEFAULT_PRIOR_DIR);
   const a = parseArgs([
     "--quick",
     "--simulator",
