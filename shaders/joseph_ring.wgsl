@@ -47,38 +47,9 @@ struct Params {
 @group(0) @binding(10) var<uniform> sino3: array<vec4<f32>, 4096>;
 @group(0) @binding(11) var<storage, read_write> image_out: array<f32>; // the whole image
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
-
-fn d_at(r: u32) -> f32 {
-  return dtab[r >> 2u][r & 3u];
-}
-
 fn pixel(k: u32) -> f32 {
   if ((params.dims.w & 1u) != 0u) { return slice_u[k >> 2u][k & 3u]; }
   return image_in[params.dims.z * params.dims.x * params.dims.y + k];
-}
-
-// Planes [first, last] along a where ub = ub0 + i·slope lies in (−1, nb), as in joseph.wgsl.
-fn plane_range(na: i32, ub0: f32, slope: f32, nb: f32) -> vec2<i32> {
-  var f = 0;
-  var l = na - 1;
-  if (slope == 0.0) {
-    if (ub0 <= -1.0 || ub0 >= nb) { return vec2<i32>(1, 0); }
-    return vec2<i32>(f, l);
-  }
-  let t1 = (-1.0 - ub0) / slope;
-  let t2 = (nb - ub0) / slope;
-  f = max(f, i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8)));
-  l = min(l, i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8)));
-  if (f <= l) {
-    let uf = ub0 + f32(f) * slope;
-    if (uf <= -1.0 || uf >= nb) { f = f + 1; }
-    let ul = ub0 + f32(l) * slope;
-    if (ul <= -1.0 || ul >= nb) { l = l - 1; }
-  }
-  return vec2<i32>(f, l);
 }
 
 @compute @workgroup_size(64)

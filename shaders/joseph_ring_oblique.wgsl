@@ -51,35 +51,6 @@ const MAX_LINE = 256u;    // nx, ny (private row of back_rows_z / back_cols_z)
 @group(0) @binding(8) var<storage, read_write> zbuf: array<f32>;      // Z[line, i, slice]
 @group(0) @binding(9) var<storage, read_write> image_out: array<f32>;
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
-
-fn d_at(r: u32) -> f32 {
-  return dtab[r >> 2u][r & 3u];
-}
-
-// Planes [first, last] along a where ub = ub0 + i·slope lies in (−1, nb), as in joseph_ring.wgsl.
-fn plane_range(na: i32, ub0: f32, slope: f32, nb: f32) -> vec2<i32> {
-  var f = 0;
-  var l = na - 1;
-  if (slope == 0.0) {
-    if (ub0 <= -1.0 || ub0 >= nb) { return vec2<i32>(1, 0); }
-    return vec2<i32>(f, l);
-  }
-  let t1 = (-1.0 - ub0) / slope;
-  let t2 = (nb - ub0) / slope;
-  f = max(f, i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8)));
-  l = min(l, i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8)));
-  if (f <= l) {
-    let uf = ub0 + f32(f) * slope;
-    if (uf <= -1.0 || uf >= nb) { f = f + 1; }
-    let ul = ub0 + f32(l) * slope;
-    if (ul <= -1.0 || ul >= nb) { l = l - 1; }
-  }
-  return vec2<i32>(f, l);
-}
-
 // The in-plane geometry of line n = j·nr + r (local view j, radial bin r).
 struct Line {
   ub0: f32,

@@ -70,3 +70,22 @@ export function randomLors(n: number, seed: number): LorSet {
   }
   return lorSet(start, end);
 }
+
+/**
+ * Per bin of a ring scanner's sinogram: whether its line lies at exactly 45° to the axes
+ * ((2·view + radial parity) ≡ N/4 mod N/2), where Joseph's choice of axis is a tie.
+ */
+export function at45(scanner: RingScanner): boolean[] {
+  const [nr, nv, np] = scanner.sinogramShape;
+  const n = scanner.spec.crystalsPerRing;
+  const out: boolean[] = [];
+  for (let p = 0; p < np; p++) {
+    for (let v = 0; v < nv; v++) {
+      for (let r = 0; r < nr; r++) {
+        const q = (((r - (nr - 1) / 2) % 2) + 2) % 2;
+        out.push((2 * v + q) % (n / 2) === n / 4);
+      }
+    }
+  }
+  return out;
+}

@@ -11,6 +11,7 @@ import type { GpuArray, GpuContext, KernelRecorder } from "../gpu/context.ts";
 import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
+import { ringDistances, ringFamilies, ringViews } from "./ring_tables.ts";
 
 /** Options of {@linkcode RingPlanarProjector}. */
 export interface RingPlanarOptions {
@@ -121,12 +122,7 @@ export class RingPlanarProjector implements LinearOperator {
     const why = ringPlanarUnsupported(scanner, this.grid, options.views);
     if (why) throw new RangeError(`RingPlanarProjector: ${why}`);
     scanner.checkGridFits(this.grid);
-    const views = options.views ?? Array.from({ length: scanner.views }, (_, v) => v);
-    for (const v of views) {
-      if (!Number.isInteger(v) || v < 0 || v >= scanner.views) {
-        throw new RangeError(`RingPlanarProjector: view ${v} is outside 0 … ${scanner.views - 1}`);
-      }
-    }
+    const views = ringViews("RingPlanarProjector", scanner, options.views);
     const [nx, ny, nz] = this.grid.shape;
     const nr = scanner.radialBins;
     const nv = views.length;
@@ -138,38 +134,8 @@ export class RingPlanarProjector implements LinearOperator {
     const R = scanner.spec.radiusMm;
     const [ox, oy] = this.grid.originMm;
     const [vx, vy] = this.grid.voxelSizeMm;
-    // Per family (local view j, parity q): ub(i) = d·A + B + i·C along axis b on plane i of a,
-    // and ± the path length per plane step (+: a = x). Float64, rounded once.
-    const fam = new Float32Array(4 * 4096);
-    views.forEach((v, j) => {
-      for (let q = 0; q < 2; q++) {
-        const psi = ((2 * v + q) * Math.PI) / N;
-        const c = Math.cos(psi);
-        const s = Math.sin(psi);
-        const o = 4 * (2 * j + q);
-        // a = y when the line is steeper than 45° (exactly 45°, a tie in float64 rounding, is x
-        // as in JosephProjector; it matters for anisotropic voxels)
-        if (Math.abs(c) > Math.abs(s) + 1e-9) {
-          // a = y (b = x): x = (d − y sinψ) / cosψ
-          fam.set([
-            1 / (vx * c),
-            -(oy * s) / (vx * c) - ox / vx,
-            -(vy * s) / (vx * c),
-            -vy / Math.abs(c),
-          ], o);
-        } else {
-          // a = x (b = y): y = (d − x cosψ) / sinψ
-          fam.set([
-            1 / (vy * s),
-            -(ox * c) / (vy * s) - oy / vy,
-            -(vx * c) / (vy * s),
-            vx / Math.abs(s),
-          ], o);
-        }
-      }
-    });
-    const dtab = new Float32Array(4096);
-    for (let r = 0; r < nr; r++) dtab[r] = -R * Math.sin(((r - (nr - 1) / 2) * Math.PI) / N);
+    const { fam } = ringFamilies(scanner, this.grid, views);
+    const dtab = ringDistances(scanner);
     this.#families = this.#uniformBuffer(fam);
     this.#dtab = this.#uniformBuffer(dtab);
     this.#viewsPerSlot = Math.floor(UNIFORM_FLOATS / nr);

@@ -13,6 +13,7 @@ import { type ImageGrid, imageGrid } from "../geometry/grid.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
 import { checkShape, type LinearOperator } from "./operator.ts";
 import { RingPlanarProjector, ringPlanarUnsupported } from "./ring.ts";
+import { ringDistances, ringFamilies, ringViews } from "./ring_tables.ts";
 
 const MAX_PLANES = 256; // sinogram planes per pass (joseph_ring_oblique.wgsl; see there why not more)
 const MAX_SLICES = 64; // image slices
@@ -126,12 +127,7 @@ export class RingObliqueProjector implements LinearOperator {
     const why = ringObliqueUnsupported(scanner, this.grid, options.views);
     if (why) throw new RangeError(`RingObliqueProjector: ${why}`);
     scanner.checkGridFits(this.grid);
-    const views = options.views ?? Array.from({ length: scanner.views }, (_, v) => v);
-    for (const v of views) {
-      if (!Number.isInteger(v) || v < 0 || v >= scanner.views) {
-        throw new RangeError(`RingObliqueProjector: view ${v} is outside 0 … ${scanner.views - 1}`);
-      }
-    }
+    const views = ringViews("RingObliqueProjector", scanner, options.views);
     const [nx, ny, nz] = this.grid.shape;
     const nr = scanner.radialBins;
     const nv = views.length;
@@ -146,35 +142,11 @@ export class RingObliqueProjector implements LinearOperator {
     const [ox, oy, oz] = this.grid.originMm;
     const [vx, vy, vz] = this.grid.voxelSizeMm;
     const xy = scanner.crystalXY;
-    // Per family (local view j, parity q), as RingPlanarProjector: ub(i) = d·A + B + i·C along
-    // axis b on plane i of a, ± the in-plane path length per plane step (+: a = x). Per chord:
-    // its fraction t(i) = t0 + i·t1 from crystal a to crystal b at plane i, and 1 / its length.
-    const fam = new Float32Array(4 * UNIFORM_VEC4);
+    // The families as RingPlanarProjector's (ring_tables.ts). Per chord: its fraction
+    // t(i) = t0 + i·t1 from crystal a to crystal b at plane i, and 1 / its length.
+    const { fam, xDominant } = ringFamilies(scanner, this.grid, views);
     const lineTab = new Float32Array(4 * nr * nv);
     views.forEach((v, j) => {
-      const ax = [false, false];
-      for (let q = 0; q < 2; q++) {
-        const psi = ((2 * v + q) * Math.PI) / N;
-        const c = Math.cos(psi);
-        const s = Math.sin(psi);
-        const o = 4 * (2 * j + q);
-        if (Math.abs(c) > Math.abs(s) + 1e-9) {
-          fam.set([
-            1 / (vx * c),
-            -(oy * s) / (vx * c) - ox / vx,
-            -(vy * s) / (vx * c),
-            -vy / Math.abs(c),
-          ], o);
-        } else {
-          ax[q] = true;
-          fam.set([
-            1 / (vy * s),
-            -(ox * c) / (vy * s) - oy / vy,
-            -(vx * c) / (vy * s),
-            vx / Math.abs(s),
-          ], o);
-        }
-      }
       for (let r = 0; r < nr; r++) {
         const rs = r - (nr - 1) / 2;
         const [a, b] = scanner.crystalPair(r, v);
@@ -182,7 +154,9 @@ export class RingObliqueProjector implements LinearOperator {
         const dy = xy[2 * b + 1] - xy[2 * a + 1];
         const q = ((rs % 2) + 2) % 2;
         // a = x: t(i) = (ox + i·vx − xa) / (xb − xa); a = y likewise in y
-        const [o, vox, pa, da] = ax[q] ? [ox, vx, xy[2 * a], dx] : [oy, vy, xy[2 * a + 1], dy];
+        const [o, vox, pa, da] = xDominant[2 * j + q]
+          ? [ox, vx, xy[2 * a], dx]
+          : [oy, vy, xy[2 * a + 1], dy];
         lineTab.set([(o - pa) / da, vox / da, 1 / Math.hypot(dx, dy), 0], 4 * (j * nr + r));
       }
     });
@@ -193,8 +167,7 @@ export class RingObliqueProjector implements LinearOperator {
       const z2 = scanner.ringZ(p.ring2);
       planeTab.set([(z1 - oz) / vz, (z2 - z1) / vz, z2 - z1, 0], 4 * k);
     });
-    const dtab = new Float32Array(4 * 1024);
-    for (let r = 0; r < nr; r++) dtab[r] = -R * Math.sin(((r - (nr - 1) / 2) * Math.PI) / N);
+    const dtab = ringDistances(scanner);
     this.#families = this.#uniformBuffer(fam);
     this.#dtab = this.#uniformBuffer(dtab);
     this.#planes = this.#uniformBuffer(planeTab);

@@ -7,23 +7,7 @@ import { RingObliqueProjector, ringObliqueUnsupported } from "../../core/project
 import { adjointnessTest, adjointToHost, applyToHost } from "../../core/projector/operator.ts";
 import { josephBackReference, josephForwardReference } from "../../core/projector/reference.ts";
 import { ringForwardModel, ringProjectorKind } from "../../core/model/forward_model.ts";
-import { maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
-
-/** Bins whose line lies at exactly 45° to the axes ((2·view + radial parity) ≡ N/4 mod N/2). */
-function at45(scanner: RingScanner): boolean[] {
-  const [nr, nv, np] = scanner.sinogramShape;
-  const n = scanner.spec.crystalsPerRing;
-  const out: boolean[] = [];
-  for (let p = 0; p < np; p++) {
-    for (let v = 0; v < nv; v++) {
-      for (let r = 0; r < nr; r++) {
-        const q = (((r - (nr - 1) / 2) % 2) + 2) % 2;
-        out.push((2 * v + q) % (n / 2) === n / 4);
-      }
-    }
-  }
-  return out;
-}
+import { at45, maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
 
 const cases = () => [
   {

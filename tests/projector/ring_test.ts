@@ -6,7 +6,7 @@ import { JosephProjector } from "../../core/projector/joseph.ts";
 import { RingPlanarProjector, ringPlanarUnsupported } from "../../core/projector/ring.ts";
 import { adjointnessTest, adjointToHost, applyToHost } from "../../core/projector/operator.ts";
 import { josephBackReference, josephForwardReference } from "../../core/projector/reference.ts";
-import { maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
+import { at45, maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
 
 /** 448 crystals and 129 radial bins as the mMR (its 224 views need two uniform sinogram slots). */
 function mmrRing(rings = 1): RingScanner {
@@ -19,22 +19,6 @@ function mmrRing(rings = 1): RingScanner {
     radialBins: 129,
     maxRingDifference: 0,
   });
-}
-
-/** Bins whose line lies at exactly 45° to the axes ((2·view + radial parity) ≡ N/4 mod N/2). */
-function at45(scanner: RingScanner): boolean[] {
-  const [nr, nv, np] = scanner.sinogramShape;
-  const n = scanner.spec.crystalsPerRing;
-  const out: boolean[] = [];
-  for (let p = 0; p < np; p++) {
-    for (let v = 0; v < nv; v++) {
-      for (let r = 0; r < nr; r++) {
-        const q = (((r - (nr - 1) / 2) % 2) + 2) % 2;
-        out.push((2 * v + q) % (n / 2) === n / 4);
-      }
-    }
-  }
-  return out;
 }
 
 const cases = () => [

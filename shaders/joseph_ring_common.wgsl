@@ -1,0 +1,32 @@
+// Helpers shared by the ring-sinogram Joseph kernels (`joseph_ring.wgsl`,
+// `joseph_ring_oblique.wgsl`); `shaders/mod.ts` prepends this file to each. The including kernel
+// declares `dtab` (binding 2: d(rs) by radial bin).
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 64u;
+}
+
+fn d_at(r: u32) -> f32 {
+  return dtab[r >> 2u][r & 3u];
+}
+
+// Planes [first, last] along a where ub = ub0 + i·slope lies in (−1, nb), as in joseph.wgsl.
+fn plane_range(na: i32, ub0: f32, slope: f32, nb: f32) -> vec2<i32> {
+  var f = 0;
+  var l = na - 1;
+  if (slope == 0.0) {
+    if (ub0 <= -1.0 || ub0 >= nb) { return vec2<i32>(1, 0); }
+    return vec2<i32>(f, l);
+  }
+  let t1 = (-1.0 - ub0) / slope;
+  let t2 = (nb - ub0) / slope;
+  f = max(f, i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8)));
+  l = min(l, i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8)));
+  if (f <= l) {
+    let uf = ub0 + f32(f) * slope;
+    if (uf <= -1.0 || uf >= nb) { f = f + 1; }
+    let ul = ub0 + f32(l) * slope;
+    if (ul <= -1.0 || ul >= nb) { l = l - 1; }
+  }
+  return vec2<i32>(f, l);
+}
