@@ -100,15 +100,6 @@ fn sino_at(l: u32) -> f32 {
   }
 }
 
-// Slack on the radial-bin bounds from asin: backends' asin is not exact, and a bin left out
-// would break adjointness, while an extra one is rejected by the exact weight test.
-const RS_MARGIN = 0.5;
-
-// rs of the line at distance d: rs = −(N/π) asin(d / R) (params.voxel.z = N/π, .w = R).
-fn rs_of(d: f32) -> f32 {
-  return -params.voxel.z * asin(clamp(d / params.voxel.w, -1.0, 1.0));
-}
-
 @compute @workgroup_size(64)
 fn ring_back(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -130,14 +121,9 @@ fn ring_back(@builtin(global_invocation_id) gid: vec3<u32>,
     // ub ∈ (ib − 1, ib + 1)  ⇔  d·A ∈ (ib − 1 − B − iC, ib + 1 − B − iC); widen a little and let
     // the exact test below decide.
     let c = f32(ib) - fam.y - f32(i) * fam.z;
-    let d1 = (c - 1.0) / fam.x;
-    let d2 = (c + 1.0) / fam.x;
-    let r1 = rs_of(d1);
-    let r2 = rs_of(d2);
-    var lo = i32(ceil(min(r1, r2) - RS_MARGIN));
-    let hi = min(i32(floor(max(r1, r2) + RS_MARGIN)), half);
-    lo = max(lo, -half);
-    lo = lo + ((lo - q) & 1);  // first rs ≥ lo of parity q
+    let span = rs_span(c - 1.0, c + 1.0, fam.x, q, half, params.voxel.zw);
+    let lo = span.x;
+    let hi = span.y;
     let row = (f >> 1u) * nr;
     for (var rs = lo; rs <= hi; rs += 2) {
       let r = u32(rs + half);
@@ -176,11 +162,9 @@ fn back_lines(line: i32, along_x: bool) -> array<f32, MAX_LINE> {
     let c = f32(line) - fam.y;
     let lo_u = c - 1.0 - max(0.0, last * fam.z);
     let hi_u = c + 1.0 - min(0.0, last * fam.z);
-    let r1 = rs_of(lo_u / fam.x);
-    let r2 = rs_of(hi_u / fam.x);
-    var lo = max(i32(ceil(min(r1, r2) - RS_MARGIN)), -half);
-    let hi = min(i32(floor(max(r1, r2) + RS_MARGIN)), half);
-    lo = lo + ((lo - q) & 1);
+    let span = rs_span(lo_u, hi_u, fam.x, q, half, params.voxel.zw);
+    let lo = span.x;
+    let hi = span.y;
     let row = (f >> 1u) * nr;
     let w = abs(fam.w);
     for (var rs = lo; rs <= hi; rs += 2) {

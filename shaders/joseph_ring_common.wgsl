@@ -30,3 +30,23 @@ fn plane_range(na: i32, ub0: f32, slope: f32, nb: f32) -> vec2<i32> {
   }
   return vec2<i32>(f, l);
 }
+
+// Slack on the radial-bin bounds from asin: backends' asin is not exact, and a bin left out
+// would break adjointness, while an extra one is rejected by the exact weight test.
+const RS_MARGIN = 0.5;
+
+// rs of the line at distance d: rs = −(N/π) asin(d / R) (geom = (N/π, R in mm)).
+fn rs_of(d: f32, geom: vec2<f32>) -> f32 {
+  return -geom.x * asin(clamp(d / geom.y, -1.0, 1.0));
+}
+
+// [lo, hi]: the radial offsets rs of parity q, |rs| ≤ half, of the family's lines whose d·A lies
+// in (u_lo, u_hi), widened by RS_MARGIN (lo is the first rs ≥ the bound of parity q).
+fn rs_span(u_lo: f32, u_hi: f32, a: f32, q: i32, half: i32, geom: vec2<f32>) -> vec2<i32> {
+  let r1 = rs_of(u_lo / a, geom);
+  let r2 = rs_of(u_hi / a, geom);
+  var lo = max(i32(ceil(min(r1, r2) - RS_MARGIN)), -half);
+  let hi = min(i32(floor(max(r1, r2) + RS_MARGIN)), half);
+  lo = lo + ((lo - q) & 1);
+  return vec2<i32>(lo, hi);
+}

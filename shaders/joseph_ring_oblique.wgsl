@@ -192,13 +192,6 @@ fn back_lines_z(@builtin(global_invocation_id) gid: vec3<u32>,
   }
 }
 
-// Slack on the radial-bin bounds from asin (see joseph_ring.wgsl).
-const RS_MARGIN = 0.5;
-
-fn rs_of(d: f32) -> f32 {
-  return -params.geom.x * asin(clamp(d / params.geom.y, -1.0, 1.0));
-}
-
 // The in-plane half of the adjoint for one image row (along_x) or column `line` of slice k:
 // Σ over the chunk's lines crossing it of Z[line, i, k] times the in-plane weight of voxel i.
 fn gather_z(line: i32, k: u32, along_x: bool) -> array<f32, MAX_LINE> {
@@ -219,11 +212,9 @@ fn gather_z(line: i32, k: u32, along_x: bool) -> array<f32, MAX_LINE> {
     let c = f32(line) - fam.y;
     let lo_u = c - 1.0 - max(0.0, last * fam.z);
     let hi_u = c + 1.0 - min(0.0, last * fam.z);
-    let r1 = rs_of(lo_u / fam.x);
-    let r2 = rs_of(hi_u / fam.x);
-    var lo = max(i32(ceil(min(r1, r2) - RS_MARGIN)), -half);
-    let hi = min(i32(floor(max(r1, r2) + RS_MARGIN)), half);
-    lo = lo + ((lo - q) & 1);
+    let span = rs_span(lo_u, hi_u, fam.x, q, half, params.geom.xy);
+    let lo = span.x;
+    let hi = span.y;
     let row = ((f >> 1u) - j0) * nr;
     for (var rs = lo; rs <= hi; rs += 2) {
       let r = u32(rs + half);
