@@ -129,11 +129,7 @@ fn ring_back(@builtin(global_invocation_id) gid: vec3<u32>,
       let r = u32(rs + half);
       let y = sino_at(row + r);
       let ub = (d_at(r) * fam.x + fam.y) + f32(i) * fam.z;
-      let fb = floor(ub);
-      let tb = ub - fb;
-      let jb = i32(fb);
-      let wb = select(0.0, 1.0 - tb, jb == ib) + select(0.0, tb, jb + 1 == ib);
-      acc += (y * abs(fam.w)) * wb;
+      acc += (y * abs(fam.w)) * cell_weight(ub, ib);
     }
   }
   image_out[params.dims.z * nx * ny + n] = acc;
@@ -158,11 +154,7 @@ fn back_lines(line: i32, along_x: bool) -> array<f32, MAX_LINE> {
     let fam = families[f];
     if ((fam.w > 0.0) != along_x) { continue; }
     let q = i32(f & 1u);
-    // lines with ub ∈ (line − 1, line + 1) somewhere on planes 0 … n_i − 1
-    let c = f32(line) - fam.y;
-    let lo_u = c - 1.0 - max(0.0, last * fam.z);
-    let hi_u = c + 1.0 - min(0.0, last * fam.z);
-    let span = rs_span(lo_u, hi_u, fam.x, q, half, params.voxel.zw);
+    let span = line_rs_span(line, fam, last, q, half, params.voxel.zw);
     let lo = span.x;
     let hi = span.y;
     let row = (f >> 1u) * nr;
@@ -172,21 +164,10 @@ fn back_lines(line: i32, along_x: bool) -> array<f32, MAX_LINE> {
       let val = sino_at(row + r) * w;
       if (val == 0.0) { continue; }
       let u0 = d_at(r) * fam.x + fam.y;
-      // planes where ub = u0 + i·C ∈ (line − 1, line + 1)
-      var i0 = 0;
-      var i1 = n_i - 1;
-      if (fam.z != 0.0) {
-        let t1 = (f32(line) - 1.0 - u0) / fam.z;
-        let t2 = (f32(line) + 1.0 - u0) / fam.z;
-        i0 = max(i0, i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8)));
-        i1 = min(i1, i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8)));
-      }
-      for (var i = i0; i <= i1; i++) {
+      let planes_i = line_planes(line, u0, fam.z, n_i);
+      for (var i = planes_i.x; i <= planes_i.y; i++) {
         let ub = u0 + f32(i) * fam.z;
-        let fb = floor(ub);
-        let tb = ub - fb;
-        let jb = i32(fb);
-        let wb = select(0.0, 1.0 - tb, jb == line) + select(0.0, tb, jb + 1 == line);
+        let wb = cell_weight(ub, line);
         acc[i] += val * wb;
       }
     }

@@ -50,3 +50,34 @@ fn rs_span(u_lo: f32, u_hi: f32, a: f32, q: i32, half: i32, geom: vec2<f32>) -> 
   lo = lo + ((lo - q) & 1);
   return vec2<i32>(lo, hi);
 }
+
+// For the row/column gathers: the rs span of family `fam` (parity q) whose lines have
+// ub ∈ (line − 1, line + 1) somewhere on planes 0 … last.
+fn line_rs_span(line: i32, fam: vec4<f32>, last: f32, q: i32, half: i32, geom: vec2<f32>) -> vec2<i32> {
+  let c = f32(line) - fam.y;
+  let lo_u = c - 1.0 - max(0.0, last * fam.z);
+  let hi_u = c + 1.0 - min(0.0, last * fam.z);
+  return rs_span(lo_u, hi_u, fam.x, q, half, geom);
+}
+
+// Planes [i0, i1] of 0 … n_i − 1 where ub = u0 + i·slope ∈ (line − 1, line + 1), widened by
+// rounding (the weight below is exact).
+fn line_planes(line: i32, u0: f32, slope: f32, n_i: i32) -> vec2<i32> {
+  var i0 = 0;
+  var i1 = n_i - 1;
+  if (slope != 0.0) {
+    let t1 = (f32(line) - 1.0 - u0) / slope;
+    let t2 = (f32(line) + 1.0 - u0) / slope;
+    i0 = max(i0, i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8)));
+    i1 = min(i1, i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8)));
+  }
+  return vec2<i32>(i0, i1);
+}
+
+// Joseph's bilinear weight of cell `line` along b for a sample at ub.
+fn cell_weight(ub: f32, line: i32) -> f32 {
+  let fb = floor(ub);
+  let tb = ub - fb;
+  let jb = i32(fb);
+  return select(0.0, 1.0 - tb, jb == line) + select(0.0, tb, jb + 1 == line);
+}

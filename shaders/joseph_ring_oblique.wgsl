@@ -209,31 +209,18 @@ fn gather_z(line: i32, k: u32, along_x: bool) -> array<f32, MAX_LINE> {
     let fam = families[f];
     if ((fam.w > 0.0) != along_x) { continue; }
     let q = i32(f & 1u);
-    let c = f32(line) - fam.y;
-    let lo_u = c - 1.0 - max(0.0, last * fam.z);
-    let hi_u = c + 1.0 - min(0.0, last * fam.z);
-    let span = rs_span(lo_u, hi_u, fam.x, q, half, params.geom.xy);
+    let span = line_rs_span(line, fam, last, q, half, params.geom.xy);
     let lo = span.x;
     let hi = span.y;
     let row = ((f >> 1u) - j0) * nr;
     for (var rs = lo; rs <= hi; rs += 2) {
       let r = u32(rs + half);
       let u0 = d_at(r) * fam.x + fam.y;
-      var i0 = 0;
-      var i1 = n_i - 1;
-      if (fam.z != 0.0) {
-        let t1 = (f32(line) - 1.0 - u0) / fam.z;
-        let t2 = (f32(line) + 1.0 - u0) / fam.z;
-        i0 = max(i0, i32(clamp(floor(min(t1, t2)), -1.0e8, 1.0e8)));
-        i1 = min(i1, i32(clamp(ceil(max(t1, t2)), -1.0e8, 1.0e8)));
-      }
+      let planes_i = line_planes(line, u0, fam.z, n_i);
       let zb = (row + r) * na_max * nz + k;
-      for (var i = i0; i <= i1; i++) {
+      for (var i = planes_i.x; i <= planes_i.y; i++) {
         let ub = u0 + f32(i) * fam.z;
-        let fb = floor(ub);
-        let tb = ub - fb;
-        let jb = i32(fb);
-        let wb = select(0.0, 1.0 - tb, jb == line) + select(0.0, tb, jb + 1 == line);
+        let wb = cell_weight(ub, line);
         if (wb != 0.0) { acc[i] += zbuf[zb + u32(i) * nz] * wb; }
       }
     }
