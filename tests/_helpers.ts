@@ -3,6 +3,7 @@ import { ok } from "node:assert/strict";
 import { RingScanner } from "../core/geometry/scanner.ts";
 import { centredGrid, type ImageGrid } from "../core/geometry/grid.ts";
 import { type LorSet, lorSet } from "../core/geometry/lors.ts";
+import { josephBackReference, josephForwardReference } from "../core/projector/reference.ts";
 
 /** Asserts |a − b| ≤ tol · max(1, |b|). */
 export function assertClose(a: number, b: number, tol: number, what = "value"): void {
@@ -88,4 +89,30 @@ export function at45(scanner: RingScanner): boolean[] {
     }
   }
   return out;
+}
+
+/**
+ * A ring scanner's LORs on `grid` with seeded inputs x (image) and y (sinogram) and the
+ * plain-TypeScript Joseph references P x and Pᵀ y. With anisotropic voxels, Joseph's choice of
+ * axis matters for lines at exactly 45°, a tie that the rounding of stored end points breaks
+ * either way: those bins (`tie`) are zeroed in y, and callers overwrite them in forward results.
+ */
+export function ringReferenceCase(scanner: RingScanner, grid: ImageGrid): {
+  lors: LorSet;
+  x: Float32Array;
+  y: Float32Array;
+  tie: boolean[];
+  aniso: boolean;
+  fRef: Float64Array;
+  bRef: Float64Array;
+} {
+  const lors = scanner.lors();
+  const x = randomArray(grid.shape[0] * grid.shape[1] * grid.shape[2], 3);
+  const y = randomArray(lors.count, 4);
+  const aniso = grid.voxelSizeMm[0] !== grid.voxelSizeMm[1];
+  const tie = at45(scanner);
+  if (aniso) tie.forEach((t, i) => t && (y[i] = 0));
+  const fRef = josephForwardReference(lors, grid, x);
+  const bRef = josephBackReference(lors, grid, y);
+  return { lors, x, y, tie, aniso, fRef, bRef };
 }

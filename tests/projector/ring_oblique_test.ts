@@ -5,9 +5,15 @@ import { mmrLike3d, RingScanner } from "../../core/geometry/scanner.ts";
 import { JosephProjector } from "../../core/projector/joseph.ts";
 import { RingObliqueProjector, ringObliqueUnsupported } from "../../core/projector/ring_oblique.ts";
 import { adjointnessTest, adjointToHost, applyToHost } from "../../core/projector/operator.ts";
-import { josephBackReference, josephForwardReference } from "../../core/projector/reference.ts";
 import { ringForwardModel, ringProjectorKind } from "../../core/model/forward_model.ts";
-import { at45, maxAbs, maxAbsDiff, randomArray, smallGrid, smallScanner } from "../_helpers.ts";
+import {
+  maxAbs,
+  maxAbsDiff,
+  randomArray,
+  ringReferenceCase,
+  smallGrid,
+  smallScanner,
+} from "../_helpers.ts";
 
 const cases = () => [
   {
@@ -42,15 +48,7 @@ Deno.test("oblique ring projector: back projection is adjoint to the forward (re
 Deno.test("oblique ring projector matches the plain-TypeScript Joseph reference and JosephProjector", async () => {
   const ctx = await defaultContext();
   for (const c of cases()) {
-    const lors = c.scanner.lors();
-    const nvox = c.grid.shape[0] * c.grid.shape[1] * c.grid.shape[2];
-    const x = randomArray(nvox, 3);
-    const y = randomArray(lors.count, 4);
-    const aniso = c.grid.voxelSizeMm[0] !== c.grid.voxelSizeMm[1];
-    const tie = at45(c.scanner);
-    if (aniso) tie.forEach((t, i) => t && (y[i] = 0));
-    const fRef = josephForwardReference(lors, c.grid, x);
-    const bRef = josephBackReference(lors, c.grid, y);
+    const { lors, x, y, tie, aniso, fRef, bRef } = ringReferenceCase(c.scanner, c.grid);
     const J = new JosephProjector(ctx, lors, c.grid);
     const fJ = await applyToHost(ctx, J, x);
     const bJ = await adjointToHost(ctx, J, y);
