@@ -21,6 +21,12 @@
  * the order of the sides rotated every repetition; the table gives medians of wall and process
  * CPU time and petrel / parallelproj ratios.
  *
+ * Every petrel timing above ends with one wait for the device, and Deno 2.9's WebGPU answers a
+ * wait (`onSubmittedWorkDone`, `mapAsync`) no sooner than ~10 ms after it is asked: its poll loop
+ * sleeps 10 ms before it looks again. That fixed wait dominates the small 2d case. `stream` times
+ * what an iterative reconstruction does instead: `--stream K` pairs submitted back to back (one
+ * submit each) and one wait, per pair; parallelproj's side is K pairs in a row, per pair.
+ *
  * @module
  */
 
@@ -62,6 +68,8 @@ export interface CompareOptions {
   /** Overrides every case's repeats. */
   repeats?: number;
   threads: number;
+  /** Pairs per wait in the `stream` timing (default 10). */
+  stream: number;
   json: boolean;
 }
 
@@ -83,6 +91,7 @@ export function parseCompareArgs(args: readonly string[]): CompareOptions {
     cases: CASES.map((c) => c.name),
     projectors: [...PROJECTORS],
     threads: 2,
+    stream: 10,
     json: false,
   };
   for (let i = 0; i < args.length; i++) {
@@ -104,6 +113,7 @@ export function parseCompareArgs(args: readonly string[]): CompareOptions {
     else if (a === "--projectors") o.projectors = value().split(",");
     else if (a === "--repeats") o.repeats = positive(value());
     else if (a === "--threads") o.threads = positive(value());
+    else if (a === "--stream") o.stream = positive(value());
     else if (a === "--json") o.json = true;
     else throw new UsageError(`unknown argument ${a}`);
   }
@@ -154,6 +164,8 @@ function testImage(grid: ImageGrid): Float32Array {
   return x;
 }
 
+type Op = "fwd" | "back" | "pair" | "stream";
+
 interface Timed {
   wall: number;
   cpu: number;
@@ -165,6 +177,8 @@ interface Side {
   fwd(): Promise<Timed>;
   back(): Promise<Timed>;
   pair(): Promise<Timed>;
+  /** `--stream` pairs in a row, per pair. */
+  stream(): Promise<Timed>;
 }
 
 /** The compiled harness running parallelproj in a child process, one command per line. */
@@ -303,6 +317,16 @@ export interface CompareRow {
   ratio_back_cpu: number;
   /** The same from process CPU time (all threads), steadier than wall time under heavy load. */
   ratio_pair_cpu: number;
+  /** Pairs per wait of the stream timing. */
+  stream: number;
+  /** Wall time per pair with `stream` pairs submitted back to back and one wait (as in a loop). */
+  petrel_stream_pair_ms: number;
+  /** parallelproj's wall time per pair over `stream` pairs in a row. */
+  pp_stream_pair_ms: number;
+  /** petrel / parallelproj per-pair wall time in the stream timing. */
+  ratio_stream_pair: number;
+  /** The same from process CPU time. */
+  ratio_stream_pair_cpu: number;
   fwd_max_rel: number;
   fwd_mean_rel: number;
   back_max_rel: number;
@@ -386,6 +410,15 @@ async function runCases(
         fwd: () => pp.timed("fwd"),
         back: () => pp.timed("back"),
         pair: () => pp.timed("pair"),
+        stream: async () => {
+          const t = { wall: 0, cpu: 0 };
+          for (let k = 0; k < o.stream; k++) {
+            const one = await pp.timed("pair");
+            t.wall += one.wall / o.stream;
+            t.cpu += one.cpu / o.stream;
+          }
+          return t;
+        },
       };
       const ringWhy = ringProjectorUnsupported(scanner, grid);
       const petrel: { side: Side; agree: Agreement; destroy: () => void }[] = [];
@@ -409,6 +442,17 @@ async function runCases(
                   P.apply(rec, x, y);
                   P.adjoint(rec, y, b);
                 })),
+            stream: async () => {
+              const t = await timeOnce(ctx, () => {
+                for (let k = 0; k < o.stream; k++) {
+                  ctx.run((rec) => {
+                    P.apply(rec, x, y);
+                    P.adjoint(rec, y, b);
+                  });
+                }
+              });
+              return { wall: t.wall / o.stream, cpu: t.cpu / o.stream };
+            },
           },
           agree,
           destroy: () => {
@@ -421,10 +465,10 @@ async function runCases(
       }
       // Timed runs: every repetition rotates the order of the sides.
       const sides = [ppSide, ...petrel.map((p) => p.side)];
-      const times = new Map<string, Record<"fwd" | "back" | "pair", Timed[]>>(
-        sides.map((s) => [s.name, { fwd: [], back: [], pair: [] }]),
+      const times = new Map<string, Record<Op, Timed[]>>(
+        sides.map((s) => [s.name, { fwd: [], back: [], pair: [], stream: [] }]),
       );
-      for (const op of ["fwd", "back", "pair"] as const) {
+      for (const op of ["fwd", "back", "pair", "stream"] as const) {
         for (let r = 0; r < repeats; r++) {
           for (let s = 0; s < sides.length; s++) {
             const side = sides[(s + r) % sides.length];
@@ -432,7 +476,7 @@ async function runCases(
           }
         }
       }
-      const med = (name: string, op: "fwd" | "back" | "pair", key: keyof Timed) =>
+      const med = (name: string, op: Op, key: keyof Timed) =>
         median(times.get(name)![op].map((t) => t[key]));
       for (const p of petrel) {
         const n = p.side.name;
@@ -461,6 +505,11 @@ async function runCases(
           ratio_fwd_cpu: med(n, "fwd", "cpu") / med("parallelproj", "fwd", "cpu"),
           ratio_back_cpu: med(n, "back", "cpu") / med("parallelproj", "back", "cpu"),
           ratio_pair_cpu: med(n, "pair", "cpu") / med("parallelproj", "pair", "cpu"),
+          stream: o.stream,
+          petrel_stream_pair_ms: med(n, "stream", "wall"),
+          pp_stream_pair_ms: med("parallelproj", "stream", "wall"),
+          ratio_stream_pair: med(n, "stream", "wall") / med("parallelproj", "stream", "wall"),
+          ratio_stream_pair_cpu: med(n, "stream", "cpu") / med("parallelproj", "stream", "cpu"),
           fwd_max_rel: p.agree.fwd.maxRel,
           fwd_mean_rel: p.agree.fwd.meanRel,
           back_max_rel: p.agree.back.maxRel,
@@ -535,6 +584,8 @@ function print(rows: CompareRow[], o: CompareOptions, ctx: GpuContext) {
     "pair ≤ 0.5 (wall, cpu)": `${r.ratio_pair <= 0.5 ? "yes" : "no"}, ${
       r.ratio_pair_cpu <= 0.5 ? "yes" : "no"
     }`,
+    [`stream ×${r.stream}: pair`]: `${f(r.petrel_stream_pair_ms)} / ${f(r.pp_stream_pair_ms)}`,
+    "stream ratio (wall, cpu)": `${f(r.ratio_stream_pair, 2)}, ${f(r.ratio_stream_pair_cpu, 2)}`,
   })));
   console.table(rows.map((r) => ({
     case: r.case,

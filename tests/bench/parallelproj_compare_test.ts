@@ -31,6 +31,7 @@ Deno.test("parallelproj_compare: defaults and flags", () => {
   deepEqual(d.cases, ["2d", "stack3", "3d"]);
   deepEqual(d.projectors, ["joseph", "ring"]);
   equal(d.threads, 2);
+  equal(d.stream, 10);
   equal(d.json, false);
   const o = parseCompareArgs([
     "--parallelproj-lib",
@@ -43,6 +44,8 @@ Deno.test("parallelproj_compare: defaults and flags", () => {
     "3",
     "--threads",
     "1",
+    "--stream",
+    "4",
     "--json",
   ]);
   deepEqual(o, {
@@ -51,6 +54,7 @@ Deno.test("parallelproj_compare: defaults and flags", () => {
     projectors: ["joseph"],
     repeats: 3,
     threads: 1,
+    stream: 4,
     json: true,
   });
 });
@@ -62,6 +66,7 @@ Deno.test("parallelproj_compare: bad arguments are usage errors naming the probl
   );
   throws(() => parseCompareArgs(["--projectors", "siddon"]), /siddon/);
   throws(() => parseCompareArgs(["--repeats", "0"]), /--repeats must be a positive integer/);
+  throws(() => parseCompareArgs(["--stream", "1.5"]), /--stream must be a positive integer/);
   throws(() => parseCompareArgs(["--parallelproj-lib"]), /--parallelproj-lib needs a value/);
   throws(() => parseCompareArgs(["--fast"]), /unknown argument --fast/);
 });

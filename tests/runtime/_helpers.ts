@@ -70,3 +70,45 @@ export async function webSha256(path: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * A one-node ONNX model `y = Relu(x)`, x and y float32 [1, n], encoded by hand (protobuf wire
+ * format: ModelProto with IR version 7 and opset 13), so tests need no Python `onnx` package.
+ */
+export function singleReluOnnx(n = 2): Uint8Array {
+  const bytes: number[] = [];
+  const varint = (out: number[], v: number) => {
+    while (v > 0x7f) {
+      out.push((v & 0x7f) | 0x80);
+      v >>>= 7;
+    }
+    out.push(v);
+  };
+  // field with a varint value, and field with length-delimited bytes
+  const num = (field: number, v: number) => {
+    const o: number[] = [];
+    varint(o, field << 3);
+    varint(o, v);
+    return o;
+  };
+  const msg = (field: number, body: number[]) => {
+    const o: number[] = [];
+    varint(o, (field << 3) | 2);
+    varint(o, body.length);
+    return o.concat(body);
+  };
+  const str = (field: number, s: string) => msg(field, [...new TextEncoder().encode(s)]);
+  const tensorValue = (name: string) =>
+    str(1, name).concat(
+      // TypeProto.tensor_type { elem_type FLOAT, shape { dim 1, dim n } }
+      msg(2, msg(1, num(1, 1).concat(msg(2, msg(1, num(1, 1)).concat(msg(1, num(1, n))))))),
+    );
+  const node = str(1, "x").concat(str(2, "y"), str(4, "Relu"));
+  const graph = msg(1, node).concat(
+    str(2, "relu"),
+    msg(11, tensorValue("x")),
+    msg(12, tensorValue("y")),
+  );
+  bytes.push(...num(1, 7), ...msg(7, graph), ...msg(8, num(2, 13)));
+  return Uint8Array.from(bytes);
+}
