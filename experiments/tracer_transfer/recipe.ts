@@ -120,6 +120,18 @@ export const params = z.object({
   ddThreshold: z.number().min(0).finite().default(3).describe(
     "ddip-hqs-dd: disagreement threshold τ (robust σ)",
   ),
+  ddOrderedSubsets: z.boolean().default(false).describe(
+    "ddip-hqs-dd: final EM iterations over the ordered subsets (finalOrderedSubsets)",
+  ),
+  ddSeedThreshold: z.number().min(0).finite().default(0).describe(
+    "ddip-hqs-dd: hysteresis seed (robust σ; 0: off; disagreementSeedThreshold)",
+  ),
+  ddBlend: z.enum(["replace", "smoothed-change"]).default("replace").describe(
+    "ddip-hqs-dd: how flagged voxels take the final iterations (disagreementBlend)",
+  ),
+  ddBlendFwhm: z.number().min(0).finite().default(3).describe(
+    "ddip-hqs-dd: FWHM of the smoothed change (mm; disagreementBlendFwhmMm)",
+  ),
   samples: z.number().int().min(1).max(64).default(1).describe(
     "DDIP-HQS chains per condition (≥ 2: the row still scores chain 0; the mean and the voxel-wise std are extra fields and figure panels)",
   ),
@@ -181,6 +193,10 @@ export function experimentSettings(
         finalEmRegion: "disagreement",
         disagreementFwhmMm: p.ddFwhm,
         disagreementThreshold: p.ddThreshold,
+        finalOrderedSubsets: p.ddOrderedSubsets,
+        disagreementSeedThreshold: p.ddSeedThreshold,
+        disagreementBlend: p.ddBlend,
+        disagreementBlendFwhmMm: p.ddBlendFwhm,
       },
     },
     samples: p.samples,

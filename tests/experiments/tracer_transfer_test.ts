@@ -109,6 +109,23 @@ Deno.test("tracer_transfer settings: the schema's defaults, quick defaults, leve
   assert(s.ddip.fineTuneIterations === 2 && s.realisations === 2 && s.osem.iterations === 12);
   assert(s.levers.dc.finalEmIterations === 10 && s.levers.late.betaEnd === 1e-3);
   assert(s.levers.dd.finalEmRegion === "disagreement" && s.levers.dd.disagreementThreshold === 3);
+  // the lever's opt-in variants are off unless asked for (the library's defaults)
+  assert(s.levers.dd.finalOrderedSubsets === false && s.levers.dd.disagreementSeedThreshold === 0);
+  assert(s.levers.dd.disagreementBlend === "replace" && s.levers.dd.disagreementBlendFwhmMm === 3);
+  const v = experimentSettings(
+    params.parse({
+      ddOrderedSubsets: true,
+      ddSeedThreshold: 5,
+      ddBlend: "smoothed-change",
+      ddBlendFwhm: 4,
+    }),
+    where,
+  );
+  assert(v.levers.dd.finalOrderedSubsets === true && v.levers.dd.disagreementSeedThreshold === 5);
+  assert(
+    v.levers.dd.disagreementBlend === "smoothed-change" &&
+      v.levers.dd.disagreementBlendFwhmMm === 4,
+  );
   assert(s.nll.lr === 1e-4 && s.nll.steps === 25 && s.seed === 7);
   const q = experimentSettings(params.parse({ quick: true, nllSteps: 3, lr: "auto" }), where);
   assertEquals(q.subjects, ["51"]);

@@ -13,9 +13,11 @@ import {
   ddipJoint,
   ddipStack,
   directPlaneScanner,
+  keepSeededRegions,
   restrictToDisagreement,
   robustSpread,
 } from "../../core/recon/ddip/mod.ts";
+import { Rng } from "../../core/random.ts";
 import {
   addDisc,
   assertClose,
@@ -300,6 +302,243 @@ Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-i
     assertThrows(() => ddipConfig({ finalEmRegion: "lesions" as "all" }), /finalEmRegion/);
     assertThrows(() => ddipConfig({ disagreementThreshold: -1 }), /disagreementThreshold/);
   } finally {
+    likelihood.destroy();
+    model.destroy();
+  }
+});
+
+/**
+ * Reference of the hysteresis: connected components (union-find over 6-neighbours, one sign of
+ * `d`) of `w > 0`, kept where the component's max |d| reaches `seed`.
+ */
+function seededReference(
+  w: Float64Array,
+  d: ArrayLike<number>,
+  [nx, ny, nz]: number[],
+  seed: number,
+): Float64Array {
+  const n = w.length;
+  const parent = Int32Array.from({ length: n }, (_, i) => i);
+  const find = (i: number): number => {
+    while (parent[i] !== i) i = parent[i] = parent[parent[i]];
+    return i;
+  };
+  const on = (j: number) => w[j] > 0;
+  for (let k = 0; k < nz; k++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++) {
+        const j = x + nx * (y + ny * k);
+        if (!on(j)) continue;
+        for (const [dx, dy, dk] of [[1, 0, 0], [0, 1, 0], [0, 0, 1]]) {
+          if (x + dx >= nx || y + dy >= ny || k + dk >= nz) continue;
+          const u = j + dx + nx * dy + nx * ny * dk;
+          if (on(u) && Math.sign(d[u]) === Math.sign(d[j])) parent[find(u)] = find(j);
+        }
+      }
+    }
+  }
+  const peak = new Float64Array(n);
+  for (let j = 0; j < n; j++) if (on(j)) peak[find(j)] = Math.max(peak[find(j)], Math.abs(d[j]));
+  return w.map((v, j) => (on(j) && peak[find(j)] >= seed ? v : 0));
+}
+
+Deno.test("keepSeededRegions matches a union-find reference (random 3-slice field) and keeps everything for a seed ≤ τ", () => {
+  const rng = new Rng(17);
+  const shape = [9, 7, 3];
+  const n = 9 * 7 * 3;
+  const d = Float32Array.from({ length: n }, () => 2.2 * rng.normal());
+  const tau = 1;
+  const w0 = Float32Array.from(d, (v) => Math.min(1, Math.max(0, Math.abs(v) - tau)));
+  for (const seed of [2.5, 4]) {
+    const w = w0.slice();
+    keepSeededRegions(w, d, shape, seed);
+    const ref = seededReference(Float64Array.from(w0), d, shape, seed);
+    assertIdentical(w, Float32Array.from(ref), `seed ${seed}`);
+    assert(w.some((v) => v > 0) && w.filter((v) => v > 0).length < w0.filter((v) => v > 0).length);
+  }
+  const all = w0.slice();
+  keepSeededRegions(all, d, shape, tau);
+  assertIdentical(all, w0, "a seed at τ keeps every region");
+  // the example of the JSDoc: two regions in one row, only the second reaches the seed
+  const w1 = Float32Array.of(0.5, 0, 1, 1, 1);
+  keepSeededRegions(w1, Float32Array.of(1.5, 0, 2, 3.5, 2), [5, 1, 1], 3);
+  assertIdentical(w1, Float32Array.of(0, 0, 1, 1, 1));
+  assertThrows(() => keepSeededRegions(w1, d, [5, 1, 1], 3), /differ/);
+});
+
+Deno.test("restrictToDisagreement with a seed threshold and the smoothed-change blend matches a float64 reference; off it is the plain rule bit for bit", async () => {
+  const ctx = await defaultContext();
+  const grid = smallGrid();
+  const scanner = smallScanner();
+  const model = ringForwardModel(ctx, scanner, { grid });
+  const { truth, erased, mask } = lesionProblem(grid);
+  const tx = ctx.array(grid.shape, truth);
+  const sim = await simulateCounts(model, tx, { trueCounts: 2e5, randomsFraction: 0.1, seed: 3 });
+  tx.destroy();
+  model.setAdditive(sim.additive);
+  const lik = new PoissonLikelihood(model, sim.counts);
+  const step = new PenalisedEmStep(lik);
+  try {
+    const image = Float32Array.from(erased, (v) => v * sim.scale);
+    const z = ctx.array(grid.shape, image);
+    const x = ctx.array(grid.shape);
+    const beta = 1e-4 / (2 * sim.scale) ** 2;
+    ctx.run((rec) => step.record(rec, x, z, { beta, iterations: 20, initFromTarget: true }));
+    const dc = await x.read();
+    z.destroy();
+    x.destroy();
+    const base = { fwhmMm: 8, threshold: 1.5 };
+    const plain = await restrictToDisagreement(ctx, grid, image, dc, base);
+    // off: a seed at or below τ and the "replace" blend are the plain rule, bit for bit
+    const off = await restrictToDisagreement(ctx, grid, image, dc, {
+      ...base,
+      seedThreshold: 1.5,
+      blend: "replace",
+      blendFwhmMm: 5,
+    });
+    assertIdentical(off.image, plain.image);
+    assertIdentical(off.weight, plain.weight);
+    const opts = { ...base, seedThreshold: 4, blend: "smoothed-change" as const, blendFwhmMm: 3 };
+    const got = await restrictToDisagreement(ctx, grid, image, dc, opts);
+    assertIdentical(got.disagreement, plain.disagreement, "the same disagreement image");
+    // reference: plain weights, hysteresis by union-find, image + w · G₃ ∗ (dc − image), ≥ 0
+    const wRef = seededReference(
+      Float64Array.from(plain.weight),
+      plain.disagreement,
+      [32, 32, 1],
+      4,
+    );
+    const change = gaussianReference(
+      Float64Array.from(dc, (v, j) => v - image[j]),
+      32,
+      32,
+      3,
+      grid.voxelSizeMm[0],
+    );
+    let max = 0;
+    for (const v of dc) max = Math.max(max, v);
+    for (let j = 0; j < image.length; j++) {
+      assert(got.weight[j] === wRef[j], `w at ${j}: ${got.weight[j]} vs ${wRef[j]}`);
+      const ref = Math.max(0, image[j] + wRef[j] * change[j]);
+      assert(
+        Math.abs(got.image[j] - ref) <= 1e-5 * max,
+        `image at ${j}: ${got.image[j]} vs ${ref}`,
+      );
+      if (wRef[j] === 0) assert(got.image[j] === image[j], `kept at ${j}`);
+    }
+    // the seed drops some of the plain flags and keeps the lesion's
+    const nOn = (w: Float32Array) => w.filter((v) => v > 0).length;
+    assert(nOn(got.weight) > 0 && nOn(got.weight) < nOn(plain.weight), "fewer flags");
+    assert(roiMean(got.weight, mask) > 0.5, `lesion weight ${roiMean(got.weight, mask)}`);
+    for (
+      const bad of [
+        { seedThreshold: -1 },
+        { seedThreshold: Infinity },
+        { blend: "mean" as "replace" },
+        { blendFwhmMm: -2 },
+      ]
+    ) {
+      await restrictToDisagreement(ctx, grid, image, dc, { ...base, ...bad }).then(
+        () => assert(false, `${JSON.stringify(bad)} accepted`),
+        (e) => assert(e instanceof RangeError, String(e)),
+      );
+    }
+  } finally {
+    step.destroy();
+    lik.destroy();
+    model.destroy();
+  }
+});
+
+Deno.test("finalOrderedSubsets, disagreementSeedThreshold and disagreementBlend in ddipStack and ddipJoint: the ordered-subset x-step on the chain's output, restricted as restrictToDisagreement does", async () => {
+  const ctx = await defaultContext();
+  const prior = await tinyPrior();
+  const grid = centredGrid([16, 16, 3], [4, 4, 4]);
+  const scanner = directPlaneScanner(ringScanner(), 3, 4);
+  const truth = discPhantom(grid, 0);
+  const model = ringForwardModel(ctx, scanner, { grid, subsets: 4 });
+  const tx = ctx.array(grid.shape, truth);
+  const sim = await simulateCounts(model, tx, { trueCounts: 3e4, randomsFraction: 0.2, seed: 5 });
+  tx.destroy();
+  model.setAdditive(sim.additive);
+  const likelihood = new PoissonLikelihood(model, sim.counts);
+  const mr = Float32Array.from(truth, (v) => (v > 0 ? 0.5 : 0));
+  const p = { likelihood, grid, mr };
+  const step = new PenalisedEmStep(likelihood);
+  try {
+    const cfg = {
+      startT: 40,
+      steps: 2,
+      fineTuneIterations: 1,
+      emIterations: 2,
+      initIterations: 3,
+      finalEmIterations: 0,
+    };
+    const c0 = ddipConfig();
+    assert(
+      c0.finalOrderedSubsets === false && c0.disagreementSeedThreshold === 0 &&
+        c0.disagreementBlend === "replace",
+      "the new options are off by default",
+    );
+    const chain = await ddipStack(prior, p, { config: cfg, seed: 3 });
+    const os = {
+      ...cfg,
+      finalEmIterations: 2,
+      finalBeta: 1e-4,
+      finalEmRegion: "all" as const,
+      finalOrderedSubsets: true,
+    };
+    const all = await ddipStack(prior, p, { config: os, seed: 3 });
+    // reference: 2 ordered-subset x-step iterations (4 subsets) from the chain's output
+    const z = ctx.array(grid.shape, chain.image);
+    const x = ctx.array(grid.shape);
+    const b = 1e-4 / (chain.scale * chain.scale);
+    ctx.run((rec) =>
+      step.record(rec, x, z, { beta: b, iterations: 2, initFromTarget: true, orderedSubsets: true })
+    );
+    const dcRef = await x.read();
+    ctx.run((rec) => step.record(rec, x, z, { beta: b, iterations: 2, initFromTarget: true }));
+    const plainRef = await x.read();
+    z.destroy();
+    x.destroy();
+    assertIdentical(all.image, dcRef, "the final x-step over the subsets");
+    assert(dcRef.some((v, i) => v !== plainRef[i]), "subsets change the final x-step");
+    const plainAll = await ddipStack(prior, p, {
+      config: { ...os, finalOrderedSubsets: false },
+      seed: 3,
+    });
+    assertIdentical(plainAll.image, plainRef, "off: the plain final x-step");
+    const lever = {
+      ...os,
+      finalEmRegion: "disagreement" as const,
+      disagreementFwhmMm: 8,
+      disagreementThreshold: 0.5,
+      disagreementSeedThreshold: 1.5,
+      disagreementBlend: "smoothed-change" as const,
+      disagreementBlendFwhmMm: 4,
+    };
+    const on = await ddipStack(prior, p, { config: lever, seed: 3 });
+    const ref = await restrictToDisagreement(ctx, grid, chain.image, dcRef, {
+      fwhmMm: 8,
+      threshold: 0.5,
+      seedThreshold: 1.5,
+      blend: "smoothed-change",
+      blendFwhmMm: 4,
+    });
+    assertIdentical(on.image, ref.image, "the restriction of the final x-step");
+    assertIdentical(on.disagreement!, ref.disagreement);
+    const joint = await ddipJoint(prior, p, { config: lever, seed: 11, scale: on.scale });
+    const stack = await ddipStack(prior, p, {
+      config: lever,
+      seed: subSeed(11, "ddip-stack-1"),
+      scale: on.scale,
+      init: joint.init,
+    });
+    assertIdentical(joint.image, stack.image, "joint = stack");
+    assertThrows(() => ddipConfig({ disagreementSeedThreshold: -1 }), /disagreementSeedThreshold/);
+    assertThrows(() => ddipConfig({ disagreementBlend: "mean" as "replace" }), /disagreementBlend/);
+  } finally {
+    step.destroy();
     likelihood.destroy();
     model.destroy();
   }

@@ -74,6 +74,15 @@ const FIELDS = {
   /** Coupling of the final data-consistency iterations (→ 0: plain MLEM from the output). */
   finalBeta: z.number().positive().finite(),
   /**
+   * Run the final data-consistency iterations over the ordered subsets of the likelihood's forward
+   * model (one penalised-EM update per subset, `PenalisedEmStep`'s `orderedSubsets`), so that
+   * `finalEmIterations` iterations move the image about as far as `finalEmIterations × subsets`
+   * plain ones at the cost of `finalEmIterations` (default false: one update over all data per
+   * iteration). Only changes anything when the model has subsets; independent of
+   * `xStepOrderedSubsets` (the chain's x-steps).
+   */
+  finalOrderedSubsets: z.boolean(),
+  /**
    * Where the final data-consistency iterations are kept: `"all"` (every voxel) or
    * `"disagreement"` (only where they change the chain's output coherently: the in-plane smoothed
    * change exceeds `disagreementThreshold` robust standard deviations; elsewhere the output is
@@ -87,6 +96,21 @@ const FIELDS = {
    * `clamp(|d| − τ, 0, 1)` (none up to τ σ, full from (τ + 1) σ).
    */
   disagreementThreshold: z.number().min(0).finite(),
+  /**
+   * Hysteresis of `"disagreement"` (0: off): a connected region of flagged voxels keeps its
+   * weights only if its disagreement reaches this many robust standard deviations somewhere, so a
+   * low `disagreementThreshold` can take the whole of a lesion without the scattered flags of the
+   * EM noise (`restrictToDisagreement`'s `seedThreshold`).
+   */
+  disagreementSeedThreshold: z.number().min(0).finite(),
+  /**
+   * How `"disagreement"` takes the final iterations where flagged: `"replace"` (their image,
+   * weighted) or `"smoothed-change"` (the chain's output plus their in-plane smoothed change,
+   * weighted: the local mean of the data without the EM iterations' voxel noise).
+   */
+  disagreementBlend: z.enum(["replace", "smoothed-change"]),
+  /** In-plane FWHM (mm) of the change's filter for `disagreementBlend: "smoothed-change"`. */
+  disagreementBlendFwhmMm: z.number().min(0).finite(),
   /** Seed of the start noise and the DDIM noise. */
   seed: z.number().int(),
 };
@@ -238,6 +262,13 @@ export const DDIP_DEFAULTS: Readonly<z.input<typeof DdipConfigSchema>> = Object.
     finalEmRegion: "disagreement",
     disagreementFwhmMm: 8,
     disagreementThreshold: 3,
+    // opt-in variants of the lever, off (docs/ddip.md): on validation subject 50 the ordered-subset,
+    // hysteresis and smoothed-change variant kept the amyloid MR-invisible lesions at OSEM's
+    // recovery, but flags none of the FDG ones (docs/results.md, issue 15)
+    finalOrderedSubsets: false,
+    disagreementSeedThreshold: 0,
+    disagreementBlend: "replace",
+    disagreementBlendFwhmMm: 3,
     seed: 0,
   } as const,
 );

@@ -281,6 +281,7 @@ export async function ddipJoint(
       zAct: Float32Array,
       betaAct: number,
       iterations: number,
+      orderedSubsets = config.xStepOrderedSubsets,
     ): Promise<Float32Array> => {
       const te = performance.now();
       zDev.write(zAct);
@@ -289,7 +290,7 @@ export async function ddipJoint(
           beta: betaAct,
           iterations,
           initFromTarget: true,
-          orderedSubsets: config.xStepOrderedSubsets,
+          orderedSubsets,
         });
       });
       const out = await x.read();
@@ -395,12 +396,20 @@ export async function ddipJoint(
     let disagreement: Float32Array | undefined;
     if (config.finalEmIterations > 0) {
       // optionally pulled back to the data: finalEmIterations x-step iterations towards it
-      const dc = await xStepAct(image, config.finalBeta / (s * s), config.finalEmIterations);
+      const dc = await xStepAct(
+        image,
+        config.finalBeta / (s * s),
+        config.finalEmIterations,
+        config.finalOrderedSubsets,
+      );
       if (config.finalEmRegion === "disagreement") {
         // kept only where the data disagree with the output (lesions the prior erased or filled)
         const r = await restrictToDisagreement(ctx, grid, image, dc, {
           fwhmMm: config.disagreementFwhmMm,
           threshold: config.disagreementThreshold,
+          seedThreshold: config.disagreementSeedThreshold,
+          blend: config.disagreementBlend,
+          blendFwhmMm: config.disagreementBlendFwhmMm,
         });
         image = r.image;
         disagreement = r.disagreement;

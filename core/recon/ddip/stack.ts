@@ -281,15 +281,23 @@ class DeviceStep {
     this.step = new PenalisedEmStep(likelihood);
   }
 
-  /** x_hqs (activity units) from target `zAct`: `iterations` penalised-EM iterations. */
-  async xStep(zAct: Float32Array, beta: number, iterations: number): Promise<Float32Array> {
+  /**
+   * x_hqs (activity units) from target `zAct`: `iterations` penalised-EM iterations (over the
+   * ordered subsets if `orderedSubsets`, by default as constructed).
+   */
+  async xStep(
+    zAct: Float32Array,
+    beta: number,
+    iterations: number,
+    orderedSubsets = this.orderedSubsets,
+  ): Promise<Float32Array> {
     this.z.write(zAct);
     this.likelihood.model.ctx.run((rec) => {
       this.step.record(rec, this.x, this.z, {
         beta,
         iterations,
         initFromTarget: true,
-        orderedSubsets: this.orderedSubsets,
+        orderedSubsets,
       });
     });
     return await this.x.read();
@@ -670,7 +678,13 @@ async function ddipChain(
     if (config.finalEmIterations > 0) {
       const dc = await timed(
         "emMs",
-        () => dev.xStep(image, config.finalBeta / (s * s), config.finalEmIterations),
+        () =>
+          dev.xStep(
+            image,
+            config.finalBeta / (s * s),
+            config.finalEmIterations,
+            config.finalOrderedSubsets,
+          ),
       );
       timings.xSteps++;
       if (config.finalEmRegion === "disagreement") {
@@ -678,6 +692,9 @@ async function ddipChain(
         const r = await restrictToDisagreement(likelihood.model.ctx, grid, image, dc, {
           fwhmMm: config.disagreementFwhmMm,
           threshold: config.disagreementThreshold,
+          seedThreshold: config.disagreementSeedThreshold,
+          blend: config.disagreementBlend,
+          blendFwhmMm: config.disagreementBlendFwhmMm,
         });
         image = r.image;
         disagreement = r.disagreement;
