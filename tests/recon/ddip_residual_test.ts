@@ -103,6 +103,30 @@ function xStepReference(
   return x;
 }
 
+/**
+ * The lesion problem measured on the small scanner: counts simulated from the truth, the model with
+ * their additive term, the likelihood and an x-step over it (`destroy` releases all three).
+ */
+async function lesionStudy(trueCounts: number, randomsFraction: number, seed: number) {
+  const ctx = await defaultContext();
+  const grid = smallGrid();
+  const scanner = smallScanner();
+  const model = ringForwardModel(ctx, scanner, { grid });
+  const problem = lesionProblem(grid);
+  const tx = ctx.array(grid.shape, problem.truth);
+  const sim = await simulateCounts(model, tx, { trueCounts, randomsFraction, seed });
+  tx.destroy();
+  model.setAdditive(sim.additive);
+  const lik = new PoissonLikelihood(model, sim.counts);
+  const step = new PenalisedEmStep(lik);
+  const destroy = () => {
+    step.destroy();
+    lik.destroy();
+    model.destroy();
+  };
+  return { ctx, grid, scanner, model, ...problem, sim, lik, step, destroy };
+}
+
 Deno.test("robust spread: 1.4826 × MAD over the support, outliers ignored", () => {
   const v = Float32Array.of(1, 2, 3, 4, 100, -50);
   // support without the −50: median 3, |v − 3| = 2 1 0 1 97 → MAD 1
@@ -113,17 +137,8 @@ Deno.test("robust spread: 1.4826 × MAD over the support, outliers ignored", () 
 });
 
 Deno.test("disagreement image, weight and result match a float64 TypeScript reference (x-step, filter, MAD)", async () => {
-  const ctx = await defaultContext();
-  const grid = smallGrid();
-  const scanner = smallScanner();
-  const model = ringForwardModel(ctx, scanner, { grid });
-  const { truth, erased } = lesionProblem(grid);
-  const tx = ctx.array(grid.shape, truth);
-  const sim = await simulateCounts(model, tx, { trueCounts: 1e5, randomsFraction: 0.2, seed: 7 });
-  tx.destroy();
-  model.setAdditive(sim.additive);
-  const lik = new PoissonLikelihood(model, sim.counts);
-  const step = new PenalisedEmStep(lik);
+  const study = await lesionStudy(1e5, 0.2, 7);
+  const { ctx, grid, scanner, erased, sim, step } = study;
   try {
     const image = Float32Array.from(erased, (v) => v * sim.scale);
     const beta = 1e-4 / (2 * sim.scale) ** 2;
@@ -173,24 +188,13 @@ Deno.test("disagreement image, weight and result match a float64 TypeScript refe
       (e) => assert(/differ/.test(String(e)), String(e)),
     );
   } finally {
-    step.destroy();
-    lik.destroy();
-    model.destroy();
+    study.destroy();
   }
 });
 
 Deno.test("restricted to the disagreement, the final iterations recover an erased lesion and leave agreeing voxels alone", async () => {
-  const ctx = await defaultContext();
-  const grid = smallGrid();
-  const scanner = smallScanner();
-  const model = ringForwardModel(ctx, scanner, { grid });
-  const { truth, erased, mask } = lesionProblem(grid);
-  const tx = ctx.array(grid.shape, truth);
-  const sim = await simulateCounts(model, tx, { trueCounts: 2e5, randomsFraction: 0.1, seed: 3 });
-  tx.destroy();
-  model.setAdditive(sim.additive);
-  const lik = new PoissonLikelihood(model, sim.counts);
-  const step = new PenalisedEmStep(lik);
+  const study = await lesionStudy(2e5, 0.1, 3);
+  const { ctx, grid, truth, erased, mask, sim, step } = study;
   try {
     const t = Float32Array.from(truth, (v) => v * sim.scale);
     // the "prior's" image: right everywhere except that the lesion is erased
@@ -219,9 +223,7 @@ Deno.test("restricted to the disagreement, the final iterations recover an erase
     };
     assert(errOut(r.image) < 0.5 * errOut(dc), `outside error ${errOut(r.image)} vs ${errOut(dc)}`);
   } finally {
-    step.destroy();
-    lik.destroy();
-    model.destroy();
+    study.destroy();
   }
 });
 
@@ -367,17 +369,8 @@ Deno.test("keepSeededRegions matches a union-find reference (random 3-slice fiel
 });
 
 Deno.test("restrictToDisagreement with a seed threshold and the smoothed-change blend matches a float64 reference; off it is the plain rule bit for bit", async () => {
-  const ctx = await defaultContext();
-  const grid = smallGrid();
-  const scanner = smallScanner();
-  const model = ringForwardModel(ctx, scanner, { grid });
-  const { truth, erased, mask } = lesionProblem(grid);
-  const tx = ctx.array(grid.shape, truth);
-  const sim = await simulateCounts(model, tx, { trueCounts: 2e5, randomsFraction: 0.1, seed: 3 });
-  tx.destroy();
-  model.setAdditive(sim.additive);
-  const lik = new PoissonLikelihood(model, sim.counts);
-  const step = new PenalisedEmStep(lik);
+  const study = await lesionStudy(2e5, 0.1, 3);
+  const { ctx, grid, erased, mask, sim, step } = study;
   try {
     const image = Float32Array.from(erased, (v) => v * sim.scale);
     const z = ctx.array(grid.shape, image);
@@ -444,9 +437,7 @@ Deno.test("restrictToDisagreement with a seed threshold and the smoothed-change 
       );
     }
   } finally {
-    step.destroy();
-    lik.destroy();
-    model.destroy();
+    study.destroy();
   }
 });
 
