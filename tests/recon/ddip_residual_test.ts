@@ -10,6 +10,7 @@ import { subSeed } from "../../core/random.ts";
 import { penalisedSolve } from "../../core/model/kernels.ts";
 import {
   ddipConfig,
+  type DdipConfigInput,
   ddipJoint,
   ddipStack,
   directPlaneScanner,
@@ -124,7 +125,20 @@ async function lesionStudy(trueCounts: number, randomsFraction: number, seed: nu
     lik.destroy();
     model.destroy();
   };
-  return { ctx, grid, scanner, model, ...problem, sim, lik, step, destroy };
+  /** `iterations` x-step iterations towards `image` at β 1e-4 (the final step's coupling), from it. */
+  const dataConsistent = async (image: Float32Array, iterations = 20) => {
+    const z = ctx.array(grid.shape, image);
+    const x = ctx.array(grid.shape);
+    const beta = 1e-4 / (2 * sim.scale) ** 2;
+    ctx.run((rec) => step.record(rec, x, z, { beta, iterations, initFromTarget: true }));
+    try {
+      return await x.read();
+    } finally {
+      z.destroy();
+      x.destroy();
+    }
+  };
+  return { ctx, grid, scanner, model, ...problem, sim, lik, step, dataConsistent, destroy };
 }
 
 Deno.test("robust spread: 1.4826 × MAD over the support, outliers ignored", () => {
@@ -194,18 +208,12 @@ Deno.test("disagreement image, weight and result match a float64 TypeScript refe
 
 Deno.test("restricted to the disagreement, the final iterations recover an erased lesion and leave agreeing voxels alone", async () => {
   const study = await lesionStudy(2e5, 0.1, 3);
-  const { ctx, grid, truth, erased, mask, sim, step } = study;
+  const { ctx, grid, truth, erased, mask, sim } = study;
   try {
     const t = Float32Array.from(truth, (v) => v * sim.scale);
     // the "prior's" image: right everywhere except that the lesion is erased
     const prior = Float32Array.from(erased, (v) => v * sim.scale);
-    const z = ctx.array(grid.shape, prior);
-    const x = ctx.array(grid.shape);
-    const beta = 1e-4 / (2 * sim.scale) ** 2;
-    ctx.run((rec) => step.record(rec, x, z, { beta, iterations: 20, initFromTarget: true }));
-    const dc = await x.read();
-    z.destroy();
-    x.destroy();
+    const dc = await study.dataConsistent(prior);
     const r = await restrictToDisagreement(ctx, grid, prior, dc, { fwhmMm: 8, threshold: 3 });
     const rec = (img: Float32Array) => roiMean(img, mask) / roiMean(t, mask);
     // flagged (the data want more activity there) and taken from the data-consistent image
@@ -227,29 +235,61 @@ Deno.test("restricted to the disagreement, the final iterations recover an erase
   }
 });
 
-Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-identical, on is the restricted step on the chain's output", async () => {
+/**
+ * A tiny DDIP problem (16² × 3 disc, the fixture prior, `subsets` ordered subsets in the model):
+ * `p` is what `ddipStack` takes; `destroy` releases the likelihood and the model.
+ */
+async function tinyDdipProblem(subsets = 1) {
   const ctx = await defaultContext();
   const prior = await tinyPrior();
   const grid = centredGrid([16, 16, 3], [4, 4, 4]);
   const scanner = directPlaneScanner(ringScanner(), 3, 4);
   const truth = discPhantom(grid, 0);
-  const model = ringForwardModel(ctx, scanner, { grid });
+  const model = ringForwardModel(ctx, scanner, { grid, subsets });
   const tx = ctx.array(grid.shape, truth);
   const sim = await simulateCounts(model, tx, { trueCounts: 3e4, randomsFraction: 0.2, seed: 5 });
   tx.destroy();
   model.setAdditive(sim.additive);
   const likelihood = new PoissonLikelihood(model, sim.counts);
   const mr = Float32Array.from(truth, (v) => (v > 0 ? 0.5 : 0));
-  const p = { likelihood, grid, mr };
+  const destroy = () => {
+    likelihood.destroy();
+    model.destroy();
+  };
+  // a 2-step chain without the final x-step, the base the lever tests add their options to
+  const chainConfig = {
+    startT: 40,
+    steps: 2,
+    fineTuneIterations: 1,
+    emIterations: 2,
+    initIterations: 3,
+    finalEmIterations: 0,
+  };
+  return { ctx, prior, grid, likelihood, p: { likelihood, grid, mr }, chainConfig, destroy };
+}
+
+/** `ddipJoint` on one direct-plane stack equals `ddipStack` (image and disagreement) with `config`. */
+async function assertJointIsStack(
+  { prior, p }: Awaited<ReturnType<typeof tinyDdipProblem>>,
+  config: DdipConfigInput,
+  scale: number,
+) {
+  const joint = await ddipJoint(prior, p, { config, seed: 11, scale });
+  const stack = await ddipStack(prior, p, {
+    config,
+    seed: subSeed(11, "ddip-stack-1"),
+    scale,
+    init: joint.init,
+  });
+  assertIdentical(joint.image, stack.image, "joint = stack");
+  assertIdentical(joint.disagreement!, stack.disagreement!);
+}
+
+Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-identical, on is the restricted step on the chain's output", async () => {
+  const problem = await tinyDdipProblem();
+  const { ctx, prior, grid, p } = problem;
   try {
-    const cfg = {
-      startT: 40,
-      steps: 2,
-      fineTuneIterations: 1,
-      emIterations: 2,
-      initIterations: 3,
-      finalEmIterations: 0,
-    };
+    const cfg = problem.chainConfig;
     // the library default keeps its final x-step only where the data disagree (issue 15)
     assert(ddipConfig().finalEmRegion === "disagreement", "default region");
     const plain = await ddipStack(prior, p, { config: cfg, seed: 3 });
@@ -292,20 +332,11 @@ Deno.test("finalEmRegion 'disagreement' in ddipStack and ddipJoint: off is bit-i
     );
     assert(on.timings.xSteps === plain.timings.xSteps + 1);
     // ddipJoint on one direct-plane stack is ddipStack, with the lever too
-    const joint = await ddipJoint(prior, p, { config: lever, seed: 11, scale: on.scale });
-    const stack = await ddipStack(prior, p, {
-      config: lever,
-      seed: subSeed(11, "ddip-stack-1"),
-      scale: on.scale,
-      init: joint.init,
-    });
-    assertIdentical(joint.image, stack.image, "joint = stack");
-    assertIdentical(joint.disagreement!, stack.disagreement!);
+    await assertJointIsStack(problem, lever, on.scale);
     assertThrows(() => ddipConfig({ finalEmRegion: "lesions" as "all" }), /finalEmRegion/);
     assertThrows(() => ddipConfig({ disagreementThreshold: -1 }), /disagreementThreshold/);
   } finally {
-    likelihood.destroy();
-    model.destroy();
+    problem.destroy();
   }
 });
 
@@ -370,16 +401,10 @@ Deno.test("keepSeededRegions matches a union-find reference (random 3-slice fiel
 
 Deno.test("restrictToDisagreement with a seed threshold and the smoothed-change blend matches a float64 reference; off it is the plain rule bit for bit", async () => {
   const study = await lesionStudy(2e5, 0.1, 3);
-  const { ctx, grid, erased, mask, sim, step } = study;
+  const { ctx, grid, erased, mask, sim } = study;
   try {
     const image = Float32Array.from(erased, (v) => v * sim.scale);
-    const z = ctx.array(grid.shape, image);
-    const x = ctx.array(grid.shape);
-    const beta = 1e-4 / (2 * sim.scale) ** 2;
-    ctx.run((rec) => step.record(rec, x, z, { beta, iterations: 20, initFromTarget: true }));
-    const dc = await x.read();
-    z.destroy();
-    x.destroy();
+    const dc = await study.dataConsistent(image);
     const base = { fwhmMm: 8, threshold: 1.5 };
     const plain = await restrictToDisagreement(ctx, grid, image, dc, base);
     // off: a seed at or below τ and the "replace" blend are the plain rule, bit for bit
@@ -442,29 +467,11 @@ Deno.test("restrictToDisagreement with a seed threshold and the smoothed-change 
 });
 
 Deno.test("finalOrderedSubsets, disagreementSeedThreshold and disagreementBlend in ddipStack and ddipJoint: the ordered-subset x-step on the chain's output, restricted as restrictToDisagreement does", async () => {
-  const ctx = await defaultContext();
-  const prior = await tinyPrior();
-  const grid = centredGrid([16, 16, 3], [4, 4, 4]);
-  const scanner = directPlaneScanner(ringScanner(), 3, 4);
-  const truth = discPhantom(grid, 0);
-  const model = ringForwardModel(ctx, scanner, { grid, subsets: 4 });
-  const tx = ctx.array(grid.shape, truth);
-  const sim = await simulateCounts(model, tx, { trueCounts: 3e4, randomsFraction: 0.2, seed: 5 });
-  tx.destroy();
-  model.setAdditive(sim.additive);
-  const likelihood = new PoissonLikelihood(model, sim.counts);
-  const mr = Float32Array.from(truth, (v) => (v > 0 ? 0.5 : 0));
-  const p = { likelihood, grid, mr };
+  const problem = await tinyDdipProblem(4);
+  const { ctx, prior, grid, likelihood, p } = problem;
   const step = new PenalisedEmStep(likelihood);
   try {
-    const cfg = {
-      startT: 40,
-      steps: 2,
-      fineTuneIterations: 1,
-      emIterations: 2,
-      initIterations: 3,
-      finalEmIterations: 0,
-    };
+    const cfg = problem.chainConfig;
     const c0 = ddipConfig();
     assert(
       c0.finalOrderedSubsets === false && c0.disagreementSeedThreshold === 0 &&
@@ -518,19 +525,11 @@ Deno.test("finalOrderedSubsets, disagreementSeedThreshold and disagreementBlend 
     });
     assertIdentical(on.image, ref.image, "the restriction of the final x-step");
     assertIdentical(on.disagreement!, ref.disagreement);
-    const joint = await ddipJoint(prior, p, { config: lever, seed: 11, scale: on.scale });
-    const stack = await ddipStack(prior, p, {
-      config: lever,
-      seed: subSeed(11, "ddip-stack-1"),
-      scale: on.scale,
-      init: joint.init,
-    });
-    assertIdentical(joint.image, stack.image, "joint = stack");
+    await assertJointIsStack(problem, lever, on.scale);
     assertThrows(() => ddipConfig({ disagreementSeedThreshold: -1 }), /disagreementSeedThreshold/);
     assertThrows(() => ddipConfig({ disagreementBlend: "mean" as "replace" }), /disagreementBlend/);
   } finally {
     step.destroy();
-    likelihood.destroy();
-    model.destroy();
+    problem.destroy();
   }
 });
