@@ -80,6 +80,9 @@ export const params = z.object({
   logEvery: z.number().int().positive().default(5).describe(
     "log the loss and the log-likelihood every N steps",
   ),
+  priorThreads: z.number().int().min(1).max(8).default(1).describe(
+    "threads of the prior's onnxruntime-web wasm backend: 2 is faster on a machine to yourself, far slower on a loaded one",
+  ),
 });
 
 type Params = z.infer<typeof params>;
@@ -90,7 +93,7 @@ function mmss(ms: number): string {
 }
 
 export default async function run(ctx: RecipeContext<Params>): Promise<void> {
-  const { method, useMr, stackStride, logEvery, samples, ...config } = ctx.params;
+  const { method, useMr, stackStride, logEvery, samples, priorThreads, ...config } = ctx.params;
   const t0 = performance.now();
   const log = (m: string) => ctx.log(`[${mmss(performance.now() - t0)}] ${m}`);
   const has = (f: string) => Deno.stat(ctx.inputPath(f)).then((s) => s.isFile, () => false);
@@ -139,7 +142,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
 
   log(`phase: loading the prior (${modelsDir})`);
   const gpu = await ctx.gpu();
-  const prior = await loadPrior(modelsDir, { adapter: gpu.adapter });
+  const prior = await loadPrior(modelsDir, { adapter: gpu.adapter, numThreads: priorThreads });
   const model = ringForwardModel(gpu, scanner, {
     grid,
     muMap: study.mu,

@@ -383,3 +383,69 @@ Deno.test("the native provider with 2 inter-op threads (parallel executor) is bi
     /interOpThreads must be an integer ≥ 1, got 0/,
   );
 });
+
+Deno.test("onnxruntime-web (wasm) with 2 threads, in its own process, agrees with PyTorch and with 1 thread", async () => {
+  // ORT-web's thread count is fixed by the first load in a process, so the 2-thread prior runs in
+  // a child process (as `petrel recon ddip --set priorThreads=2` does) and hands back ε and the
+  // VJP gradients of the fixture's case0.
+  const out = await Deno.makeTempFile({ suffix: ".json" });
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    const load = new URL("../../core/diffusion/load.ts", import.meta.url).href;
+    const bundle = new URL("../../core/diffusion/tensor_bundle.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { loadPrior } from "${load}";
+import { readTensorBundle } from "${bundle}";
+const fix = await readTensorBundle(${JSON.stringify(`${DIR}/fixture.json`)});
+const f = (n: string) => fix.get(n)!.data;
+const prior = await loadPrior(${JSON.stringify(DIR)}, { provider: "wasm", numThreads: 2 });
+const p = prior.createParams();
+for (const name of p.names) p.set(name, f("case0." + name));
+const args = [f("case0.x_t"), f("case0.t")[0], f("case0.mr"), p] as const;
+const eps = await prior.eps(...args);
+const v = await prior.vjp(...args, f("case0.grad_eps"));
+const grads = Object.fromEntries(p.names.map((n) => [n, Array.from(v.grads.get(n)!)]));
+await Deno.writeTextFile(${
+        JSON.stringify(out)
+      }, JSON.stringify({ threads: prior.threads, eps: Array.from(eps), grads }));
+await prior.release();
+`,
+    );
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        script,
+      ],
+      stderr: "piped",
+    }).output();
+    assert(r.success, new TextDecoder().decode(r.stderr));
+    const two = JSON.parse(await Deno.readTextFile(out)) as {
+      threads: number;
+      eps: number[];
+      grads: Record<string, number[]>;
+    };
+    assert(two.threads === 2, `threads ${two.threads}`);
+    const one = await fixturePrior();
+    const p1 = case0Params(one);
+    const e1 = await one.eps(x, t, mr, p1);
+    const e2 = Float32Array.from(two.eps);
+    assert(maxAbsDiff(e2, fx("case0.out.eps").data) < TOL.eps_abs, "ε vs PyTorch");
+    assert(maxAbsDiff(e1, e2) < 1e-5, `ε 1 vs 2 threads: ${maxAbsDiff(e1, e2)}`);
+    const v1 = await one.vjp(x, t, mr, p1, fx("case0.grad_eps").data);
+    let gmax = 0;
+    for (const name of p1.names) gmax = Math.max(gmax, maxAbs(v1.grads.get(name)!));
+    for (const name of p1.names) {
+      const d = maxAbsDiff(v1.grads.get(name)!, Float32Array.from(two.grads[name]));
+      assert(d <= 1e-5 * gmax, `${name}: 1 vs 2 threads ${d} (max ${gmax})`);
+    }
+  } finally {
+    await Deno.remove(out).catch(() => {});
+    await Deno.remove(script).catch(() => {});
+  }
+});
