@@ -390,6 +390,7 @@ Deno.test("onnxruntime-web (wasm) with 2 threads, in its own process, agrees wit
   // VJP gradients of the fixture's case0.
   const out = await Deno.makeTempFile({ suffix: ".json" });
   const script = await Deno.makeTempFile({ suffix: ".ts" });
+  let one: ScorePrior | undefined;
   try {
     const load = new URL("../../core/diffusion/load.ts", import.meta.url).href;
     const bundle = new URL("../../core/diffusion/tensor_bundle.ts", import.meta.url).href;
@@ -431,7 +432,8 @@ await prior.release();
       grads: Record<string, number[]>;
     };
     assert(two.threads === 2, `threads ${two.threads}`);
-    const one = await fixturePrior();
+    // a prior of its own: the shared one is released by a test above
+    one = await loadPrior(DIR, { provider: "wasm" });
     const p1 = case0Params(one);
     const e1 = await one.eps(x, t, mr, p1);
     const e2 = Float32Array.from(two.eps);
@@ -445,6 +447,7 @@ await prior.release();
       assert(d <= 1e-5 * gmax, `${name}: 1 vs 2 threads ${d} (max ${gmax})`);
     }
   } finally {
+    await one?.release();
     await Deno.remove(out).catch(() => {});
     await Deno.remove(script).catch(() => {});
   }
