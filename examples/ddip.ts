@@ -81,7 +81,7 @@ export const params = z.object({
     "log the loss and the log-likelihood every N steps",
   ),
   priorThreads: z.number().int().min(1).max(8).default(1).describe(
-    "threads of the prior's onnxruntime-web wasm backend: 2 is faster on a machine to yourself, far slower on a loaded one",
+    "threads of the prior's onnxruntime-web wasm backend: 2 is faster on an otherwise idle machine, stalls for minutes on a loaded one",
   ),
 });
 

@@ -196,11 +196,9 @@ export async function main(args: string[]): Promise<Record<string, string | numb
     lap();
     const priorDir = new URL(`../${DEFAULT_PRIOR_DIR}`, import.meta.url).pathname;
     log(`DDIP-HQS: loading the prior (${priorDir})…`);
-    // 2 wasm threads for the prior where there are 2 cores: the demo runs on a machine of its own
-    // (0.66× the time of 1 thread for `recon ddip`'s stack, the image bit for bit the same); the
-    // library default stays 1, which a loaded, shared machine needs (docs/performance.md)
-    const numThreads = Math.min(2, navigator.hardwareConcurrency || 1);
-    const prior = await loadPrior(priorDir, { adapter: ctx.adapter, numThreads });
+    // the prior on 1 wasm thread, the library default: 2 are 0.69× the time on an idle machine but
+    // did not finish in minutes once other processes took the cores (docs/performance.md)
+    const prior = await loadPrior(priorDir, { adapter: ctx.adapter });
     checkPriorGrid(grid, priorGridSupport(prior.meta), priorDir);
     let mrMax = 0;
     for (const v of mr) mrMax = Math.max(mrMax, v);

@@ -62,8 +62,8 @@ export interface LoadPriorOptions {
    * on the shared 2-core machines a 2-thread ORT-web made the 128² VJP graph take more than 5
    * minutes per call instead of 3.5 s (and the forward 1.05 s instead of 0.67 s) under load;
    * 2 threads only pay off on an otherwise idle machine, where they do: the CPU-preset stack in
-   * 0.69× the time, the image bit for bit the same (`docs/performance.md`; the demo and
-   * `petrel recon ddip --set priorThreads=2` use it).
+   * 0.69× the time, the image bit for bit the same (`docs/performance.md`;
+   * `petrel recon ddip --set priorThreads=2`).
    */
   numThreads?: number;
   /**
