@@ -81,6 +81,8 @@ export interface FailoverReport {
 interface Proc {
   child: Deno.ChildProcess;
   out: string[];
+  /** The exit code once the process has ended (undefined while it runs). */
+  exitCode?: number;
 }
 
 function spawn(args: string[]): Proc {
@@ -96,7 +98,9 @@ function spawn(args: string[]): Proc {
   };
   drain(child.stdout).catch(() => {});
   drain(child.stderr).catch(() => {});
-  return { child, out };
+  const proc: Proc = { child, out };
+  child.status.then((st) => proc.exitCode = st.code, () => proc.exitCode = -1);
+  return proc;
 }
 
 async function waitFor<T>(f: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
@@ -259,6 +263,14 @@ export async function runFailover(o: FailoverOptions): Promise<FailoverReport> {
             held = Number(r.n);
             break;
           }
+        }
+        if (victim?.exitCode !== undefined) {
+          // a worker that ended by itself is a failure of its own, not a race to paper over
+          throw new Error(
+            `worker ${victim.child.pid} exited with code ${victim.exitCode} before the kill:\n${
+              victim.out.join("").slice(-2000)
+            }`,
+          );
         }
         if (victim) {
           pending.shift();

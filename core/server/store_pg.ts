@@ -226,6 +226,7 @@ export class PgJobStore implements JobStore {
       throw new DatabaseConfigError(describePgError(e, url));
     }
     const c = await pool.connect();
+    c.on("error", () => {}); // a reset rejects the pending query (see #tx)
     try {
       await c.query("BEGIN");
       await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`petrel-schema-${schema}`]);
@@ -306,16 +307,23 @@ export class PgJobStore implements JobStore {
 
   async #tx<T>(f: (c: Client) => Promise<T>): Promise<T> {
     const c = await this.#pool.connect();
+    // A checked-out client has no pool listener: a connection reset (a database restart) between
+    // its queries is an 'error' event that would crash the process. The pending query rejects
+    // anyway; the broken client is destroyed on release instead of going back to the pool.
+    let broken: Error | undefined;
+    const onError = (e: Error) => broken = e;
+    c.on("error", onError);
     try {
       await c.query("BEGIN");
       const r = await f(c);
       await c.query("COMMIT");
       return r;
     } catch (e) {
-      await c.query("ROLLBACK").catch(() => {});
+      await c.query("ROLLBACK").catch((r: unknown) => broken ??= r as Error);
       throw e;
     } finally {
-      c.release();
+      c.off("error", onError);
+      c.release(broken);
     }
   }
 
