@@ -6,7 +6,8 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { JobStore, NewJob } from "../../core/server/mod.ts";
-import { type Backend, backends } from "./_stores.ts";
+import pg from "pg";
+import { type Backend, backends, PG_URL } from "./_stores.ts";
 
 function job(user: string, n: number): NewJob {
   return {
@@ -188,3 +189,52 @@ for (const { name, make } of backends()) {
     });
   });
 }
+
+Deno.test({
+  name:
+    "store (postgres): a connection killed inside a transaction fails that call, not the process",
+  ignore: !PG_URL,
+  fn: async () => {
+    const make = backends().find((b) => b.name === "postgres")!.make;
+    await withStore(make, async (s) => {
+      const j = (await s.insert(job("alice", 1)))!;
+      const locker = new pg.Client({ connectionString: PG_URL });
+      locker.on("error", () => {});
+      await locker.connect();
+      try {
+        // the store's schema is the one that holds this job
+        const schemas = (await locker.query(
+          `SELECT table_schema AS s FROM information_schema.tables WHERE table_name = 'jobs'`,
+        )).rows.map((r: { s: string }) => r.s);
+        let schema = "";
+        for (const sc of schemas) {
+          const r = await locker.query(`SELECT 1 FROM ${sc}.jobs WHERE id = $1`, [j.id]);
+          if (r.rows.length) schema = sc;
+        }
+        assert(schema, "the store's schema");
+        // hold the job's row, so that appendLog waits inside its transaction (a checked-out client)
+        await locker.query("BEGIN");
+        await locker.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [j.id]);
+        const pending = s.appendLog(j.id, ["lost"], 10).then(() => "resolved", (e) => e as Error);
+        let pid: number | undefined;
+        for (let i = 0; i < 100 && pid === undefined; i++) {
+          const r = await locker.query(
+            `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+          );
+          pid = r.rows[0]?.pid;
+          if (pid === undefined) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert(pid !== undefined, "appendLog waits on the row lock");
+        await locker.query("SELECT pg_terminate_backend($1)", [pid]);
+        const outcome = await pending;
+        assert(outcome instanceof Error, `appendLog on a killed connection: ${outcome}`);
+        await locker.query("ROLLBACK");
+        // the store goes on with a fresh connection, and the failed batch left nothing behind
+        await s.appendLog(j.id, ["kept"], 10);
+        assertEquals((await s.readLog(j.id, 0, 10)).map((l) => l.line), ["kept"]);
+      } finally {
+        await locker.end().catch(() => {});
+      }
+    });
+  },
+});
