@@ -191,8 +191,11 @@ for (const { name, make } of backends()) {
 }
 
 Deno.test({
+  // A reset while the transaction's query runs: that call fails, the store goes on. (The crash fixed
+  // in #tx, a reset between two queries of a checked-out client, has no deterministic trigger from
+  // outside; the failover test met it under load.)
   name:
-    "store (postgres): a connection killed inside a transaction fails that call, not the process",
+    "store (postgres): a connection killed inside a transaction fails that call; the store goes on",
   ignore: !PG_URL,
   fn: async () => {
     const make = backends().find((b) => b.name === "postgres")!.make;
