@@ -223,15 +223,23 @@ export class JobRunner {
     const events = this.#o.events;
     const outDir = jobOutDir(job);
     let pending: string[] = [];
+    // this run's log stream: `pending` holds its lines from index `logged` on; a batch retried
+    // after an error lands once even if the error hid a commit (LogBatchKey)
+    const logRun = crypto.randomUUID();
+    let logged = 0;
     let progress: [number, number] | undefined;
     const flush = async (): Promise<void> => {
       if (pending.length) {
         const lines = pending;
         pending = [];
         try {
-          await store.appendLog(job.id, lines, this.#o.maxLogLines);
+          await store.appendLog(job.id, lines, this.#o.maxLogLines, { run: logRun, from: logged });
+          logged += lines.length;
         } catch (e) {
-          pending = [...lines, ...pending].slice(-10_000); // kept for the next flush
+          pending = [...lines, ...pending]; // kept for the next flush
+          const dropped = Math.max(0, pending.length - 10_000); // oldest first, if it piles up
+          pending = pending.slice(dropped);
+          logged += dropped;
           throw e;
         }
       }

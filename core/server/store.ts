@@ -103,6 +103,19 @@ export interface LogLine {
   line: string;
 }
 
+/**
+ * Where a log batch sits in its writer's stream: `run` names the writer (one per run of a job) and
+ * `from` is the index, in that run's own lines, of the batch's first line. A batch sent again after
+ * an error whose outcome is unknown (a `COMMIT` cut by a database restart) then lands once: the
+ * store skips the lines of that run it already holds.
+ */
+export interface LogBatchKey {
+  /** The writer: unique per run of a job. */
+  run: string;
+  /** Index of the batch's first line among the lines this writer has sent (from 0). */
+  from: number;
+}
+
 /** Which run of a job a runner holds: its worker id and attempt number (the fencing token). */
 export interface JobClaim {
   /** The worker that claimed the run. */
@@ -180,8 +193,12 @@ export interface JobStore {
   requestCancel(id: string): Promise<void>;
   /** Deletes a job that has ended, with its log; false if it has not ended (or is missing). */
   remove(id: string): Promise<boolean>;
-  /** Appends log lines; lines beyond `maxLines` are dropped (one note says so). */
-  appendLog(id: string, lines: string[], maxLines: number): Promise<void>;
+  /**
+   * Appends log lines; lines beyond `maxLines` are dropped (one note says so). With a `key`, the
+   * lines of that writer the store already holds are skipped, so a batch retried after an unknown
+   * outcome is not written twice ({@linkcode LogBatchKey}).
+   */
+  appendLog(id: string, lines: string[], maxLines: number, key?: LogBatchKey): Promise<void>;
   /** Log lines with `seq > after`, at most `limit`. */
   readLog(id: string, after: number, limit: number): Promise<LogLine[]>;
   /**
@@ -261,6 +278,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   worker_id TEXT,
   manifest TEXT,
   log_lines INTEGER NOT NULL DEFAULT 0,
+  log_run TEXT,
+  log_next INTEGER NOT NULL DEFAULT 0,
   seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, created_at);
@@ -275,6 +294,50 @@ CREATE TABLE IF NOT EXISTS job_logs (
 
 /** A database row. */
 export type Row = Record<string, unknown>;
+
+/** What one log append writes: new rows, and the job's new log counters. */
+export interface LogBatchPlan {
+  seqs: number[];
+  texts: string[];
+  logLines: number;
+  logRun: string | null;
+  logNext: number;
+}
+
+/**
+ * Plans a log append from the job's `log_lines, log_run, log_next`: skips the lines of the same
+ * writer already held (`log_next − from`), caps at `maxLines` with one note, shortens long lines.
+ * Null when nothing is to be written.
+ */
+export function planLogBatch(
+  row: Row,
+  lines: string[],
+  maxLines: number,
+  key?: LogBatchKey,
+): LogBatchPlan | null {
+  let n = Number(row.log_lines);
+  const held = key && row.log_run === key.run ? Math.max(0, Number(row.log_next) - key.from) : 0;
+  const fresh = held > 0 ? lines.slice(held) : lines;
+  if (fresh.length === 0 || n > maxLines) return null;
+  const seqs: number[] = [];
+  const texts: string[] = [];
+  for (const line of fresh) {
+    n++;
+    seqs.push(n);
+    if (n > maxLines) {
+      texts.push(`[petrel] log truncated after ${maxLines} lines`);
+      break;
+    }
+    texts.push(line.length > 4000 ? `${line.slice(0, 4000)}…` : line);
+  }
+  return {
+    seqs,
+    texts,
+    logLines: n,
+    logRun: key ? key.run : (row.log_run as string | null) ?? null,
+    logNext: key ? key.from + lines.length : Number(row.log_next),
+  };
+}
 
 /**
  * The values of a finishing job's update: `state, finished_at, exit_code, reason, error,
@@ -360,6 +423,14 @@ export class SqliteJobStore implements JobStore {
     this.#db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
     privateDatabaseFiles(path);
     this.#db.exec(SCHEMA);
+    // databases made before log batch keys: add their columns (SQLite has no ADD COLUMN IF NOT EXISTS)
+    const cols = new Set(
+      (this.#db.prepare("PRAGMA table_info(jobs)").all() as Row[]).map((r) => String(r.name)),
+    );
+    if (!cols.has("log_run")) this.#db.exec("ALTER TABLE jobs ADD COLUMN log_run TEXT");
+    if (!cols.has("log_next")) {
+      this.#db.exec("ALTER TABLE jobs ADD COLUMN log_next INTEGER NOT NULL DEFAULT 0");
+    }
   }
 
   #tx<T>(f: () => T): T {
@@ -516,26 +587,19 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve(removed);
   }
 
-  /** Appends log lines, keeping at most `maxLines` (plus one note). */
-  appendLog(id: string, lines: string[], maxLines: number): Promise<void> {
+  /** Appends log lines, keeping at most `maxLines` (plus one note); see {@linkcode LogBatchKey}. */
+  appendLog(id: string, lines: string[], maxLines: number, key?: LogBatchKey): Promise<void> {
     if (lines.length === 0) return Promise.resolve();
     this.#tx(() => {
-      const r = this.#db.prepare("SELECT log_lines FROM jobs WHERE id = ?").get(id) as
-        | Row
-        | undefined;
+      const r = this.#db.prepare("SELECT log_lines, log_run, log_next FROM jobs WHERE id = ?")
+        .get(id) as Row | undefined;
       if (!r) return;
-      let n = Number(r.log_lines);
-      if (n > maxLines) return;
+      const plan = planLogBatch(r, lines, maxLines, key);
+      if (!plan) return;
       const ins = this.#db.prepare("INSERT INTO job_logs (job_id, seq, line) VALUES (?, ?, ?)");
-      for (const line of lines) {
-        n++;
-        if (n > maxLines) {
-          ins.run(id, n, `[petrel] log truncated after ${maxLines} lines`);
-          break;
-        }
-        ins.run(id, n, line.length > 4000 ? `${line.slice(0, 4000)}…` : line);
-      }
-      this.#db.prepare("UPDATE jobs SET log_lines = ? WHERE id = ?").run(n, id);
+      for (let i = 0; i < plan.seqs.length; i++) ins.run(id, plan.seqs[i], plan.texts[i]);
+      this.#db.prepare("UPDATE jobs SET log_lines = ?, log_run = ?, log_next = ? WHERE id = ?")
+        .run(plan.logLines, plan.logRun, plan.logNext, id);
     });
     return Promise.resolve();
   }

@@ -21,9 +21,11 @@ import {
   type JobOutcome,
   type JobRecord,
   type JobStore,
+  type LogBatchKey,
   type LogLine,
   type NewJob,
   newJobValues,
+  planLogBatch,
   type Row,
   type StoreStats,
   toRecord,
@@ -134,8 +136,13 @@ CREATE TABLE IF NOT EXISTS ${s}.jobs (
   worker_id TEXT,
   manifest TEXT,
   log_lines INTEGER NOT NULL DEFAULT 0,
+  log_run TEXT,
+  log_next INTEGER NOT NULL DEFAULT 0,
   seq BIGSERIAL NOT NULL
 );
+-- added after schema version 1 shipped: additive, so older petrels still read these tables
+ALTER TABLE ${s}.jobs ADD COLUMN IF NOT EXISTS log_run TEXT;
+ALTER TABLE ${s}.jobs ADD COLUMN IF NOT EXISTS log_next INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS jobs_user ON ${s}.jobs("user", seq);
 CREATE INDEX IF NOT EXISTS jobs_state ON ${s}.jobs(state, seq);
 CREATE TABLE IF NOT EXISTS ${s}.job_logs (
@@ -491,32 +498,27 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  /** Appends log lines, keeping at most `maxLines` (plus one note). */
-  async appendLog(id: string, lines: string[], maxLines: number): Promise<void> {
+  /** Appends log lines, keeping at most `maxLines` (plus one note); see {@linkcode LogBatchKey}. */
+  async appendLog(id: string, lines: string[], maxLines: number, key?: LogBatchKey): Promise<void> {
     if (lines.length === 0) return;
     const s = this.#s;
     await this.#tx(async (c) => {
-      const r = await c.query(`SELECT log_lines FROM ${s}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+      const r = await c.query(
+        `SELECT log_lines, log_run, log_next FROM ${s}.jobs WHERE id = $1 FOR UPDATE`,
+        [id],
+      );
       if (!r.rows.length) return;
-      let n = Number(r.rows[0].log_lines);
-      if (n > maxLines) return;
-      const seqs: number[] = [];
-      const texts: string[] = [];
-      for (const line of lines) {
-        n++;
-        seqs.push(n);
-        if (n > maxLines) {
-          texts.push(`[petrel] log truncated after ${maxLines} lines`);
-          break;
-        }
-        texts.push(line.length > 4000 ? `${line.slice(0, 4000)}…` : line);
-      }
+      const plan = planLogBatch(r.rows[0], lines, maxLines, key);
+      if (!plan) return;
       await c.query(
         `INSERT INTO ${s}.job_logs (job_id, seq, line)
           SELECT $1, * FROM unnest($2::int[], $3::text[])`,
-        [id, seqs, texts],
+        [id, plan.seqs, plan.texts],
       );
-      await c.query(`UPDATE ${s}.jobs SET log_lines = $1 WHERE id = $2`, [n, id]);
+      await c.query(
+        `UPDATE ${s}.jobs SET log_lines = $1, log_run = $2, log_next = $3 WHERE id = $4`,
+        [plan.logLines, plan.logRun, plan.logNext, id],
+      );
       await this.#notifyChange(c, id);
     });
   }

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { DatabaseSync } from "node:sqlite";
+import pg from "pg";
 import { type JobStore, PgJobStore, SqliteJobStore } from "../../core/server/mod.ts";
 
 /** The PostgreSQL URL of the test database, if any. */
@@ -17,6 +19,8 @@ export interface Backend {
   open(): Promise<JobStore>;
   /** Makes every worker seen so far look silent for longer than the lease (PostgreSQL). */
   expireWorkers(): void;
+  /** Runs SQL on the database behind the store; `{jobs}` names the jobs table. */
+  exec(sql: string): Promise<void>;
   /** Removes the database. */
   cleanup(): Promise<void>;
 }
@@ -31,6 +35,15 @@ export function backends(): { name: string; make: () => Promise<Backend> }[] {
         name: "sqlite",
         open: () => Promise.resolve(new SqliteJobStore(`${dir}/t.db`)),
         expireWorkers: () => {},
+        exec: (sql: string) => {
+          const db = new DatabaseSync(`${dir}/t.db`);
+          try {
+            db.exec(sql.replaceAll("{jobs}", "jobs"));
+          } finally {
+            db.close();
+          }
+          return Promise.resolve();
+        },
         cleanup: () => Deno.remove(dir, { recursive: true }),
       };
     },
@@ -52,6 +65,15 @@ export function backends(): { name: string; make: () => Promise<Backend> }[] {
             }),
           expireWorkers: () => {
             offset += 11_000;
+          },
+          exec: async (sql: string) => {
+            const c = new pg.Client({ connectionString: url });
+            await c.connect();
+            try {
+              await c.query(sql.replaceAll("{jobs}", `${schema}.jobs`));
+            } finally {
+              await c.end();
+            }
           },
           cleanup: () => PgJobStore.dropSchema(url, schema),
         });

@@ -92,6 +92,49 @@ for (const { name, make } of backends()) {
     });
   });
 
+  Deno.test(`store (${name}): a keyed log batch sent again lands once; another run appends`, async () => {
+    await withStore(make, async (s) => {
+      const j = (await s.insert(job("alice", 1)))!;
+      await s.appendLog(j.id, ["a", "b"], 10, { run: "r1", from: 0 });
+      // the writer did not learn that [a, b] landed: it sends them again with the lines since
+      await s.appendLog(j.id, ["a", "b", "c"], 10, { run: "r1", from: 0 });
+      await s.appendLog(j.id, ["c"], 10, { run: "r1", from: 2 }); // again, alone
+      await s.appendLog(j.id, ["d"], 10, { run: "r1", from: 3 });
+      await s.appendLog(j.id, ["x"], 10, { run: "r2", from: 0 }); // a new attempt's writer
+      await s.appendLog(j.id, ["y"], 10); // no key: always appended
+      await s.appendLog(j.id, ["z", "w"], 10, { run: "r1", from: 4 }); // r1 again after r2
+      const all = await s.readLog(j.id, 0, 100);
+      assertEquals(all.map((l) => l.line), ["a", "b", "c", "d", "x", "y", "z", "w"]);
+      assertEquals(all.map((l) => l.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+      assertEquals((await s.get(j.id))!.logLines, 8);
+      // the cap still holds for keyed batches, with its one note
+      const k = (await s.insert(job("alice", 2)))!;
+      await s.appendLog(k.id, ["1", "2"], 3, { run: "r", from: 0 });
+      await s.appendLog(k.id, ["1", "2", "3", "4", "5"], 3, { run: "r", from: 0 });
+      assertEquals((await s.readLog(k.id, 0, 100)).map((l) => l.line), [
+        "1",
+        "2",
+        "3",
+        "[petrel] log truncated after 3 lines",
+      ]);
+    });
+  });
+
+  Deno.test(`store (${name}): a database made before log batch keys gains their columns`, async () => {
+    await withStore(make, async (s, b, reopen) => {
+      const j = (await s.insert(job("alice", 1)))!;
+      await s.appendLog(j.id, ["old"], 10);
+      await s.close();
+      await b.exec(
+        "ALTER TABLE {jobs} DROP COLUMN log_run; ALTER TABLE {jobs} DROP COLUMN log_next",
+      );
+      const t = await reopen();
+      await t.appendLog(j.id, ["a"], 10, { run: "r", from: 0 });
+      await t.appendLog(j.id, ["a", "b"], 10, { run: "r", from: 0 });
+      assertEquals((await t.readLog(j.id, 0, 10)).map((l) => l.line), ["old", "a", "b"]);
+    });
+  });
+
   Deno.test(`store (${name}): recovery re-queues or fails jobs left running, across reopening`, async () => {
     await withStore(make, async (first, b, reopen) => {
       let s = first;
