@@ -54,6 +54,7 @@ export const FLAGS: readonly (readonly [string, keyof typeof params.shape, Kind]
   ["--stacks <n>", "stacks", "number"],
   ["--simulator <list>", "simulators", "list"],
   ["--steps <n>", "steps", "number"],
+  ["--start-t <n>", "startT", "number"],
   ["--fine-tune <n>", "fineTune", "number"],
   ["--lr <x>", "lr", "number"],
   ["--nll-lr <x>", "nllLr", "number"],

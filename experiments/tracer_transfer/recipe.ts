@@ -86,6 +86,7 @@ export const params = z.object({
   steps: F.steps.describe(
     `DDIP reverse steps, strided from startT (default: quick 5, full ${DDIP_CPU_PRESET.steps})`,
   ),
+  startT: F.startT.describe("DDIP start time of the chain (of T = 1000; default: the library's)"),
   fineTune: F.fineTuneIterations.describe(
     "fine-tuning iterations per step (default: quick 1, full 2)",
   ),
@@ -165,6 +166,7 @@ export function experimentSettings(
     fineTuneIterations: p.fineTune ?? (quick ? 1 : 2),
     ...(p.lr !== undefined ? { lr: p.lr } : {}),
     ...(p.beta !== undefined ? { beta: p.beta } : {}),
+    ...(p.startT !== undefined ? { startT: p.startT } : {}),
     ...(p.scaleHeadroom !== undefined ? { scaleHeadroom: p.scaleHeadroom } : {}),
     ...(p.emIterations !== undefined ? { emIterations: p.emIterations } : {}),
   };

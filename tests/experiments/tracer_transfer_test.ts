@@ -107,6 +107,8 @@ Deno.test("tracer_transfer settings: the schema's defaults, quick defaults, leve
   assertEquals(s.subjects, ["51", "52", "53"]);
   assert(s.ddip.steps === 25 && s.ddip.lr === undefined, "lr from the library (auto)");
   assert(s.ddip.fineTuneIterations === 2 && s.realisations === 2 && s.osem.iterations === 12);
+  assert(!("startT" in s.ddip), "start time from the library");
+  assertEquals(experimentSettings(params.parse({ startT: 120 }), where).ddip.startT, 120);
   assert(s.levers.dc.finalEmIterations === 10 && s.levers.late.betaEnd === 1e-3);
   assert(s.levers.dd.finalEmRegion === "disagreement" && s.levers.dd.disagreementThreshold === 3);
   // the lever's opt-in variants are off unless asked for (the library's defaults)
@@ -173,6 +175,8 @@ Deno.test("tracer_transfer command line: one flag per parameter, readable refusa
   assertThrows(() => parseArgs(["--simulator", "exact"]), /--simulator\[0\]/);
   assertThrows(() => parseArgs(["--provider", "cuda"]), /--provider/);
   assertThrows(() => parseArgs(["--steps", "many"]), /--steps/);
+  assertEquals(parseArgs(["--start-t", "150"]).params, { startT: 150 });
+  assertThrows(() => parseArgs(["--start-t", "0"]), /--start-t/);
   assertThrows(() => parseArgs(["--seed", "1.5"]), /--seed must be an integer/);
 });
 
