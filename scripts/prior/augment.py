@@ -21,7 +21,7 @@ then a random crop.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -68,6 +68,25 @@ class AugmentConfig:
             if bad:
                 raise ValueError(f"unknown augmentation(s) {bad}; expected 'all', 'none' or some of {KINDS}")
         return AugmentConfig(kinds=kinds, voxel_mm=voxel_mm)
+
+    def with_lesions(self, p: Optional[float] = None, max_count: Optional[int] = None,
+                     radius_mm: Optional[Sequence[float]] = None) -> "AugmentConfig":
+        """A copy with other lesion draws (None keeps a field); checked, since they come from flags."""
+        out = replace(self)
+        if p is not None:
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"lesion probability {p} is not in [0, 1]")
+            out.p_lesion = float(p)
+        if max_count is not None:
+            if max_count < 1:
+                raise ValueError(f"at most {max_count} lesions: need at least 1")
+            out.max_lesions = int(max_count)
+        if radius_mm is not None:
+            lo, hi = (float(v) for v in radius_mm)
+            if not 0.0 < lo <= hi:
+                raise ValueError(f"lesion radius range {lo}..{hi} mm: need 0 < LO <= HI")
+            out.lesion_radius_mm = (lo, hi)
+        return out
 
 
 # ---- tracer-like remap ----------------------------------------------------------------------------

@@ -146,6 +146,25 @@ class AugmentTests(unittest.TestCase):
         wsum = float(lesion_weight((3, 32, 32), big, VOX).sum())
         self.assertAlmostEqual(wsum, 4 / 3 * np.pi * (3.0 / VOX) ** 3, delta=0.25 * wsum)
 
+    def test_lesion_flags_set_the_draws(self) -> None:
+        pet, mr, frac = phantom(64, 64)
+        cfg = only("lesion").with_lesions(p=1.0, max_count=5, radius_mm=(7.0, 9.0))
+        self.assertEqual((cfg.p_lesion, cfg.max_lesions, cfg.lesion_radius_mm), (1.0, 5, (7.0, 9.0)))
+        counts = set()
+        for seed in range(40):
+            les = draw_lesions(np.random.default_rng(seed), pet, frac.astype(np.float32), cfg)
+            counts.add(len(les))
+            for le in les:
+                self.assertTrue(7.0 <= le["radius_mm"] <= 9.0)
+        self.assertEqual(counts, {1, 2, 3, 4, 5})
+        # None keeps a field; the default config is left as it was
+        base = AugmentConfig(voxel_mm=VOX)
+        self.assertEqual(base.with_lesions().lesion_radius_mm, (2.0, 6.0))
+        self.assertEqual(base.lesion_radius_mm, (2.0, 6.0))
+        for bad in ({"p": 1.5}, {"max_count": 0}, {"radius_mm": (5.0, 3.0)}, {"radius_mm": (0.0, 3.0)}):
+            with self.assertRaises(ValueError):
+                base.with_lesions(**bad)
+
     def test_mr_jitter_leaves_pet(self) -> None:
         pet, mr, frac = phantom()
         f8 = (frac * 255).round().astype(np.uint8)

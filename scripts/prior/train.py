@@ -116,6 +116,11 @@ def main() -> None:
     ap.add_argument("--augment", default="legacy",
                     help="legacy (crops + left-right flips, the shipped prior), none, all, or a comma list "
                          "of tracer,lesion,mr,rot,flip (scripts/prior/augment.py)")
+    ap.add_argument("--lesion-p", type=float, default=None,
+                    help="probability of MR-invisible lesions per sample (augment.py default 0.5)")
+    ap.add_argument("--lesion-max", type=int, default=None, help="at most this many lesions per sample (default 3)")
+    ap.add_argument("--lesion-radius-mm", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="lesion radius range in mm (default 2 6)")
     ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                     help="lr after warm-up: constant, or cosine to 10%% at --total-steps")
     ap.add_argument("--total-steps", type=int, default=0, help="length of the cosine schedule")
@@ -172,6 +177,10 @@ def main() -> None:
                                   float((manifest.get("voxel_mm") or [2.086])[0]))
     except ValueError as e:
         sys.exit(f"--augment: {e}")
+    try:
+        aug = aug.with_lesions(p=args.lesion_p, max_count=args.lesion_max, radius_mm=args.lesion_radius_mm)
+    except ValueError as e:
+        sys.exit(f"--lesion-*: {e}")
     if "tracer" in aug.kinds and frac is None:
         sys.exit(f"{args.data}: --augment tracer needs fractions.npy (build it with build_dataset.ts --fractions)")
     pet_t, mr_t = (pet[index], mr[index]) if legacy else (pet, mr)
@@ -246,7 +255,9 @@ def main() -> None:
                                 if args.decay_minutes > 0 else
                                 f"warm-up {args.warmup} steps, cosine to 10% at step {args.total_steps}"
                                 if args.schedule == "cosine" else f"warm-up {args.warmup} steps, constant"),
-                "augment": args.augment, "excluded_subjects": sorted(excluded),
+                "augment": args.augment, "lesions": {"p": aug.p_lesion, "max": aug.max_lesions,
+                                                     "radius_mm": list(aug.lesion_radius_mm)},
+                "excluded_subjects": sorted(excluded),
                 "trained_stacks": int(len(index)),
                 "optimizer": "AdamW", "seconds": round(elapsed, 1),
                 "hardware": (f"CPU, torch {torch.__version__}, {args.threads} thread(s), shared 2-core machine"
