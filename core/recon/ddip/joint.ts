@@ -31,7 +31,7 @@ import { Rng, subSeed } from "../../random.ts";
 import type { ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
-import { restrictToDisagreement } from "./residual.ts";
+import { disagreementOptionsOf, restrictToDisagreement } from "./residual.ts";
 import { type DdipConfig, ddipConfig, type DdipConfigInput, hqsBeta } from "./config.ts";
 import { autoScale } from "./scale.ts";
 import {
@@ -404,13 +404,13 @@ export async function ddipJoint(
       );
       if (config.finalEmRegion === "disagreement") {
         // kept only where the data disagree with the output (lesions the prior erased or filled)
-        const r = await restrictToDisagreement(ctx, grid, image, dc, {
-          fwhmMm: config.disagreementFwhmMm,
-          threshold: config.disagreementThreshold,
-          seedThreshold: config.disagreementSeedThreshold,
-          blend: config.disagreementBlend,
-          blendFwhmMm: config.disagreementBlendFwhmMm,
-        });
+        const r = await restrictToDisagreement(
+          ctx,
+          grid,
+          image,
+          dc,
+          disagreementOptionsOf(config),
+        );
         image = r.image;
         disagreement = r.disagreement;
       } else image = dc;

@@ -90,6 +90,34 @@ export interface DisagreementOptions {
   blendFwhmMm?: number;
 }
 
+/** The `disagreement*` fields of a DDIP configuration (`DdipConfig`), as the lever reads them. */
+export interface DisagreementConfigFields {
+  disagreementFwhmMm: number;
+  disagreementThreshold: number;
+  disagreementSeedThreshold: number;
+  disagreementBlend: DisagreementBlend;
+  disagreementBlendFwhmMm: number;
+}
+
+/**
+ * The lever's options from a DDIP configuration's `disagreement*` fields.
+ *
+ * @example
+ * ```ts
+ * import { ddipConfig, disagreementOptionsOf } from "@petrel/petrel";
+ * disagreementOptionsOf(ddipConfig()).threshold; // 3 (τ of the library defaults)
+ * ```
+ */
+export function disagreementOptionsOf(c: DisagreementConfigFields): DisagreementOptions {
+  return {
+    fwhmMm: c.disagreementFwhmMm,
+    threshold: c.disagreementThreshold,
+    seedThreshold: c.disagreementSeedThreshold,
+    blend: c.disagreementBlend,
+    blendFwhmMm: c.disagreementBlendFwhmMm,
+  };
+}
+
 /** Result of {@linkcode restrictToDisagreement}. */
 export interface DisagreementResult {
   /** `w ⊙ x_dc + (1 − w) ⊙ x̂` (activity units). */

@@ -36,7 +36,7 @@ import { mlem } from "../algorithms.ts";
 import type { IterationState, ReconCallback } from "../callbacks.ts";
 import { callbackDue } from "../callbacks.ts";
 import { PenalisedEmStep } from "../xstep.ts";
-import { restrictToDisagreement } from "./residual.ts";
+import { disagreementOptionsOf, restrictToDisagreement } from "./residual.ts";
 import {
   DDIP_METHODS,
   type DdipConfig,
@@ -689,13 +689,13 @@ async function ddipChain(
       timings.xSteps++;
       if (config.finalEmRegion === "disagreement") {
         // kept only where the data disagree with the output (lesions the prior erased or filled)
-        const r = await restrictToDisagreement(likelihood.model.ctx, grid, image, dc, {
-          fwhmMm: config.disagreementFwhmMm,
-          threshold: config.disagreementThreshold,
-          seedThreshold: config.disagreementSeedThreshold,
-          blend: config.disagreementBlend,
-          blendFwhmMm: config.disagreementBlendFwhmMm,
-        });
+        const r = await restrictToDisagreement(
+          likelihood.model.ctx,
+          grid,
+          image,
+          dc,
+          disagreementOptionsOf(config),
+        );
         image = r.image;
         disagreement = r.disagreement;
       } else image = dc;
