@@ -1,6 +1,6 @@
 /**
  * DDIP-HQS (or DDS) on a whole volume with a diffusion prior from --models (`petrel recon ddip`;
- * the CLI gives it `models/fdg_prior_v3`, the default prior, when no --models is passed).
+ * the CLI gives it `models/fdg_prior_v4`, the default prior, when no --models is passed).
  *
  * The grid comes from the inputs (`core/io/study.ts`): `mu.nii`'s affine (else `mr.nii`'s); an MR
  * on another grid is resampled onto it. The prior's metadata says which grids it supports

@@ -8,7 +8,7 @@
  *    Poisson noise (seeded).
  * 3. Reconstructions on the WebGPU device: OSEM (+ Gaussian post-filter), MAP-EM with the
  *    relative-difference prior, MAP-RDP with Bowsher-like MR weights, and DDIP-HQS with the
- *    default prior (`models/fdg_prior_v3`) at the library defaults (25 reverse steps; the paper's
+ *    default prior (`models/fdg_prior_v4`) at the library defaults (25 reverse steps; the paper's
  *    chain has 200) — kept to 3 slices so that the whole demo takes a few minutes on 2 cores.
  * 4. Writes NIfTI images, a PNG montage with colour bars (`montage.png`) and a metrics table
  *    (PSNR, NRMSE, SSIM against the truth) into `out/demo/`.

@@ -7,8 +7,9 @@
 
 /**
  * The prior petrel uses when none is named (relative to the repository root): the FDG prior
- * fine-tuned with augmentations (`docs/model_card.md`, "Prior v3"; chosen on validation subject
- * 50). The first prior stays at `models/fdg_prior`, for comparison and for the earlier results.
+ * fine-tuned with augmentations, then with more and larger MR-invisible lesions
+ * (`docs/model_card.md`, "Prior v4"; chosen over v3 on validation subject 50). `models/fdg_prior_v3`
+ * and the first prior `models/fdg_prior` stay, for comparison and for the earlier results.
  *
  * @example
  * ```ts
@@ -16,4 +17,4 @@
  * const prior = await loadPrior(DEFAULT_PRIOR_DIR, { provider: "wasm" });
  * ```
  */
-export const DEFAULT_PRIOR_DIR = "models/fdg_prior_v3";
+export const DEFAULT_PRIOR_DIR = "models/fdg_prior_v4";

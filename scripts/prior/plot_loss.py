@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Plot the training loss CSV of train.py as a PNG.
 
-  /usr/bin/python3 scripts/prior/plot_loss.py out/prior/loss.csv docs/figures/prior_loss.png
+  /usr/bin/python3 scripts/prior/plot_loss.py out/prior/loss.csv docs/figures/prior_loss.png [TITLE]
+
+TITLE (optional) replaces the default title's "FDG prior training".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main() -> None:
     src, dst = sys.argv[1], sys.argv[2]
+    what = sys.argv[3] if len(sys.argv) > 3 else "FDG prior training"
     steps, loss, smooth, secs = [], [], [], []
     with open(src) as f:
         for row in csv.DictReader(f):
@@ -32,7 +35,7 @@ def main() -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("ε-MSE")
     hours = secs[-1] / 3600 if secs else 0
-    ax.set_title(f"FDG prior training: {steps[-1] if steps else 0} steps, {hours:.2f} h CPU (1 thread)",
+    ax.set_title(f"{what}: {steps[-1] if steps else 0} steps, {hours:.2f} h",
                  fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
