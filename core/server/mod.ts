@@ -50,6 +50,7 @@ export {
   type JobRecord,
   type JobState,
   type JobStore,
+  type LogBatchKey,
   type LogLine,
   type NewJob,
   SqliteJobStore,
