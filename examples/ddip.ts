@@ -6,7 +6,8 @@
  * on another grid is resampled onto it. The prior's metadata says which grids it supports
  * (`core/diffusion/grid.ts`). The data may be any span-1 ring sinogram, direct planes or fully 3-D
  * with oblique segments (`prompts.npy` + sidecar, or STIR `prompts.hs`), with `additive`,
- * `norm`/`multiplicative` and `mu`: the x-step uses that full model over the whole volume once per
+ * `norm`/`multiplicative` and `mu` (and the resolution model `resolutionFwhmMm`, the scanner's PSF,
+ * when given): the x-step uses that full model over the whole volume once per
  * iteration, the prior works on 3-slice stacks (`ddipJoint`, `core/recon/ddip/joint.ts`).
  *
  * Writes `ddip.nii`, `ddip.png` + `metrics.json` (against `truth.nii` when it is an input),
@@ -23,7 +24,12 @@ import { z } from "zod";
 import type { RecipeContext } from "../core/runtime/recipe.ts";
 import { RecipeInputError } from "../core/runtime/recipe.ts";
 import { findReference, writeReconResults } from "../core/runtime/results.ts";
-import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
+import {
+  PoissonLikelihood,
+  RESOLUTION_PARAMS,
+  resolutionModel,
+  ringForwardModel,
+} from "../core/model/mod.ts";
 import { DDIP_DEFAULTS, DdipOverridesSchema } from "../core/recon/ddip/config.ts";
 import { ddipJoint } from "../core/recon/ddip/joint.ts";
 import { meanAndStd } from "../core/recon/ddip/stack.ts";
@@ -71,6 +77,7 @@ export const params = z.object({
   ),
   disagreementFwhmMm: F.disagreementFwhmMm.unwrap().default(D.disagreementFwhmMm),
   disagreementThreshold: F.disagreementThreshold.unwrap().default(D.disagreementThreshold),
+  ...RESOLUTION_PARAMS,
   stackStride: z.number().int().min(1).max(3).default(1).describe(
     "distance between 3-slice stack centres (1: every slice is a stack centre)",
   ),
@@ -93,7 +100,17 @@ function mmss(ms: number): string {
 }
 
 export default async function run(ctx: RecipeContext<Params>): Promise<void> {
-  const { method, useMr, stackStride, logEvery, samples, priorThreads, ...config } = ctx.params;
+  const {
+    method,
+    useMr,
+    stackStride,
+    logEvery,
+    samples,
+    priorThreads,
+    resolutionFwhmMm,
+    resolutionAxialFwhmMm,
+    ...config
+  } = ctx.params;
   const t0 = performance.now();
   const log = (m: string) => ctx.log(`[${mmss(performance.now() - t0)}] ${m}`);
   const has = (f: string) => Deno.stat(ctx.inputPath(f)).then((s) => s.isFile, () => false);
@@ -148,6 +165,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     muMap: study.mu,
     additive: study.additive,
     multiplicative: study.multiplicative,
+    ...resolutionModel({ resolutionFwhmMm, resolutionAxialFwhmMm }),
   });
   const likelihood = new PoissonLikelihood(model, study.prompts);
   const mr = study.mr ?? new Float32Array(grid.shape[0] * grid.shape[1] * grid.shape[2]);
@@ -249,6 +267,8 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     logLikelihood: result.logLikelihood,
     losses: result.losses,
     config: result.config,
+    resolutionFwhmMm: resolutionModel({ resolutionFwhmMm, resolutionAxialFwhmMm })
+      .resolutionFwhmMm ?? null,
     seed: result.seed,
     samples,
     grid,

@@ -1,9 +1,24 @@
-/** MAP-EM with a relative-difference prior (De Pierro), from prompts.npy (+ additive, μ-map). */
+/**
+ * MAP-EM with a relative-difference prior (De Pierro), from prompts.npy (+ additive.npy,
+ * norm.npy, mu.nii), optionally with an image-space resolution model (`resolutionFwhmMm`).
+ */
 import { z } from "zod";
 import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
-import { PoissonLikelihood, ringForwardModel } from "../core/model/mod.ts";
+import {
+  PoissonLikelihood,
+  RESOLUTION_PARAMS,
+  resolutionModel,
+  ringForwardModel,
+} from "../core/model/mod.ts";
 import { mapEm, relativeDifferencePrior } from "../core/recon/mod.ts";
-import { readNifti, readSinogram, reconGrid, writeNifti } from "../core/io/mod.ts";
+import {
+  NORMALISATION_FILES,
+  readNifti,
+  readNormalisation,
+  readSinogram,
+  reconGrid,
+  writeNifti,
+} from "../core/io/mod.ts";
 
 export const description =
   "MAP-EM with the relative-difference prior (β, γ); writes map_rdp.nii, map_rdp.png, metrics.json.";
@@ -18,6 +33,7 @@ export const params = z.object({
   subsets: z.number().int().positive().default(4),
   beta: z.number().min(0).default(0.5).describe("prior strength β"),
   gamma: z.number().min(0).default(2).describe("RDP edge preservation γ"),
+  ...RESOLUTION_PARAMS,
 });
 
 export default async function run(ctx: RecipeContext<z.infer<typeof params>>): Promise<void> {
@@ -33,12 +49,23 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     size: p.size,
     voxelMm: p.voxelMm,
   });
+  let normPath: string | undefined;
+  for (const n of NORMALISATION_FILES) {
+    if (await Deno.stat(ctx.inputPath(n)).then(() => true, () => false)) {
+      normPath = ctx.inputPath(n);
+      break;
+    }
+  }
   const gpu = await ctx.gpu();
   const model = ringForwardModel(gpu, prompts.scanner, {
     grid,
     subsets: p.subsets,
     muMap: mu?.data,
     additive: (await optional("additive.npy", readSinogram))?.data,
+    multiplicative: normPath
+      ? await readNormalisation(normPath, prompts.scanner, ctx.inputPath("prompts.npy"))
+      : undefined,
+    ...resolutionModel(p),
   });
   const prior = relativeDifferencePrior(gpu, grid, { beta: p.beta, gamma: p.gamma });
   const lik = new PoissonLikelihood(model, prompts.data);
@@ -53,7 +80,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     name: "map_rdp",
     method: "MAP-EM (RDP)",
     params: p,
-    titleParams: ["beta", "gamma", "iterations", "subsets"],
+    titleParams: ["beta", "gamma", "iterations", "subsets", "resolutionFwhmMm"],
     image,
     grid,
     logLikelihood: await lik.logLikelihood(x),

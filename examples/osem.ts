@@ -1,5 +1,6 @@
 /**
- * OSEM reconstruction of prompts.npy (+ optional additive.npy, mu.nii) from the input folder; TOF
+ * OSEM reconstruction of prompts.npy (+ optional additive.npy, norm.npy, mu.nii) from the input
+ * folder, optionally with an image-space resolution model (`resolutionFwhmMm`); TOF
  * sinograms are reconstructed with their TOF model, and `data=listmode` reconstructs events.npy
  * (list mode, TOF when the events carry it) instead of the prompts.
  */
@@ -10,14 +11,24 @@ import {
   listModeForwardModel,
   ListModeLikelihood,
   PoissonLikelihood,
+  RESOLUTION_PARAMS,
+  resolutionModel,
   ringForwardModel,
   tofRingForwardModel,
 } from "../core/model/mod.ts";
 import { gaussianPostFilter, osem } from "../core/recon/mod.ts";
-import { readListMode, readNifti, readSinogram, reconGrid, writeNifti } from "../core/io/mod.ts";
+import {
+  NORMALISATION_FILES,
+  readListMode,
+  readNifti,
+  readNormalisation,
+  readSinogram,
+  reconGrid,
+  writeNifti,
+} from "../core/io/mod.ts";
 
 export const description =
-  "OSEM with attenuation/additive terms when present in --in; writes osem.nii, osem.png, metrics.json.";
+  "OSEM with attenuation/normalisation/additive terms when present in --in; writes osem.nii, osem.png, metrics.json.";
 export const params = z.object({
   size: z.number().int().min(8).max(512).optional().describe(
     "image size (voxels per side); only without mu.nii, whose grid is used (default 32)",
@@ -28,6 +39,7 @@ export const params = z.object({
   iterations: z.number().int().positive().default(4),
   subsets: z.number().int().positive().default(4),
   postFilterMm: z.number().min(0).default(0).describe("Gaussian post-filter FWHM in mm"),
+  ...RESOLUTION_PARAMS,
   data: z.enum(["sinogram", "listmode"]).default("sinogram").describe(
     "reconstruct prompts.npy (sinogram, TOF or not) or events.npy (list mode)",
   ),
@@ -36,6 +48,10 @@ export const params = z.object({
 export default async function run(ctx: RecipeContext<z.infer<typeof params>>): Promise<void> {
   const p = ctx.params;
   const exists = (f: string) => Deno.stat(ctx.inputPath(f)).then(() => true, () => false);
+  const firstInput = async (names: readonly string[]) => {
+    for (const n of names) if (await exists(n)) return ctx.inputPath(n);
+    return undefined;
+  };
   const mu = (await exists("mu.nii")) ? await readNifti(ctx.inputPath("mu.nii")) : undefined;
   const muMap = mu?.data;
   // The grid is the μ-map's when there is one; size/voxelMm only without it.
@@ -48,6 +64,8 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   const additive = (await exists("additive.npy"))
     ? (await readSinogram(ctx.inputPath("additive.npy"))).data
     : undefined;
+  const normPath = await firstInput(NORMALISATION_FILES);
+  const resolution = resolutionModel(p);
   const gpu = await ctx.gpu();
   let lik: PoissonLikelihood;
   let grid;
@@ -62,13 +80,20 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
       subsets: p.subsets,
       muMap,
       additiveSinogram: additive,
+      normalisation: normPath
+        ? await readNormalisation(normPath, lm.scanner, ctx.inputPath("events.npy"))
+        : undefined,
+      ...resolution,
     });
     lik = new ListModeLikelihood(model);
     method = lm.events.tofBin || lm.events.tofMm ? "TOF list-mode OSEM" : "list-mode OSEM";
   } else {
     const prompts = await readSinogram(ctx.inputPath("prompts.npy"));
     grid = gridFor(prompts.scanner);
-    const opts = { grid, subsets: p.subsets, muMap, additive };
+    const multiplicative = normPath
+      ? await readNormalisation(normPath, prompts.scanner, ctx.inputPath("prompts.npy"))
+      : undefined;
+    const opts = { grid, subsets: p.subsets, muMap, additive, multiplicative, ...resolution };
     const model: ForwardModel = prompts.tof
       ? tofRingForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof })
       : ringForwardModel(gpu, prompts.scanner, opts);
@@ -90,7 +115,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     name: "osem",
     method,
     params: p,
-    titleParams: ["iterations", "subsets", "postFilterMm", "voxelMm"],
+    titleParams: ["iterations", "subsets", "postFilterMm", "resolutionFwhmMm", "voxelMm"],
     image,
     grid,
     logLikelihood: await lik.logLikelihood(x),

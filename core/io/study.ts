@@ -234,6 +234,56 @@ export async function readStudy(
   };
 }
 
+/**
+ * The file names a reconstruction looks for, in this order, for the normalisation (the
+ * multiplicative factors besides attenuation): `petrel simulate` writes `norm.npy`.
+ *
+ * @example
+ * ```ts
+ * import { NORMALISATION_FILES } from "@petrel/petrel";
+ * NORMALISATION_FILES[0]; // "norm.npy"
+ * ```
+ */
+export const NORMALISATION_FILES: readonly string[] = ["norm.npy", "multiplicative.npy", "norm.hs"];
+
+/**
+ * Reads normalisation factors (a non-TOF sinogram, `.npy` with sidecar or Interfile `.hs`) for
+ * the prompts of `scanner` (read from `promptsPath`): one factor per non-TOF bin of that scanner,
+ * each finite and ≥ 0 (0: a dead bin). A TOF model repeats them over its TOF bins; list mode
+ * gathers them at each event's bin. Errors are {@linkcode StudyError}s naming the file.
+ *
+ * @example
+ * ```ts
+ * import { readNormalisation, readSinogram } from "@petrel/petrel";
+ * const prompts = await readSinogram("study/prompts.npy");
+ * const norm = await readNormalisation("study/norm.npy", prompts.scanner, "study/prompts.npy");
+ * norm.length === prompts.scanner.sinogramShape.reduce((a, b) => a * b, 1); // true
+ * ```
+ */
+export async function readNormalisation(
+  path: string,
+  scanner: RingScanner,
+  promptsPath: string,
+): Promise<Float32Array> {
+  const { data } = await readProjection(path);
+  const bins = scanner.sinogramShape.reduce((a, b) => a * b, 1);
+  if (data.length !== bins) {
+    throw new StudyError(
+      `${path}: the normalisation factors have ${data.length} bins but ${
+        base(promptsPath)
+      }'s scanner "${scanner.spec.name}" has ${bins} non-TOF bins ([radial, views, planes] = [${scanner.sinogramShape}]); both must be on the same scanner`,
+    );
+  }
+  for (let i = 0; i < data.length; i++) {
+    if (!(data[i] >= 0) || !Number.isFinite(data[i])) {
+      throw new StudyError(
+        `${path}: normalisation factor ${i} is ${data[i]}; factors must be finite and ≥ 0`,
+      );
+    }
+  }
+  return data;
+}
+
 /** What {@linkcode reconGrid} returns. */
 export interface ReconGrid {
   grid: ImageGrid;

@@ -9,3 +9,4 @@ export * from "./likelihood.ts";
 export * from "./simulate.ts";
 export * from "./kernels.ts";
 export * from "./tof.ts";
+export * from "./resolution.ts";

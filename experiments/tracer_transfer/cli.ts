@@ -61,6 +61,8 @@ export const FLAGS: readonly (readonly [string, keyof typeof params.shape, Kind]
   ["--beta <x>", "beta", "number"],
   ["--scale-headroom <x>", "scaleHeadroom", "number"],
   ["--em-iterations <n>", "emIterations", "number"],
+  ["--xstep-subsets", "xStepSubsets", "switch"],
+  ["--psf <mm>", "psf", "number"],
   ["--nll-steps <n>", "nllSteps", "number"],
   ["--dc-iterations <n>", "dcIterations", "number"],
   ["--dc-beta <x>", "dcBeta", "number"],

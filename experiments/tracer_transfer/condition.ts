@@ -73,6 +73,11 @@ export interface ExperimentSettings {
    */
   samples: number;
   osem: { subsets: number; iterations: number; fwhmMm: number[] };
+  /**
+   * In-plane FWHM (mm) of the reconstruction model's image-space resolution model, for every
+   * method (0: none). The fine simulator blurs the data by a 4 mm radial detector response.
+   */
+  psfMm: number;
   rdp: { betas: number[]; iterations: number };
   ablationsAllLevels: boolean;
   out: string;
@@ -405,6 +410,7 @@ export async function simulateCondition(
     subsets: s.osem.subsets,
     muMap: mu,
     multiplicative: norm,
+    ...(s.psfMm > 0 ? { resolutionFwhmMm: [s.psfMm, s.psfMm, 0] as const } : {}),
   });
   const noiseSeed = subSeed(
     s.seed,

@@ -99,6 +99,12 @@ export const params = z.object({
   emIterations: F.emIterations.describe(
     "penalised-EM iterations per x-step (default: the library's)",
   ),
+  psf: z.number().min(0).finite().default(0).describe(
+    "in-plane FWHM (mm) of the reconstruction model's image-space resolution model, all methods (0: none)",
+  ),
+  xStepSubsets: z.boolean().default(false).describe(
+    "DDIP x-steps over the ordered subsets of the forward model (xStepOrderedSubsets)",
+  ),
   nllSteps: F.steps.describe("reverse steps of the NLL ablation (default: as steps)"),
   dcIterations: z.number().int().min(0).default(10).describe(
     "ddip-hqs-dc: final data-consistency EM iterations",
@@ -169,6 +175,7 @@ export function experimentSettings(
     ...(p.startT !== undefined ? { startT: p.startT } : {}),
     ...(p.scaleHeadroom !== undefined ? { scaleHeadroom: p.scaleHeadroom } : {}),
     ...(p.emIterations !== undefined ? { emIterations: p.emIterations } : {}),
+    ...(p.xStepSubsets ? { xStepOrderedSubsets: true } : {}),
   };
   return {
     quick,
@@ -203,6 +210,7 @@ export function experimentSettings(
     },
     samples: p.samples,
     osem: { subsets: 8, iterations: quick ? 8 : 12, fwhmMm: [0, 3, 5, 7, 9] },
+    psfMm: p.psf,
     rdp: { betas: quick ? [1, 3, 10] : [0.3, 1, 3, 10, 30], iterations: quick ? 6 : 10 },
     ablationsAllLevels: p.ablationsAllLevels,
     out: where.out,
@@ -355,7 +363,9 @@ export async function runExperiment(
       s.osem.fwhmMm.join("/")
     } mm; MAP-RDP β ${
       s.rdp.betas.join("/")
-    } (activity in counts), ${s.rdp.iterations} its (8 subsets).\n` +
+    } (activity in counts), ${s.rdp.iterations} its (8 subsets); resolution model ${
+      s.psfMm > 0 ? `${s.psfMm} mm FWHM in-plane, every method` : "none"
+    }.\n` +
     `Wall time ${minutes.toFixed(1)} min.\n` + table(rows, labels);
   await ctx.writeOutput("results.md", md);
   await ctx.writeOutput(

@@ -109,6 +109,10 @@ Deno.test("tracer_transfer settings: the schema's defaults, quick defaults, leve
   assert(s.ddip.fineTuneIterations === 2 && s.realisations === 2 && s.osem.iterations === 12);
   assert(!("startT" in s.ddip), "start time from the library");
   assertEquals(experimentSettings(params.parse({ startT: 120 }), where).ddip.startT, 120);
+  // no resolution model and the plain x-step unless asked for
+  assert(s.psfMm === 0 && !("xStepOrderedSubsets" in s.ddip));
+  const psf = experimentSettings(params.parse({ psf: 4, xStepSubsets: true }), where);
+  assert(psf.psfMm === 4 && psf.ddip.xStepOrderedSubsets === true);
   assert(s.levers.dc.finalEmIterations === 10 && s.levers.late.betaEnd === 1e-3);
   assert(s.levers.dd.finalEmRegion === "disagreement" && s.levers.dd.disagreementThreshold === 3);
   // the lever's opt-in variants are off unless asked for (the library's defaults)
@@ -176,6 +180,8 @@ Deno.test("tracer_transfer command line: one flag per parameter, readable refusa
   assertThrows(() => parseArgs(["--provider", "cuda"]), /--provider/);
   assertThrows(() => parseArgs(["--steps", "many"]), /--steps/);
   assertEquals(parseArgs(["--start-t", "150"]).params, { startT: 150 });
+  assertEquals(parseArgs(["--psf", "4", "--xstep-subsets"]).params, { psf: 4, xStepSubsets: true });
+  assertThrows(() => parseArgs(["--psf", "-1"]), /--psf/);
   assertThrows(() => parseArgs(["--start-t", "0"]), /--start-t/);
   assertThrows(() => parseArgs(["--seed", "1.5"]), /--seed must be an integer/);
 });

@@ -171,6 +171,7 @@ Deno.test("example ddip: DDIP-HQS on a simulated 5-slice volume (3 stacks) with 
     const info = JSON.parse(await Deno.readTextFile(`${tmp}/ddip/ddip.json`));
     assertEquals([info.method, info.losses.length, info.stackCentres], ["ddip-hqs", 3, [1, 2, 3]]);
     assertEquals(info.gridSource, "mu.nii");
+    assertEquals(info.resolutionFwhmMm, null); // no resolution model unless asked for
     const timings = JSON.parse(await Deno.readTextFile(`${tmp}/ddip/timings.json`));
     // 3 reverse steps with 1 x-step each, then the default final data-consistency x-step
     assertEquals([timings.steps, timings.xSteps, timings.stepMs.length], [3, 4, 3]);
