@@ -38,7 +38,7 @@ import { loadPrior } from "../core/diffusion/load.ts";
 import { readOnnxHeader } from "../core/diffusion/onnx_proto.ts";
 import { parsePriorMetadata } from "../core/diffusion/metadata.ts";
 import { checkPriorGrid, priorGridSupport } from "../core/diffusion/grid.ts";
-import { describeGrid, readStudy, type StudyFiles } from "../core/io/study.ts";
+import { describeGrid, findNormalisation, readStudy, type StudyFiles } from "../core/io/study.ts";
 import { writeNifti } from "../core/io/nifti.ts";
 
 /** The fields' constraints and defaults come from `core/recon/ddip/config.ts` (not copied). */
@@ -126,7 +126,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     prompts: (await first(["prompts.npy", "prompts.json", "prompts.hs"])) ??
       ctx.inputPath("prompts.npy"),
     additive: await first(["additive.npy", "additive.hs"]),
-    multiplicative: await first(["norm.npy", "multiplicative.npy", "norm.hs"]),
+    multiplicative: await findNormalisation(ctx.inputPath),
     mu: await first(["mu.nii", "mu.nii.gz"]),
     mr: useMr ? await first(["mr.nii", "mr.nii.gz"]) : undefined,
   };

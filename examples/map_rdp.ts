@@ -12,7 +12,7 @@ import {
 } from "../core/model/mod.ts";
 import { mapEm, relativeDifferencePrior } from "../core/recon/mod.ts";
 import {
-  NORMALISATION_FILES,
+  findNormalisation,
   readNifti,
   readNormalisation,
   readSinogram,
@@ -49,13 +49,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     size: p.size,
     voxelMm: p.voxelMm,
   });
-  let normPath: string | undefined;
-  for (const n of NORMALISATION_FILES) {
-    if (await Deno.stat(ctx.inputPath(n)).then(() => true, () => false)) {
-      normPath = ctx.inputPath(n);
-      break;
-    }
-  }
+  const normPath = await findNormalisation(ctx.inputPath);
   const gpu = await ctx.gpu();
   const model = ringForwardModel(gpu, prompts.scanner, {
     grid,

@@ -18,7 +18,7 @@ import {
 } from "../core/model/mod.ts";
 import { gaussianPostFilter, osem } from "../core/recon/mod.ts";
 import {
-  NORMALISATION_FILES,
+  findNormalisation,
   readListMode,
   readNifti,
   readNormalisation,
@@ -48,10 +48,6 @@ export const params = z.object({
 export default async function run(ctx: RecipeContext<z.infer<typeof params>>): Promise<void> {
   const p = ctx.params;
   const exists = (f: string) => Deno.stat(ctx.inputPath(f)).then(() => true, () => false);
-  const firstInput = async (names: readonly string[]) => {
-    for (const n of names) if (await exists(n)) return ctx.inputPath(n);
-    return undefined;
-  };
   const mu = (await exists("mu.nii")) ? await readNifti(ctx.inputPath("mu.nii")) : undefined;
   const muMap = mu?.data;
   // The grid is the μ-map's when there is one; size/voxelMm only without it.
@@ -64,7 +60,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   const additive = (await exists("additive.npy"))
     ? (await readSinogram(ctx.inputPath("additive.npy"))).data
     : undefined;
-  const normPath = await firstInput(NORMALISATION_FILES);
+  const normPath = await findNormalisation(ctx.inputPath);
   const resolution = resolutionModel(p);
   const gpu = await ctx.gpu();
   let lik: PoissonLikelihood;

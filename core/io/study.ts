@@ -247,6 +247,31 @@ export async function readStudy(
 export const NORMALISATION_FILES: readonly string[] = ["norm.npy", "multiplicative.npy", "norm.hs"];
 
 /**
+ * The first of {@linkcode NORMALISATION_FILES} that exists, as `pathOf` places it (a recipe's
+ * `ctx.inputPath`; a name it throws for counts as absent), or undefined when there is none.
+ *
+ * @example
+ * ```ts
+ * import { findNormalisation } from "@petrel/petrel";
+ * const path = await findNormalisation((name) => `study/${name}`); // "study/norm.npy" if it exists
+ * ```
+ */
+export async function findNormalisation(
+  pathOf: (name: string) => string,
+): Promise<string | undefined> {
+  for (const name of NORMALISATION_FILES) {
+    let path: string;
+    try {
+      path = pathOf(name);
+    } catch {
+      continue; // a run given single files rather than a folder: that name is not among them
+    }
+    if (await Deno.stat(path).then((st) => st.isFile, () => false)) return path;
+  }
+  return undefined;
+}
+
+/**
  * Reads normalisation factors (a non-TOF sinogram, `.npy` with sidecar or Interfile `.hs`) for
  * the prompts of `scanner` (read from `promptsPath`): one factor per non-TOF bin of that scanner,
  * each finite and ≥ 0 (0: a dead bin). A TOF model repeats them over its TOF bins; list mode

@@ -6,7 +6,7 @@ import { cli } from "../cli/_cli.ts";
 import { EXIT } from "../../cli/exit_codes.ts";
 import { RingScanner } from "../../core/geometry/scanner.ts";
 import { readNifti } from "../../core/io/nifti.ts";
-import { readNormalisation, StudyError } from "../../core/io/study.ts";
+import { findNormalisation, readNormalisation, StudyError } from "../../core/io/study.ts";
 import { writeSinogram } from "../../core/io/sinogram.ts";
 import { defaultContext } from "../../core/gpu/mod.ts";
 import { PoissonLikelihood, ringForwardModel } from "../../core/model/mod.ts";
@@ -165,5 +165,27 @@ Deno.test("recon osem resolutionFwhmMm: the library's OSEM with that Gaussian re
     assert(changed > 1e-3 * max, "the resolution model changed nothing");
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("findNormalisation: norm.npy, else multiplicative.npy, else norm.hs; none, or names the run was not given, give undefined", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "petrel-findnorm-" });
+  try {
+    const at = (name: string) => `${dir}/${name}`;
+    assertEquals(await findNormalisation(at), undefined);
+    await Deno.writeTextFile(at("norm.hs"), "");
+    assertEquals(await findNormalisation(at), at("norm.hs"));
+    await Deno.writeTextFile(at("multiplicative.npy"), "");
+    assertEquals(await findNormalisation(at), at("multiplicative.npy"));
+    await Deno.writeTextFile(at("norm.npy"), "");
+    assertEquals(await findNormalisation(at), at("norm.npy"));
+    // a run given single files: ctx.inputPath throws for a name that is not among them
+    const only = (name: string) => {
+      if (name !== "norm.hs") throw new Error(`no input named "${name}"`);
+      return at(name);
+    };
+    assertEquals(await findNormalisation(only), at("norm.hs"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
