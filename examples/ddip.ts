@@ -29,6 +29,7 @@ import {
   RESOLUTION_PARAMS,
   resolutionModel,
   ringForwardModel,
+  tofRingForwardModel,
 } from "../core/model/mod.ts";
 import { DDIP_DEFAULTS, DdipOverridesSchema } from "../core/recon/ddip/config.ts";
 import { ddipJoint } from "../core/recon/ddip/joint.ts";
@@ -143,8 +144,8 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     `grid ${
       describeGrid(grid)
     } from ${study.gridSource}; ${scanner.spec.name}: ${scanner.planes.length} planes (max ring difference ${scanner.spec.maxRingDifference})${
-      study.mrNote ? `; MR ${study.mrNote}` : ""
-    }`,
+      study.tof ? `, ${study.tof.bins} TOF bins of ${study.tof.binWidthMm} mm` : ""
+    }${study.mrNote ? `; MR ${study.mrNote}` : ""}`,
   );
   // the prior's grid constraints from its metadata, before loading the graphs
   const header = readOnnxHeader(await Deno.readFile(`${modelsDir}/denoiser.onnx`));
@@ -160,13 +161,17 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
   log(`phase: loading the prior (${modelsDir})`);
   const gpu = await ctx.gpu();
   const prior = await loadPrior(modelsDir, { adapter: gpu.adapter, numThreads: priorThreads });
-  const model = ringForwardModel(gpu, scanner, {
+  const modelOptions = {
     grid,
     muMap: study.mu,
     additive: study.additive,
     multiplicative: study.multiplicative,
     ...resolutionModel({ resolutionFwhmMm, resolutionAxialFwhmMm }),
-  });
+  };
+  // TOF prompts get the TOF model: the chain only meets the model through the x-step's likelihood
+  const model = study.tof
+    ? tofRingForwardModel(gpu, scanner, { ...modelOptions, tof: study.tof })
+    : ringForwardModel(gpu, scanner, modelOptions);
   const likelihood = new PoissonLikelihood(model, study.prompts);
   const mr = study.mr ?? new Float32Array(grid.shape[0] * grid.shape[1] * grid.shape[2]);
   const mrMax = mr.reduce((a, b) => Math.max(a, b), 0) || 1;
@@ -275,6 +280,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     gridSource: study.gridSource,
     mr: study.mrNote ?? null,
     scanner: scanner.spec,
+    tof: study.tof ?? null,
   });
   // wall-clock figures differ from run to run: kept apart so that ddip.json stays reproducible
   await ctx.writeJson("timings.json", { ...result.timings, stepMs: result.stepMs });

@@ -1,14 +1,17 @@
 /**
  * MAP-EM with a relative-difference prior (De Pierro), from prompts.npy (+ additive.npy,
- * norm.npy, mu.nii), optionally with an image-space resolution model (`resolutionFwhmMm`).
+ * norm.npy, mu.nii; TOF sinograms with their TOF model), optionally with an image-space resolution
+ * model (`resolutionFwhmMm`).
  */
 import { z } from "zod";
 import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
 import {
+  type ForwardModel,
   PoissonLikelihood,
   RESOLUTION_PARAMS,
   resolutionModel,
   ringForwardModel,
+  tofRingForwardModel,
 } from "../core/model/mod.ts";
 import { mapEm, relativeDifferencePrior } from "../core/recon/mod.ts";
 import {
@@ -51,7 +54,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   });
   const normPath = await findNormalisation(ctx.inputPath);
   const gpu = await ctx.gpu();
-  const model = ringForwardModel(gpu, prompts.scanner, {
+  const opts = {
     grid,
     subsets: p.subsets,
     muMap: mu?.data,
@@ -60,7 +63,11 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
       ? await readNormalisation(normPath, prompts.scanner, ctx.inputPath("prompts.npy"))
       : undefined,
     ...resolutionModel(p),
-  });
+  };
+  // TOF prompts get their TOF model (as in recon osem): MAP-EM only needs a forward model
+  const model: ForwardModel = prompts.tof
+    ? tofRingForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof })
+    : ringForwardModel(gpu, prompts.scanner, opts);
   const prior = relativeDifferencePrior(gpu, grid, { beta: p.beta, gamma: p.gamma });
   const lik = new PoissonLikelihood(model, prompts.data);
   const x = await mapEm(lik, prior, {
@@ -72,7 +79,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
   await writeReconResults({
     outDir: ctx.outDir,
     name: "map_rdp",
-    method: "MAP-EM (RDP)",
+    method: prompts.tof ? "TOF MAP-EM (RDP)" : "MAP-EM (RDP)",
     params: p,
     titleParams: ["beta", "gamma", "iterations", "subsets", "resolutionFwhmMm"],
     image,

@@ -18,6 +18,7 @@
 import { centredGrid, type ImageGrid, sameGrid } from "../geometry/grid.ts";
 import { affineOfGrid, resampleToGrid, sameAffine } from "../geometry/affine.ts";
 import type { RingScanner } from "../geometry/scanner.ts";
+import type { TofParameters } from "../geometry/tof.ts";
 import { FormatError } from "./files.ts";
 import { readInterfileSinogram } from "./interfile.ts";
 import { type NiftiImage, readNifti } from "./nifti.ts";
@@ -65,7 +66,9 @@ export interface ReadStudyOptions {
 /** What {@linkcode readStudy} returns. */
 export interface PetStudy {
   scanner: RingScanner;
-  /** Prompts `[radial, views, planes]`. */
+  /** TOF parameters when the prompts are a TOF sinogram (`[radial, views, planes, tofBins]`). */
+  tof?: TofParameters;
+  /** Prompts `[radial, views, planes]` (TOF: `[…, tofBins]`). */
   prompts: Float32Array;
   additive?: Float32Array;
   multiplicative?: Float32Array;
@@ -104,7 +107,7 @@ export function describeGrid(g: ImageGrid): string {
 
 async function readProjection(
   path: string,
-): Promise<{ data: Float32Array; scanner: RingScanner }> {
+): Promise<{ data: Float32Array; scanner: RingScanner; tof?: TofParameters }> {
   if (path.endsWith(".hs")) return await readInterfileSinogram(path);
   return await readSinogram(path);
 }
@@ -142,14 +145,19 @@ export async function readStudy(
 ): Promise<PetStudy> {
   const prompts = await readProjection(files.prompts);
   const scanner = prompts.scanner;
+  const tof = prompts.tof;
+  const nonTof = scanner.sinogramShape.reduce((a, b) => a * b, 1);
+  // TOF prompts take their terms per TOF bin or as one non-TOF sinogram (the TOF model spreads it)
   const sameScanner = async (path: string | undefined, what: string) => {
     if (!path) return undefined;
     const s = await readProjection(path);
-    if (s.data.length !== prompts.data.length) {
+    if (s.data.length !== prompts.data.length && !(tof && s.data.length === nonTof)) {
       throw new StudyError(
         `${path}: the ${what} have ${s.data.length} bins but ${
           base(files.prompts)
-        } has ${prompts.data.length} (scanner "${scanner.spec.name}", [radial, views, planes] = [${scanner.sinogramShape}]); both must be on the same scanner`,
+        } has ${prompts.data.length} (scanner "${scanner.spec.name}", [radial, views, planes] = [${scanner.sinogramShape}]${
+          tof ? `, ${tof.bins} TOF bins: give ${nonTof} (non-TOF) or ${prompts.data.length}` : ""
+        }); both must be on the same scanner`,
       );
     }
     return s.data;
@@ -223,6 +231,7 @@ export async function readStudy(
   }
   return {
     scanner,
+    ...(tof ? { tof } : {}),
     prompts: prompts.data,
     additive,
     multiplicative,

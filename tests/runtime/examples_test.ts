@@ -7,7 +7,9 @@ import {
   type SandboxResult,
   verifyManifest,
 } from "../../core/runtime/mod.ts";
-import { readNifti, readSinogram } from "../../core/io/mod.ts";
+import { readNifti, readSinogram, writeSinogram } from "../../core/io/mod.ts";
+import { defaultContext } from "../../core/gpu/mod.ts";
+import { PoissonLikelihood, tofRingForwardModel } from "../../core/model/mod.ts";
 import { josephForwardReference } from "../../core/projector/reference.ts";
 import { ROOT } from "./_helpers.ts";
 import { subSeed } from "../../core/random.ts";
@@ -232,6 +234,63 @@ Deno.test("example ddip samples=2: ddip.nii is the mean and ddip_std.nii the std
     }
     const info = JSON.parse(await Deno.readTextFile(`${tmp}/m/ddip.json`));
     assertEquals(info.samples, 2);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("example ddip on TOF prompts: the TOF model (its log-likelihood of ddip.nii recomputed here), norm.npy as one non-TOF sinogram", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "petrel-ex-" });
+  try {
+    const study = { size: 16, voxelMm: 4, crystals: 48, rings: 3, trueCounts: 5e4 };
+    await runExample("simulate_study", `${tmp}/sim`, {
+      params: { ...study, tofFwhmPs: 300, tofBins: 5 },
+      seed: 2,
+    });
+    // a non-TOF normalisation beside the TOF prompts (what a scanner's norm file is)
+    const prompts = await readSinogram(`${tmp}/sim/prompts.npy`);
+    const nb = prompts.scanner.bins;
+    const norm = Float32Array.from({ length: nb }, (_, i) => 0.9 + 0.2 * ((i * 7) % 11) / 10);
+    await writeSinogram(`${tmp}/sim/norm.npy`, {
+      data: norm,
+      scanner: prompts.scanner,
+      quantity: "normalisation-factors",
+    });
+    const r = await runSandboxed({
+      recipe: `${EXAMPLES}/ddip.ts`,
+      inputs: [`${tmp}/sim`],
+      models: [`${ROOT}/tests/fixtures/prior`],
+      outDir: `${tmp}/ddip`,
+      params: { steps: 2, startT: 6, initIterations: 2, emIterations: 2, finalEmIterations: 0 },
+      seed: 4,
+      timeoutMs: 300_000,
+      memoryMb: 3072,
+    });
+    assertEquals(r.ok, true, `${r.reason}: ${r.error}`);
+    const info = JSON.parse(await Deno.readTextFile(`${tmp}/ddip/ddip.json`));
+    assertEquals(info.tof.bins, 5);
+    // the reference: the TOF model built here from the same files, its log-likelihood of ddip.nii
+    const x = await readNifti(`${tmp}/ddip/ddip.nii`);
+    const mu = await readNifti(`${tmp}/sim/mu.nii`);
+    const additive = await readSinogram(`${tmp}/sim/additive.npy`);
+    const ctx = await defaultContext();
+    const model = tofRingForwardModel(ctx, prompts.scanner, {
+      grid: mu.grid,
+      tof: prompts.tof!,
+      muMap: mu.data,
+      additive: additive.data,
+      multiplicative: norm,
+    });
+    const lik = new PoissonLikelihood(model, prompts.data);
+    const xd = ctx.array(mu.grid.shape, x.data);
+    const ll = await lik.logLikelihood(xd);
+    xd.destroy();
+    model.destroy();
+    const recorded = info.logLikelihood.final;
+    assert(
+      Math.abs(ll - recorded) <= 1e-5 * Math.abs(ll),
+      `log-likelihood of ddip.nii: ${ll} here, ${recorded} in ddip.json`,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
