@@ -13,17 +13,10 @@ import { PoissonLikelihood, ringForwardModel } from "../../core/model/mod.ts";
 import { osem } from "../../core/recon/mod.ts";
 import { resolutionModel } from "../../core/model/resolution.ts";
 import { ROOT } from "../runtime/_helpers.ts";
+import { smallScanner } from "../_helpers.ts";
 import { rejects } from "node:assert/strict";
 
-const scanner = new RingScanner({
-  name: "test ring",
-  radiusMm: 60,
-  crystalsPerRing: 48,
-  rings: 1,
-  ringSpacingMm: 4,
-  radialBins: 25,
-  maxRingDifference: 0,
-});
+const scanner = smallScanner();
 const SIZE = 8;
 // a smooth positive sinogram (no additive terms: EM then scales exactly with 1/m)
 const prompts = Float32Array.from({ length: scanner.bins }, (_, i) => 5 + (i % 7));
