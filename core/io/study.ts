@@ -163,7 +163,8 @@ export async function readStudy(
     return s.data;
   };
   const additive = await sameScanner(files.additive, "additive terms");
-  const multiplicative = await sameScanner(files.multiplicative, "multiplicative factors");
+  const multiplicative = await sameScanner(files.multiplicative, "multiplicative factors")
+    .then((m) => m && checkFactors(files.multiplicative!, m));
   const muIm = files.mu ? await readNifti(files.mu) : undefined;
   const mrIm = files.mr ? await readNifti(files.mr) : undefined;
   if (muIm) volumeShape(muIm, files.mu!);
@@ -308,6 +309,11 @@ export async function readNormalisation(
       }'s scanner "${scanner.spec.name}" has ${bins} non-TOF bins ([radial, views, planes] = [${scanner.sinogramShape}]); both must be on the same scanner`,
     );
   }
+  return checkFactors(path, data);
+}
+
+/** Normalisation factors must be finite and ≥ 0 (0: a dead bin); else a StudyError naming the file. */
+function checkFactors(path: string, data: Float32Array): Float32Array {
   for (let i = 0; i < data.length; i++) {
     if (!(data[i] >= 0) || !Number.isFinite(data[i])) {
       throw new StudyError(

@@ -275,7 +275,7 @@ Deno.test("data files are found when only the files themselves may be read", asy
   assertEquals([out.code, text], [0, `${scanner.bins} 24`], new TextDecoder().decode(out.stderr));
 });
 
-Deno.test("readStudy (examples/ddip.ts): NaN in the MR, μ-map or additive terms is refused", async () => {
+Deno.test("readStudy (examples/ddip.ts): NaN in the MR, μ-map or additive terms, a negative normalisation factor is refused", async () => {
   await using dir = await tmp();
   const scanner = smallScanner();
   const g = scanner.imageGrid(8, 4);
@@ -303,4 +303,16 @@ Deno.test("readStudy (examples/ddip.ts): NaN in the MR, μ-map or additive terms
   mu[0] = NaN;
   await writeNifti(`${dir}/mu.nii`, { data: mu, grid: g });
   await refused(readStudy(files), new RegExp(`^${dir}/mu\\.nii: 1 of ${n} values .* index 0`));
+  // a negative normalisation factor (recon osem and map refuse it the same way)
+  const norm = new Float32Array(scanner.bins).fill(1);
+  norm[7] = -2;
+  await writeSinogram(`${dir}/norm.npy`, {
+    data: norm,
+    scanner,
+    quantity: "normalisation-factors",
+  });
+  await refused(
+    readStudy({ prompts: `${dir}/prompts.npy`, multiplicative: `${dir}/norm.npy` }, { grid: g }),
+    new RegExp(`^${dir}/norm\\.npy: normalisation factor 7 is -2; factors must be finite and ≥ 0`),
+  );
 });
