@@ -28,8 +28,7 @@ import {
   PoissonLikelihood,
   RESOLUTION_PARAMS,
   resolutionModel,
-  ringForwardModel,
-  tofRingForwardModel,
+  sinogramForwardModel,
 } from "../core/model/mod.ts";
 import { DDIP_DEFAULTS, DdipOverridesSchema } from "../core/recon/ddip/config.ts";
 import { ddipJoint } from "../core/recon/ddip/joint.ts";
@@ -169,9 +168,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     ...resolutionModel({ resolutionFwhmMm, resolutionAxialFwhmMm }),
   };
   // TOF prompts get the TOF model: the chain only meets the model through the x-step's likelihood
-  const model = study.tof
-    ? tofRingForwardModel(gpu, scanner, { ...modelOptions, tof: study.tof })
-    : ringForwardModel(gpu, scanner, modelOptions);
+  const model = sinogramForwardModel(gpu, scanner, { ...modelOptions, tof: study.tof });
   const likelihood = new PoissonLikelihood(model, study.prompts);
   const mr = study.mr ?? new Float32Array(grid.shape[0] * grid.shape[1] * grid.shape[2]);
   const mrMax = mr.reduce((a, b) => Math.max(a, b), 0) || 1;

@@ -6,12 +6,10 @@
 import { z } from "zod";
 import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
 import {
-  type ForwardModel,
   PoissonLikelihood,
   RESOLUTION_PARAMS,
   resolutionModel,
-  ringForwardModel,
-  tofRingForwardModel,
+  sinogramForwardModel,
 } from "../core/model/mod.ts";
 import { mapEm, relativeDifferencePrior } from "../core/recon/mod.ts";
 import {
@@ -65,9 +63,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
     ...resolutionModel(p),
   };
   // TOF prompts get their TOF model (as in recon osem): MAP-EM only needs a forward model
-  const model: ForwardModel = prompts.tof
-    ? tofRingForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof })
-    : ringForwardModel(gpu, prompts.scanner, opts);
+  const model = sinogramForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof });
   const prior = relativeDifferencePrior(gpu, grid, { beta: p.beta, gamma: p.gamma });
   const lik = new PoissonLikelihood(model, prompts.data);
   const x = await mapEm(lik, prior, {

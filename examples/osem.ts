@@ -7,14 +7,12 @@
 import { z } from "zod";
 import { findReference, type RecipeContext, writeReconResults } from "../core/runtime/mod.ts";
 import {
-  type ForwardModel,
   listModeForwardModel,
   ListModeLikelihood,
   PoissonLikelihood,
   RESOLUTION_PARAMS,
   resolutionModel,
-  ringForwardModel,
-  tofRingForwardModel,
+  sinogramForwardModel,
 } from "../core/model/mod.ts";
 import { gaussianPostFilter, osem } from "../core/recon/mod.ts";
 import {
@@ -90,9 +88,7 @@ export default async function run(ctx: RecipeContext<z.infer<typeof params>>): P
       ? await readNormalisation(normPath, prompts.scanner, ctx.inputPath("prompts.npy"))
       : undefined;
     const opts = { grid, subsets: p.subsets, muMap, additive, multiplicative, ...resolution };
-    const model: ForwardModel = prompts.tof
-      ? tofRingForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof })
-      : ringForwardModel(gpu, prompts.scanner, opts);
+    const model = sinogramForwardModel(gpu, prompts.scanner, { ...opts, tof: prompts.tof });
     lik = new PoissonLikelihood(model, prompts.data);
     if (prompts.tof) method = "TOF OSEM";
   }

@@ -20,12 +20,7 @@ import type { RecipeContext } from "../core/runtime/mod.ts";
 import { RecipeInputError } from "../core/runtime/recipe.ts";
 import { centredGrid, type ImageGrid, imageGrid } from "../core/geometry/grid.ts";
 import { MMR_VOXEL_MM, mmrLike3d, RingScanner } from "../core/geometry/scanner.ts";
-import {
-  ringForwardModel,
-  sampleListMode,
-  simulateCounts,
-  tofRingForwardModel,
-} from "../core/model/mod.ts";
+import { sampleListMode, simulateCounts, sinogramForwardModel } from "../core/model/mod.ts";
 import { writeListMode, writeNifti, writeSinogram } from "../core/io/mod.ts";
 import { type TofInput, tofParameters, tofPsToMm } from "../core/geometry/tof.ts";
 import { brainPhantomStudy } from "../core/sim/phantom_brain.ts";
@@ -231,9 +226,7 @@ export default async function run(ctx: RecipeContext<Params>): Promise<void> {
     };
   }
   const opts = { grid, muMap: mu, multiplicative: ph.norm };
-  const model = tof
-    ? tofRingForwardModel(gpu, scanner, { ...opts, tof })
-    : ringForwardModel(gpu, scanner, opts);
+  const model = sinogramForwardModel(gpu, scanner, { ...opts, tof });
   const truthDev = gpu.array(grid.shape, pet);
   const sim = await simulateCounts(model, truthDev, {
     trueCounts: ph.trueCounts,

@@ -32,6 +32,7 @@ import {
   ForwardModel,
   type ForwardModelOptions,
   ringForwardModel,
+  type RingModelOptions,
   type SubsetInput,
 } from "./forward_model.ts";
 import { recordAxpyInPlace } from "./kernels.ts";
@@ -185,6 +186,35 @@ export function tofRingForwardModel(
   });
   for (const o of owned) model.own(o);
   return model;
+}
+
+/**
+ * The forward model of a ring sinogram as its file describes it: {@linkcode tofRingForwardModel}
+ * when `tof` is given (a TOF sinogram), else {@linkcode ringForwardModel}. What the recipes use, so
+ * that every reconstruction takes TOF data the same way.
+ *
+ * @example
+ * ```ts
+ * import { defaultContext, PoissonLikelihood, readSinogram, sinogramForwardModel } from "@petrel/petrel";
+ * const ctx = await defaultContext();
+ * const prompts = await readSinogram("study/prompts.npy"); // TOF or not: its sidecar says
+ * const model = sinogramForwardModel(ctx, prompts.scanner, {
+ *   grid: prompts.scanner.imageGrid(128, 2.086),
+ *   subsets: 8,
+ *   tof: prompts.tof,
+ * });
+ * const likelihood = new PoissonLikelihood(model, prompts.data);
+ * ```
+ */
+export function sinogramForwardModel(
+  ctx: GpuContext,
+  scanner: RingScanner,
+  options: RingModelOptions & { grid: ImageGrid; tof?: TofInput | TofParameters },
+): ForwardModel {
+  const { tof, ...rest } = options;
+  return tof
+    ? tofRingForwardModel(ctx, scanner, { ...rest, tof })
+    : ringForwardModel(ctx, scanner, rest);
 }
 
 /** Options of {@linkcode listModeForwardModel}. */

@@ -13,6 +13,7 @@ import {
   listModeForwardModel,
   ListModeLikelihood,
   sampleListMode,
+  sinogramForwardModel,
   tofRingForwardModel,
 } from "../../core/model/tof.ts";
 import { mapEm, osem } from "../../core/recon/algorithms.ts";
@@ -87,6 +88,24 @@ Deno.test("TOF sinogram model: TOF bins sum to the non-TOF model (expectation an
   x.destroy();
   tofModel.destroy();
   model.destroy();
+});
+
+Deno.test("sinogramForwardModel: the TOF model with tof, the non-TOF one without (same expectations)", async () => {
+  const ctx = await defaultContext();
+  const p = problem();
+  const opts = { grid: smallGrid(), muMap: p.mu, multiplicative: p.norm, subsets: 2 };
+  const x = ctx.array([32, 32, 1], p.truth);
+  for (const tof of [TOF, undefined]) {
+    const a = sinogramForwardModel(ctx, p.scanner, { ...opts, tof });
+    const b = tof
+      ? tofRingForwardModel(ctx, p.scanner, { ...opts, tof })
+      : ringForwardModel(ctx, p.scanner, opts);
+    deepStrictEqual(a.dataShape, b.dataShape);
+    deepStrictEqual(await a.expectedTrues(x), await b.expectedTrues(x));
+    a.destroy();
+    b.destroy();
+  }
+  x.destroy();
 });
 
 Deno.test("sampled events histogram back to their Poisson counts; the draw is seeded", () => {
