@@ -2,7 +2,7 @@
 // then osem on the TOF prompts and on the events (which must agree: same counts, same model).
 import { assert, assertEquals } from "./_assert.ts";
 import { runSandboxed } from "../../core/runtime/mod.ts";
-import { readListMode, readNifti, readSinogram } from "../../core/io/mod.ts";
+import { readListMode, readNifti, readSinogram, writeSinogram } from "../../core/io/mod.ts";
 import { histogramListMode } from "../../core/io/listmode.ts";
 import { ROOT } from "./_helpers.ts";
 
@@ -24,7 +24,7 @@ async function run(
   assertEquals(r.ok, true, `${name}: ${r.reason}: ${r.error}`);
 }
 
-Deno.test("examples simulate_study (TOF + list mode) → osem on TOF prompts = osem on the events = map (β 0)", async () => {
+Deno.test("examples simulate_study (TOF + list mode) → osem on TOF prompts = osem on the events = map (β 0), with norm.npy", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "petrel-tof-" });
   try {
     await run("simulate_study", `${tmp}/sim`, [], {
@@ -43,6 +43,17 @@ Deno.test("examples simulate_study (TOF + list mode) → osem on TOF prompts = o
     const h = histogramListMode(lm.scanner!, lm.events, { tof: lm.tof });
     assertEquals(h.dropped, 0);
     assert(h.data.every((v, i) => v === prompts.data[i]), "events do not histogram to the prompts");
+    // a non-TOF normalisation beside both: the sinogram model repeats it over the TOF bins, the
+    // list-mode model gathers it per event, so the two must still agree
+    const norm = Float32Array.from(
+      { length: prompts.scanner.bins },
+      (_, i) => 0.8 + 0.04 * (i % 11),
+    );
+    await writeSinogram(`${tmp}/sim/norm.npy`, {
+      data: norm,
+      scanner: prompts.scanner,
+      quantity: "normalisation-factors",
+    });
     const params = { size: 16, voxelMm: 8, iterations: 2, subsets: 4 };
     await run("osem", `${tmp}/sino`, [`${tmp}/sim`], params);
     await run("osem", `${tmp}/lm`, [`${tmp}/sim`], { ...params, data: "listmode" });
